@@ -1,0 +1,3 @@
+from snnsim.cli import main
+
+main()

@@ -1,0 +1,34 @@
+"""User-facing errors.
+
+Every problem caused by user input (a missing file, a corrupt checkpoint, a wrong YAML field,
+a trace from another model, NaN, ...) is raised as :class:`SnnsimError` with a one-line message
+that names the problem and the fix. The CLI turns it into that line on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+
+class SnnsimError(Exception):
+    """A problem with the user's input; the message is one line: what is wrong, and the fix."""
+
+    exit_code = 2
+
+    def __init__(self, problem: str, fix: str | None = None) -> None:
+        message = problem if fix is None else f"{problem}; {fix}"
+        super().__init__(" ".join(message.split()))
+
+
+class CheckpointError(SnnsimError):
+    """A model checkpoint is missing, truncated, not a checkpoint, or from a future version."""
+
+
+class ConfigError(SnnsimError):
+    """A hardware config is missing, malformed, or has unknown/invalid fields."""
+
+
+class TraceError(SnnsimError):
+    """A spike trace is missing, truncated, or was recorded from another model."""
+
+
+class DataError(SnnsimError):
+    """A data set is missing or malformed."""
