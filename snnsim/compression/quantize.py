@@ -1,0 +1,138 @@
+"""Post-training k-bit weight quantization (``../shared/docs/paper.md`` §2.11).
+
+The paper's abstract says only "post-training weight quantization" and (v1) "performance remains
+reasonably stable up to 5-bit quantization"; the scheme is unknown. Chosen here ([INF] default of
+paper.md §2.11):
+
+* **uniform, symmetric, per layer**: ``Δ_l = max|W_l| / (2^(k-1) - 1)``,
+  ``q_l = clamp(round(W_l / Δ_l), -(2^(k-1)-1), 2^(k-1)-1)``, ``W_q = Δ_l * q_l``. Every synaptic
+  layer has exactly one weight tensor (no biases), so per-layer and per-tensor are the same
+  thing. The range is symmetric (the code ``-2^(k-1)`` is unused) so that zero is exact and the
+  integer simulator needs no zero point. An asymmetric scheme is *not* offered: SNN weights are
+  centred on zero, and a zero point would break the ``float = int * scale`` layout the integer
+  simulator relies on.
+* **weights only**: thresholds and leaks stay float32 (spikes are binary anyway; membrane
+  potentials are the simulator's business).
+* ``k`` from 2 to 24 bits. The limit 24 keeps every integer exactly representable in float32, so
+  the float weights are *exactly* ``int * scale``. ``k = 32`` is the float reference (the model
+  unchanged, ``quantization = None``).
+* ``round`` is round-half-to-even (``torch.round``).
+* A layer whose weights are all zero gets ``Δ = 1`` and all-zero integers.
+
+The quantized model records (see ``docs/ARCHITECTURE.md``)::
+
+    model.quantization = {'bits': k, 'scheme': 'uniform-symmetric-per-layer',
+                          'scales': [Δ_l for every synaptic layer],
+                          'int_weights': {'synapses.<i>.weight': int8/int16/int32 tensor}}
+
+and its state-dict weights are ``int_weights.float() * scale`` (float32). Each ``Δ_l`` is a
+float32 value stored as a Python float, so ``int * Δ`` rounds identically in float32 and float64.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import torch
+
+from snnsim.errors import SnnsimError
+from snnsim.models import SpikingNet
+
+SCHEME = "uniform-symmetric-per-layer"
+MIN_BITS = 2
+MAX_INT_BITS = 24
+FLOAT_BITS = 32
+
+
+def qmax(bits: int) -> int:
+    """Largest integer code of a symmetric k-bit quantizer: 2^(k-1) - 1."""
+    check_bits(bits, allow_float=False)
+    return 2 ** (bits - 1) - 1
+
+
+def int_dtype(bits: int) -> torch.dtype:
+    """Smallest signed integer dtype holding k-bit codes."""
+    if bits <= 8:
+        return torch.int8
+    if bits <= 16:
+        return torch.int16
+    return torch.int32
+
+
+def check_bits(bits: int, allow_float: bool = True) -> None:
+    """Refuse bit widths outside 2..24 (and 32 = float when ``allow_float``)."""
+    ok = isinstance(bits, int) and (MIN_BITS <= bits <= MAX_INT_BITS or (allow_float and bits == FLOAT_BITS))
+    if not ok:
+        extra = f" or {FLOAT_BITS} (float)" if allow_float else ""
+        raise SnnsimError(f"bit width {bits!r} is not supported",
+                          f"use an integer from {MIN_BITS} to {MAX_INT_BITS}{extra}")
+
+
+def quantize_tensor(w: torch.Tensor, bits: int) -> tuple[torch.Tensor, float]:
+    """Symmetric uniform k-bit quantization of one tensor: ``(int codes, scale Δ)``.
+
+    ``Δ = max|w| / (2^(k-1)-1)`` rounded to float32; codes are ``round(w/Δ)`` clamped to
+    ``±(2^(k-1)-1)``. ``codes.float() * Δ`` is the quantized tensor; ``|w - codes*Δ| <= Δ/2``
+    (up to float32 rounding of the product).
+    """
+    q = qmax(bits)
+    wd = w.detach().to(torch.float64)
+    if not torch.isfinite(wd).all():
+        raise SnnsimError("weights contain NaN or Inf", "retrain, or restore an earlier checkpoint")
+    peak = float(wd.abs().max()) if wd.numel() else 0.0
+    scale = float(torch.tensor(peak / q, dtype=torch.float32)) if peak > 0 else 1.0
+    if scale == 0.0:  # peak / q underflows float32 (denormal weights): treat as zero layer
+        scale = 1.0
+    codes = torch.clamp(torch.round(wd / scale), -q, q).to(int_dtype(bits))
+    return codes, scale
+
+
+def dequantize(codes: torch.Tensor, scale: float) -> torch.Tensor:
+    """Float32 weights of integer codes: ``codes.float() * scale`` (the layout's definition)."""
+    return codes.to(torch.float32) * torch.tensor(scale, dtype=torch.float32)
+
+
+def quantize_model(model: SpikingNet, bits: int) -> SpikingNet:
+    """A quantized copy of ``model`` (weights only; see the module docstring).
+
+    ``bits == 32`` returns an unquantized copy (``quantization = None``), the float reference.
+    The input model is not modified.
+    """
+    check_bits(bits)
+    out = copy.deepcopy(model)
+    if bits == FLOAT_BITS:
+        out.quantization = None
+        return out
+    scales: list[float] = []
+    int_weights: dict[str, torch.Tensor] = {}
+    with torch.no_grad():
+        for i, syn in enumerate(out.synapses):
+            codes, scale = quantize_tensor(syn.weight, bits)
+            syn.weight.copy_(dequantize(codes, scale).to(syn.weight.device))
+            scales.append(scale)
+            int_weights[f"synapses.{i}.weight"] = codes.cpu()
+    out.quantization = {"bits": int(bits), "scheme": SCHEME, "scales": scales, "int_weights": int_weights}
+    return out
+
+
+def check_quantized(model: SpikingNet) -> None:
+    """Verify that a quantized model's float weights are exactly ``int_weights * scale``.
+
+    Raises :class:`SnnsimError` naming the first inconsistent layer. Models without quantization
+    pass.
+    """
+    qinfo: dict[str, Any] | None = model.quantization
+    if not qinfo:
+        return
+    bits = int(qinfo["bits"])
+    q = qmax(bits)
+    scales = list(qinfo["scales"])
+    if len(scales) != model.num_layers:
+        raise SnnsimError(f"quantization has {len(scales)} scales for {model.num_layers} layers", "re-run `snnsim quantize`")
+    for i, syn in enumerate(model.synapses):
+        codes = qinfo["int_weights"][f"synapses.{i}.weight"]
+        if int(codes.abs().max()) > q:
+            raise SnnsimError(f"layer {i}: integer weights exceed the {bits}-bit range", "re-run `snnsim quantize`")
+        if not torch.equal(dequantize(codes, scales[i]), syn.weight.detach().cpu().float()):
+            raise SnnsimError(f"layer {i}: float weights differ from int_weights * scale", "re-run `snnsim quantize`")

@@ -1,0 +1,383 @@
+"""Structured spatial pruning by PCA of the average accumulated membrane potential.
+
+The method (``../shared/docs/paper.md`` §2.8, §2.9; the paper's abstract fixes only that PCA is
+applied "layer-wise" to "the average accumulated membrane potential of the neurons" and that the
+pruning is structured):
+
+1. run the trained SNN (eval mode: dropout off) on N training images at its training T0;
+2. for every spiking layer record ``A_l = (1/T0) * sum_t u_l^t`` (shape ``[N, C, H, W]`` or
+   ``[N, F]``) through the model's observer hook;
+3. conv layers become a matrix ``[N*H*W, C]`` (every image position is one observation, channels
+   are the features), FC layers ``[N, F]``;
+4. PCA of the mean-centred matrix; the new width ``k_l`` is the smallest k whose cumulative
+   explained-variance ratio reaches the threshold tau (``k_l >= 1``);
+5. the narrower architecture (:meth:`~snnsim.arch.ArchSpec.with_widths`: conv channels and hidden
+   FC widths; input channels and classes stay fixed) is trained again from scratch (paper.md
+   §2.9, §7.1 item 6: PCA gives counts, not a projection, so no weights are carried over).
+
+Choices where the paper is silent (each an option, the default named here):
+
+* **Which tensor** (paper.md §2.8 step 3, [INF]): ``potential`` = u after integration and before
+  the soft reset (default, the literal "accumulated membrane potential"), ``potential-after-reset``
+  = u after the subtraction, ``current`` = the integrated input current ``W x_t`` with no reset
+  (closest to the ANN pre-activation Garg et al.'s PCA was designed for).
+* **tau** defaults to 0.999 (Garg et al. as recalled, [INF] in paper.md §6.4); not the paper's.
+* **N** (unknown, paper.md §2.8 step 2): :func:`default_samples` takes
+  ``max(2048, 2 x widest hidden FC)`` training images, or all of them if there are fewer. Conv
+  layers then have N*H*W >> C observations (CIFAR conv13: 2048 x 4 = 8192 >= 16 x 512); FC
+  layers see only N observations, so N must exceed the FC width or the spectrum is
+  rank-limited (the reason for the 2 x FC term: 8192 images for the 4096-wide VGG classifier).
+  Digits: all ~1400 training images. :func:`analyze_spatial` records a warning when a layer has
+  fewer observations than features.
+* **Depth** is not pruned (only widths), because the abstract speaks of "layer-wise significant
+  dimensions" only.
+
+PCA is computed exactly but streamed: a running mean and centred scatter matrix per layer are
+merged batch by batch (Chan et al.'s parallel update, float64), so memory is ``O(C^2)`` per
+layer instead of ``O(N*H*W*C)``; the eigenvalues of the scatter matrix are the squared singular
+values of the centred data matrix, so the count equals an SVD of the full matrix.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+from snnsim.arch import ArchSpec
+from snnsim.errors import SnnsimError
+from snnsim.models import LayerEvent, SpikingNet
+
+ACTIVATION_MODES = ("potential", "potential-after-reset", "current")
+DEFAULT_VARIANCE = 0.999
+MIN_DEFAULT_SAMPLES = 2048
+_TOL = 1e-12  # slack on the cumulative-ratio comparison against tau (float round-off)
+
+
+# --------------------------------------------------------------------------- PCA
+class PCAAccumulator:
+    """Streaming mean and centred scatter matrix of observations with ``n_features`` columns.
+
+    ``update`` takes any number of ``[n, n_features]`` batches; the result is exactly that of the
+    concatenated matrix (Chan, Golub & LeVeque's pairwise update, in float64).
+    """
+
+    def __init__(self, n_features: int, device: torch.device | str = "cpu") -> None:
+        if n_features < 1:
+            raise SnnsimError(f"PCA needs at least one feature, got {n_features}")
+        self.n_features = int(n_features)
+        self.count = 0
+        self.mean = torch.zeros(n_features, dtype=torch.float64, device=device)
+        self.scatter = torch.zeros(n_features, n_features, dtype=torch.float64, device=device)
+
+    def update(self, x: torch.Tensor) -> None:
+        """Add a batch of observations ``x`` of shape ``[n, n_features]``."""
+        if x.ndim != 2 or x.shape[1] != self.n_features:
+            raise SnnsimError(f"PCA batch has shape {tuple(x.shape)}, expected [n, {self.n_features}]")
+        n_b = int(x.shape[0])
+        if n_b == 0:
+            return
+        xb = x.detach().to(device=self.mean.device, dtype=torch.float64)
+        mean_b = xb.mean(dim=0)
+        xc = xb - mean_b
+        scatter_b = xc.T @ xc
+        n_a = self.count
+        n = n_a + n_b
+        delta = mean_b - self.mean
+        self.mean += delta * (n_b / n)
+        self.scatter += scatter_b + torch.outer(delta, delta) * (n_a * n_b / n)
+        self.count = n
+
+    def eigenvalues(self) -> np.ndarray:
+        """Variances along the principal axes (descending, >= 0), i.e. PCA's explained variances."""
+        if self.count < 2:
+            raise SnnsimError(f"PCA needs at least 2 observations, got {self.count}", "use more samples")
+        cov = (self.scatter / (self.count - 1)).cpu().numpy()
+        cov = 0.5 * (cov + cov.T)
+        ev = np.linalg.eigvalsh(cov)[::-1]
+        return np.clip(ev, 0.0, None)
+
+    def curve(self) -> np.ndarray:
+        """Cumulative explained-variance ratio, length ``n_features``; see :func:`cumulative_ratio`."""
+        return cumulative_ratio(self.eigenvalues())
+
+
+def cumulative_ratio(eigenvalues: np.ndarray) -> np.ndarray:
+    """Cumulative explained-variance ratio of descending eigenvalues; last entry is exactly 1.
+
+    A layer with zero total variance (constant activations, e.g. a dead layer) gets a curve of all
+    ones, so its significant dimension count is 1 (the width can never drop to 0).
+    """
+    ev = np.asarray(eigenvalues, dtype=np.float64)
+    total = float(ev.sum())
+    if total <= 0.0 or not np.isfinite(total):
+        return np.ones_like(ev)
+    cum = np.cumsum(ev) / total
+    cum[-1] = 1.0
+    return np.minimum(cum, 1.0)
+
+
+def dims_for_variance(curve: np.ndarray, variance: float) -> int:
+    """Smallest k (>= 1) with ``curve[k-1] >= variance``."""
+    _check_variance(variance)
+    curve = np.asarray(curve, dtype=np.float64)
+    if curve.size == 0:
+        raise SnnsimError("explained-variance curve is empty")
+    hits = np.nonzero(curve >= variance - _TOL)[0]
+    return int(hits[0]) + 1 if hits.size else int(curve.size)
+
+
+def explained_variance_curve(activations: np.ndarray) -> np.ndarray:
+    """Cumulative explained-variance ratio of the mean-centred ``[n_obs, n_features]`` matrix.
+
+    Entry ``k-1`` is the share of the total variance captured by the first k principal
+    components; the last entry is 1.
+    """
+    x = _as_matrix(activations)
+    acc = PCAAccumulator(x.shape[1])
+    acc.update(torch.from_numpy(x))
+    return acc.curve()
+
+
+def significant_dims(activations: np.ndarray, variance: float = DEFAULT_VARIANCE) -> int:
+    """Number of principal components needed to explain ``variance`` of the activations.
+
+    ``activations`` is ``[n_obs, n_features]``; columns are mean-centred. Returns the smallest k
+    (at least 1) whose cumulative explained-variance ratio is >= ``variance`` (in (0, 1]).
+    """
+    _check_variance(variance)
+    return dims_for_variance(explained_variance_curve(activations), variance)
+
+
+def _as_matrix(activations: Any) -> np.ndarray:
+    x = np.asarray(activations, dtype=np.float64)
+    if x.ndim != 2:
+        raise SnnsimError(f"activations must be a 2-D [n_obs, n_features] array, got shape {x.shape}")
+    if x.shape[0] < 2 or x.shape[1] < 1:
+        raise SnnsimError(f"activations of shape {x.shape}: need >= 2 observations and >= 1 feature")
+    if not np.isfinite(x).all():
+        raise SnnsimError("activations contain NaN or Inf", "check the model and its inputs")
+    return x
+
+
+def _check_variance(variance: float) -> None:
+    if not (isinstance(variance, (int, float)) and 0.0 < float(variance) <= 1.0):
+        raise SnnsimError(f"variance threshold must be in (0, 1], got {variance!r}", "use e.g. 0.999")
+
+
+# --------------------------------------------------------------------------- activations
+def default_samples(train_size: int, spec: ArchSpec | None = None) -> int:
+    """N for the PCA: ``max(2048, 2 x widest hidden FC)`` capped at the training-set size.
+
+    See the module docstring for why (observations per feature in conv and FC layers).
+    """
+    want = MIN_DEFAULT_SAMPLES
+    if spec is not None and spec.classifier:
+        want = max(want, 2 * max(spec.classifier))
+    return max(1, min(int(train_size), want))
+
+
+@dataclass
+class SpatialAnalysis:
+    """Result of the PCA step: per spiking layer, the width before/after and the curve."""
+
+    layer_names: list[str]
+    widths_before: list[int]
+    widths_after: list[int]
+    curves: list[np.ndarray]
+    observations: list[int]
+    samples: int
+    variance: float
+    mode: str
+    timesteps: int
+    warnings: list[str] = field(default_factory=list)
+
+    def dims_at(self, variance: float) -> list[int]:
+        """Widths for another threshold, from the same curves (no new forward pass)."""
+        return [dims_for_variance(c, variance) for c in self.curves]
+
+    def table(self, variances: Iterable[float] = (0.9, 0.99, 0.999, 0.9999)) -> pd.DataFrame:
+        """Per layer: width, observations, and k at several thresholds (for choosing tau)."""
+        rows = []
+        for i, name in enumerate(self.layer_names):
+            row: dict[str, Any] = {"layer": name, "width": self.widths_before[i],
+                                   "observations": self.observations[i], "k": self.widths_after[i]}
+            for v in variances:
+                row[f"k@{v:g}"] = dims_for_variance(self.curves[i], v)
+            rows.append(row)
+        return pd.DataFrame(rows)
+
+
+def _to_observations(a: torch.Tensor) -> torch.Tensor:
+    """[B, C, H, W] -> [B*H*W, C]; [B, F] -> [B, F]."""
+    if a.ndim == 4:
+        return a.permute(0, 2, 3, 1).reshape(-1, a.shape[1])
+    return a.reshape(a.shape[0], -1)
+
+
+def analyze_spatial(model: SpikingNet, loader: Iterable[Any], variance: float = DEFAULT_VARIANCE,
+                    mode: str = "potential", device: torch.device | str = "cpu",
+                    samples: int | None = None, timesteps: int | None = None,
+                    progress: bool = True) -> SpatialAnalysis:
+    """Run the SNN on up to ``samples`` images of ``loader`` and do the per-layer PCA.
+
+    ``mode`` picks the tensor averaged over the timesteps (see the module docstring). The model
+    is put in eval mode; every spiking layer (convs and hidden FCs) gets one width.
+    """
+    _check_variance(variance)
+    if mode not in ACTIVATION_MODES:
+        raise SnnsimError(f"unknown activation mode {mode!r}", f"choose one of {', '.join(ACTIVATION_MODES)}")
+    if model.kind != "snn":
+        raise SnnsimError("spatial pruning needs an SNN checkpoint, got an ANN", "pass the SNN trained by `snnsim train --kind snn`")
+    steps = int(timesteps or model.timesteps)
+    dev = torch.device(device)
+    model = model.to(dev).eval()
+    spiking = [info for info in model.layer_infos if info.spiking]
+    accs = [PCAAccumulator(info.out_shape[0], dev) for info in spiking]
+    limit = samples if samples is not None else float("inf")
+    seen = 0
+    sums: dict[int, torch.Tensor] = {}
+
+    def observer(ev: LayerEvent) -> None:
+        if not ev.layer.spiking:
+            return
+        if mode == "potential":
+            val = ev.potential
+        elif mode == "current":
+            val = ev.current
+        else:
+            assert ev.spikes is not None
+            val = ev.potential - model.thresholds[ev.layer.index] * ev.spikes
+        i = ev.layer.index
+        sums[i] = val.detach().double() if ev.t == 0 else sums[i] + val.detach().double()
+
+    total = None if samples is None else int(samples)
+    bar = tqdm(total=total, desc="PCA activations", unit="img", disable=not progress, leave=False)
+    with torch.no_grad():
+        for batch in loader:
+            if seen >= limit:
+                break
+            x = batch[0] if isinstance(batch, (list, tuple)) else batch
+            take = int(min(x.shape[0], limit - seen))
+            x = x[:take].to(dev)
+            sums.clear()
+            model.forward_snn(x, steps, observer)
+            for j, info in enumerate(spiking):
+                accs[j].update(_to_observations(sums[info.index] / steps))
+            seen += take
+            bar.update(take)
+    bar.close()
+    if seen < 2:
+        raise SnnsimError(f"PCA got only {seen} image(s)", "use --samples >= 2 and a non-empty training set")
+    curves = [a.curve() for a in accs]
+    warnings = [f"layer {info.name}: only {a.count} observations for {info.out_shape[0]} features "
+                f"(PCA rank-limited; use more --samples)"
+                for info, a in zip(spiking, accs, strict=True) if a.count <= info.out_shape[0]]
+    return SpatialAnalysis(
+        layer_names=[info.name for info in spiking],
+        widths_before=[info.out_shape[0] for info in spiking],
+        widths_after=[dims_for_variance(c, variance) for c in curves],
+        curves=curves,
+        observations=[a.count for a in accs],
+        samples=seen,
+        variance=float(variance),
+        mode=mode,
+        timesteps=steps,
+        warnings=warnings,
+    )
+
+
+def pruned_spec(spec: ArchSpec, widths: list[int]) -> ArchSpec:
+    """The architecture with new conv/hidden-FC widths (input and classes fixed)."""
+    if any(int(w) < 1 for w in widths):
+        raise SnnsimError(f"pruned widths must all be >= 1, got {widths}")
+    current = spec.widths()
+    if any(int(w) > c for w, c in zip(widths, current, strict=False)):
+        raise SnnsimError(f"pruned widths {widths} exceed the original widths {current}",
+                          "spatial pruning can only narrow a layer")
+    name = spec.name if spec.name.endswith("-pruned") else f"{spec.name}-pruned"
+    return spec.with_widths([int(w) for w in widths], name=name)
+
+
+# --------------------------------------------------------------------------- measurement
+@dataclass
+class Measurement:
+    """Accuracy and spikes per inference (per layer, all timesteps) of a model on a data set."""
+
+    accuracy: float
+    spikes: np.ndarray  # [L]: mean spikes per inference emitted by each synaptic layer (0 for output)
+    samples: int
+
+    @property
+    def total_spikes(self) -> float:
+        return float(self.spikes.sum())
+
+
+def measure(model: SpikingNet, loader: Iterable[Any], device: torch.device | str = "cpu",
+            timesteps: int | None = None, desc: str = "measure", progress: bool = True) -> Measurement:
+    """Accuracy and mean spikes per inference per layer on ``loader`` (eval mode, no noise).
+
+    Spikes per inference of layer l = spikes emitted by all of its neurons over all T timesteps,
+    averaged over the samples (the output layer emits none). An ANN gets zeros.
+    """
+    dev = torch.device(device)
+    model = model.to(dev).eval()
+    counts = torch.zeros(model.num_layers, dtype=torch.float64, device=dev)
+
+    def observer(ev: LayerEvent) -> None:
+        if ev.spikes is not None:
+            counts[ev.layer.index] += ev.spikes.detach().sum().double()
+
+    correct = 0
+    seen = 0
+    with torch.no_grad():
+        for x, y in tqdm(loader, desc=desc, unit="batch", disable=not progress, leave=False):
+            x, y = x.to(dev), y.to(dev)
+            if model.kind == "snn":
+                logits = model.forward_snn(x, timesteps, observer)
+            else:
+                logits = model.forward_ann(x)
+            correct += int((logits.argmax(dim=1) == y).sum())
+            seen += int(x.shape[0])
+    if seen == 0:
+        raise SnnsimError("the evaluation data set is empty", "check --data-dir and the data set")
+    return Measurement(correct / seen, (counts / seen).cpu().numpy(), seen)
+
+
+def spatial_table(before: SpikingNet, after: SpikingNet, m_before: Measurement | None,
+                  m_after: Measurement | None) -> pd.DataFrame:
+    """Per-layer comparison table with a ``total`` row (accuracies only on the total row)."""
+    rows: list[dict[str, Any]] = []
+    for i, (a, b) in enumerate(zip(before.layer_infos, after.layer_infos, strict=True)):
+        rows.append({
+            "layer": a.name,
+            "kind": a.kind,
+            "channels_before": a.out_shape[0],
+            "channels_after": b.out_shape[0],
+            "params_before": a.params,
+            "params_after": b.params,
+            "compression": a.params / b.params if b.params else float("inf"),
+            "macs_before": a.macs,
+            "macs_after": b.macs,
+            "spikes_before": float(m_before.spikes[i]) if m_before else float("nan"),
+            "spikes_after": float(m_after.spikes[i]) if m_after else float("nan"),
+            "accuracy_before": float("nan"),
+            "accuracy_after": float("nan"),
+        })
+    pb, pa = before.spec.param_count(), after.spec.param_count()
+    rows.append({
+        "layer": "total", "kind": "",
+        "channels_before": sum(before.spec.widths()), "channels_after": sum(after.spec.widths()),
+        "params_before": pb, "params_after": pa, "compression": pb / pa if pa else float("inf"),
+        "macs_before": before.spec.mac_count(), "macs_after": after.spec.mac_count(),
+        "spikes_before": m_before.total_spikes if m_before else float("nan"),
+        "spikes_after": m_after.total_spikes if m_after else float("nan"),
+        "accuracy_before": m_before.accuracy if m_before else float("nan"),
+        "accuracy_after": m_after.accuracy if m_after else float("nan"),
+    })
+    return pd.DataFrame(rows)

@@ -1,0 +1,160 @@
+"""Temporal pruning: gradually reduce the number of timesteps, fine-tuning at every stage.
+
+The paper's abstract: "temporal pruning is performed by gradually reducing the timesteps of
+simulation while training" ([ABS], ``../shared/docs/paper.md`` §2.10). The T sequence, the
+epochs per step and whether thresholds are re-set are unknown; this module follows the same
+first author's IIR-SNN code (paper.md §2.10, §6.3):
+
+* a strictly decreasing list of T values, e.g. ``5,4,3,2,1``;
+* every stage starts from the previous stage's weights, thresholds and leaks (all carried over,
+  thresholds and leaks stay trainable) and is fine-tuned at the new T with a fresh optimiser
+  (each IIR-SNN stage is a fresh run initialised from the previous checkpoint);
+* a stage whose T equals the starting model's T is not trained again (the model is already
+  trained there): it only records the starting accuracy, with 0 epochs;
+* optional threshold rescaling per stage (``threshold_rescale``: multiply every threshold by
+  this factor when entering a stage; 1.0 = off, the default, since thresholds are trainable):
+  lower thresholds let neurons reach firing within fewer integration steps;
+* the **direct** control (paper.md §7.1 item 7): cut T from the start straight to the final
+  value and fine-tune there for the *same total number of epochs* as the gradual schedule.
+
+The bookkeeping (:func:`plan_schedule`, :func:`direct_plan`) is pure and tested on its own;
+:func:`prune_temporal` runs a plan with :func:`snnsim.training.train_snn`.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from snnsim.compression.spatial import measure
+from snnsim.errors import SnnsimError
+from snnsim.models import SpikingNet
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One temporal-pruning stage: fine-tune for ``epochs`` epochs at ``timesteps``."""
+
+    timesteps: int
+    epochs: int
+
+
+def plan_schedule(schedule: Sequence[int], model_timesteps: int, epochs_per_step: int) -> list[Stage]:
+    """Validate a T schedule against the starting model and attach epochs to every stage.
+
+    Rules: non-empty; every T a positive integer; strictly decreasing; the first T at or below
+    the model's T; ``epochs_per_step >= 1``. A stage at exactly the model's T gets 0 epochs (the
+    starting model is already trained at that T; the stage records its accuracy).
+    """
+    if model_timesteps < 1:
+        raise SnnsimError(f"the model's timesteps must be >= 1, got {model_timesteps}")
+    if epochs_per_step < 1:
+        raise SnnsimError(f"epochs per step must be >= 1, got {epochs_per_step}")
+    steps = list(schedule)
+    if not steps:
+        raise SnnsimError("the timestep schedule is empty", "pass e.g. --schedule 5,4,3,2,1")
+    for t in steps:
+        if isinstance(t, bool) or not isinstance(t, int) or t < 1:
+            raise SnnsimError(f"timestep schedule {steps} contains {t!r}; every T must be a positive integer")
+    for a, b in zip(steps, steps[1:], strict=False):
+        if b >= a:
+            raise SnnsimError(f"timestep schedule {steps} is not strictly decreasing ({a} then {b})",
+                              "list T values from high to low, e.g. 5,4,3,2,1")
+    if steps[0] > model_timesteps:
+        raise SnnsimError(f"timestep schedule starts at T={steps[0]}, above the model's T={model_timesteps}",
+                          f"start at or below {model_timesteps}")
+    return [Stage(t, 0 if t == model_timesteps else int(epochs_per_step)) for t in steps]
+
+
+def direct_plan(stages: Sequence[Stage]) -> list[Stage]:
+    """The direct-cut control: one stage at the final T with the gradual plan's total epochs.
+
+    A leading 0-epoch stage at the model's T is kept as the shared starting row.
+    """
+    if not stages:
+        raise SnnsimError("cannot build a direct plan from an empty schedule")
+    final = stages[-1].timesteps
+    head = [stages[0]] if stages[0].epochs == 0 else []
+    if head and head[0].timesteps == final:  # the plan never leaves the model's T
+        return head
+    return [*head, Stage(final, total_epochs(stages))]
+
+
+def total_epochs(stages: Iterable[Stage]) -> int:
+    """Sum of fine-tuning epochs over a plan."""
+    return sum(s.epochs for s in stages)
+
+
+TrainFn = Callable[..., list[dict[str, Any]]]
+
+
+def prune_temporal(model: SpikingNet, stages: Sequence[Stage], train_loader: Any, test_loader: Any,
+                   cfg: Any, out_dir: str | Path | None = None, label: str = "gradual",
+                   threshold_rescale: float = 1.0, file_pattern: str = "snn_T{t}.pt",
+                   device: torch.device | str = "cpu", train_fn: TrainFn | None = None,
+                   progress: bool = True) -> tuple[SpikingNet, list[dict[str, Any]]]:
+    """Run a temporal-pruning plan; return the final model and one table row per stage.
+
+    ``cfg`` is a :class:`snnsim.training.TrainConfig`; its ``epochs`` is replaced by each stage's.
+    Each stage: set ``model.timesteps``, optionally rescale thresholds, measure the accuracy right
+    after the cut (``accuracy_cut``), fine-tune with ``train_fn`` (default
+    :func:`snnsim.training.train_snn`), measure accuracy and spikes per inference on
+    ``test_loader``, and save ``out_dir/file_pattern`` (the input model is not modified).
+    """
+    if not stages:
+        raise SnnsimError("temporal pruning needs at least one stage")
+    if not (threshold_rescale > 0):
+        raise SnnsimError(f"threshold rescale must be > 0, got {threshold_rescale}")
+    if train_fn is None:
+        from snnsim.training import train_snn as train_fn  # noqa: N813 (lazy: training is heavy)
+    from snnsim.checkpoint import save_model
+
+    model = copy.deepcopy(model)
+    model.provenance = dict(model.provenance)
+    parent_t = int(model.timesteps)
+    rows: list[dict[str, Any]] = []
+    cumulative = 0
+    for k, stage in enumerate(stages):
+        t = int(stage.timesteps)
+        model.timesteps = t
+        if stage.epochs > 0 and threshold_rescale != 1.0:
+            with torch.no_grad():
+                model.thresholds.mul_(threshold_rescale)
+        cut = measure(model, test_loader, device, t, desc=f"{label} T={t} cut", progress=progress)
+        history: list[dict[str, Any]] = []
+        if stage.epochs > 0:
+            stage_cfg = dataclasses.replace(cfg, epochs=int(stage.epochs), seed=int(cfg.seed) + k)
+            history = train_fn(model, train_loader, test_loader, stage_cfg, timesteps=t)
+            model.timesteps = t
+        cumulative += stage.epochs
+        after = measure(model, test_loader, device, t, desc=f"{label} T={t}", progress=progress)
+        row = {
+            "schedule": label,
+            "timesteps": t,
+            "epochs": int(stage.epochs),
+            "cumulative_epochs": cumulative,
+            "accuracy_cut": cut.accuracy,
+            "accuracy": after.accuracy,
+            "spikes_per_inference": after.total_spikes,
+            "threshold_mean": float(model.thresholds.detach().mean()) if model.thresholds.numel() else float("nan"),
+            "train_accuracy_last": float(history[-1].get("train_acc", float("nan"))) if history else float("nan"),
+            "checkpoint": "",
+        }
+        model.provenance.update({
+            "temporal": {"schedule": label, "stage": k, "timesteps": t, "from_timesteps": parent_t,
+                         "epochs": int(stage.epochs), "cumulative_epochs": cumulative,
+                         "threshold_rescale": float(threshold_rescale)},
+            "accuracy": after.accuracy,
+        })
+        if out_dir is not None:
+            path = Path(out_dir) / file_pattern.format(t=t)
+            save_model(model, path)
+            row["checkpoint"] = str(path)
+        rows.append(row)
+    return model, rows

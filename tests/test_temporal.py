@@ -1,0 +1,112 @@
+"""Temporal pruning: schedule bookkeeping and the stage loop (paper.md §2.10, §7.1 item 7)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from snnsim.arch import make_arch
+from snnsim.checkpoint import load_model
+from snnsim.compression.temporal import (
+    Stage,
+    direct_plan,
+    plan_schedule,
+    prune_temporal,
+    total_epochs,
+)
+from snnsim.errors import SnnsimError
+from snnsim.models import build_model
+
+
+def test_plan_from_model_t() -> None:
+    plan = plan_schedule([5, 4, 3, 2, 1], model_timesteps=5, epochs_per_step=3)
+    assert plan == [Stage(5, 0), Stage(4, 3), Stage(3, 3), Stage(2, 3), Stage(1, 3)]
+    assert total_epochs(plan) == 12
+    assert direct_plan(plan) == [Stage(5, 0), Stage(1, 12)]
+
+
+def test_plan_below_model_t() -> None:
+    plan = plan_schedule([4, 2], model_timesteps=8, epochs_per_step=2)
+    assert plan == [Stage(4, 2), Stage(2, 2)]
+    assert direct_plan(plan) == [Stage(2, 4)]
+    assert direct_plan(plan_schedule([5], 5, 2)) == [Stage(5, 0)]
+
+
+@pytest.mark.parametrize("schedule", [[], [5, 5, 3], [3, 4], [6, 4], [4, 0], [4, -1], [4.5, 2], [True]])
+def test_bad_schedules_rejected(schedule: list) -> None:
+    with pytest.raises(SnnsimError):
+        plan_schedule(schedule, model_timesteps=5, epochs_per_step=1)
+
+
+def test_bad_epochs_rejected() -> None:
+    with pytest.raises(SnnsimError):
+        plan_schedule([4, 3], 5, 0)
+
+
+def _setup():
+    spec = make_arch("digits").with_widths([6, 6, 8, 8, 12], name="tiny")
+    model = build_model(spec, "snn", timesteps=5, seed=0)
+    with torch.no_grad():
+        model.thresholds.fill_(0.4)
+    model.dataset_info = {"name": "synthetic", "input_shape": [1, 8, 8], "num_classes": 10}
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(48, 1, 8, 8, generator=g)
+    y = torch.randint(0, 10, (48,), generator=g)
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=16)
+    return model, loader
+
+
+def test_stage_loop_carries_state_and_saves(tmp_path) -> None:
+    model, loader = _setup()
+    calls: list[tuple[int, int, float]] = []
+
+    def fake_train(net, train_loader, test_loader, cfg, timesteps=None):
+        # records the carried-over threshold, then "trains": shifts all thresholds by +0.1
+        calls.append((timesteps, cfg.epochs, float(net.thresholds.detach()[0])))
+        with torch.no_grad():
+            net.thresholds.add_(0.1)
+        return [{"epoch": e + 1, "train_acc": 0.5} for e in range(cfg.epochs)]
+
+    from snnsim.training import TrainConfig
+
+    cfg = TrainConfig(epochs=99, lr=1e-4, device="cpu", progress=False)
+    plan = plan_schedule([5, 3, 2], 5, 2)
+    final, rows = prune_temporal(model, plan, loader, loader, cfg, out_dir=tmp_path, train_fn=fake_train,
+                                 threshold_rescale=0.5, progress=False)
+    # T=5 stage is not retrained; the 0.5 rescale applies on entering each trained stage
+    assert calls == [(3, 2, pytest.approx(0.2)), (2, 2, pytest.approx(0.15))]
+    assert [r["timesteps"] for r in rows] == [5, 3, 2]
+    assert [r["epochs"] for r in rows] == [0, 2, 2]
+    assert [r["cumulative_epochs"] for r in rows] == [0, 2, 4]
+    assert final.timesteps == 2 and float(final.thresholds.detach()[0]) == pytest.approx(0.25)
+    assert float(model.thresholds.detach()[0]) == pytest.approx(0.4) and model.timesteps == 5  # input untouched
+    for r in rows:
+        assert 0.0 <= r["accuracy"] <= 1.0 and r["spikes_per_inference"] >= 0
+        back = load_model(r["checkpoint"])
+        assert back.timesteps == r["timesteps"]
+        assert back.provenance["temporal"]["timesteps"] == r["timesteps"]
+    assert (tmp_path / "snn_T3.pt").exists() and (tmp_path / "snn_T2.pt").exists()
+    assert torch.equal(load_model(tmp_path / "snn_T2.pt").thresholds, final.thresholds.detach())
+
+
+def test_stage_loop_with_real_training(tmp_path) -> None:
+    """One real (tiny) fine-tuning epoch per stage through snnsim.training.train_snn."""
+    from snnsim.training import TrainConfig
+
+    model, loader = _setup()
+    cfg = TrainConfig(epochs=1, lr=1e-3, device="cpu", progress=False)
+    before = model.synapses[0].weight.detach().clone()
+    final, rows = prune_temporal(model, plan_schedule([4, 2], 5, 1), loader, loader, cfg,
+                                 out_dir=tmp_path, file_pattern="direct_T{t}.pt", label="direct",
+                                 progress=False)
+    assert final.timesteps == 2
+    assert not torch.equal(final.synapses[0].weight.detach(), before)
+    assert torch.equal(model.synapses[0].weight.detach(), before)
+    assert (tmp_path / "direct_T4.pt").exists() and (tmp_path / "direct_T2.pt").exists()
+    assert all(r["schedule"] == "direct" for r in rows)
+
+
+def test_bad_rescale_rejected() -> None:
+    model, loader = _setup()
+    with pytest.raises(SnnsimError):
+        prune_temporal(model, [Stage(4, 1)], loader, loader, None, threshold_rescale=0.0)
