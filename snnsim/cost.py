@@ -1,0 +1,597 @@
+"""Cost model: simulator counts x hardware config -> per-layer energy, memory traffic, latency.
+
+Input is a :class:`~snnsim.sim.replay.SimCounts` (see ``docs/ARCHITECTURE.md``: float arrays
+``[L, T]`` summed over samples, plus per-layer architecture numbers) and a
+:class:`~snnsim.hw.HardwareConfig`. Every output number is **per inference** (sums divided by
+``samples``). Energy is counts x per-op costs (hardware.md sec. 8):
+
+* compute: ACs (spike-driven synaptic ops) x ``ac_pj`` + MACs (analog-input ops of the first
+  layer) x ``mac_pj``; the spike rate is already inside the op counts and is never applied
+  again (hardware.md sec. 8 pitfall a);
+* memory: per dataspace placement (weights per synaptic op / per timestep / once; potentials
+  read-modify-write per op or per update; spikes read per input event, written per spike),
+  value-width-scaled access energy of the level;
+* neuron: updates (clock-driven = neurons x T, event-driven = neurons that received input)
+  x (update + leak + compare) + spikes x reset;
+* routing: spikes x (spike_pj + hops x hop_pj); static: power x chips x latency.
+
+The ANN baseline (:func:`ann_baseline`) costs the same-spec ANN on the config's baseline
+hardware with the same row schema. :func:`summarize` gives the SNN/ANN ratio, latency and EDP.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+import numpy as np
+import pandas as pd
+
+from snnsim.arch import LayerInfo
+from snnsim.errors import SnnsimError, TraceError
+from snnsim.hw import HardwareConfig, MemoryLevel
+
+FirstLayer = Literal["mac_per_timestep", "mac_once"]
+FIRST_LAYER_CHOICES: tuple[str, ...] = ("mac_per_timestep", "mac_once")
+
+#: Columns of every per-layer table (SNN and ANN), in order.
+ROW_COLUMNS: tuple[str, ...] = (
+    "layer", "index", "kind", "timesteps", "neurons", "input_events", "spike_rate",
+    "spikes_per_neuron", "ac", "mac", "dense_ops", "weight_reads", "potential_reads",
+    "potential_writes", "input_reads", "output_writes", "neuron_updates", "spikes_out",
+    "energy_compute_pj", "energy_memory_pj", "energy_neuron_pj", "energy_routing_pj",
+    "energy_static_pj", "energy_total_pj", "latency_cycles", "latency_s",
+)
+
+ACCESS_COLUMNS: tuple[str, ...] = ("layer", "dataspace", "level", "action", "count", "bits", "energy_pj", "charged")
+
+
+class CountsLike(Protocol):
+    """What the cost model reads from a ``SimCounts`` (docs/ARCHITECTURE.md)."""
+
+    layers: list[LayerInfo]
+    samples: int
+    timesteps: int
+    input_events: np.ndarray
+    syn_ops: np.ndarray
+    syn_ops_nz: np.ndarray
+    touched_neurons: np.ndarray
+    spikes_out: np.ndarray
+    dense_ops: np.ndarray
+    neurons: np.ndarray
+    analog: np.ndarray
+
+
+@dataclass
+class CostResult:
+    """Per-layer table, energy breakdown by component, memory-access table and totals."""
+
+    kind: Literal["snn", "ann"]
+    hw_name: str
+    layers: pd.DataFrame
+    breakdown: dict[str, float]
+    accesses: pd.DataFrame
+    totals: dict[str, float]
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def energy_pj(self) -> float:
+        return float(self.totals["energy_pj"])
+
+    @property
+    def latency_s(self) -> float:
+        return float(self.totals["latency_s"])
+
+    @property
+    def latency_cycles(self) -> float:
+        return float(self.totals["latency_cycles"])
+
+    def breakdown_frame(self) -> pd.DataFrame:
+        """The breakdown as a tidy table (component, energy_pj, share)."""
+        total = sum(self.breakdown.values())
+        rows = [{"component": k, "energy_pj": v, "share": (v / total if total > 0 else 0.0)}
+                for k, v in self.breakdown.items()]
+        return pd.DataFrame(rows, columns=["component", "energy_pj", "share"])
+
+
+@dataclass
+class CostReport:
+    """SNN cost, ANN-baseline cost and their summary, for one model on one config."""
+
+    snn: CostResult
+    ann: CostResult
+    summary: dict[str, Any]
+
+
+# --------------------------------------------------------------------------- helpers
+def _check_counts(counts: CountsLike) -> tuple[int, int, int]:
+    layers = list(counts.layers)
+    n_layers, steps, samples = len(layers), int(counts.timesteps), int(counts.samples)
+    if n_layers == 0:
+        raise TraceError("counts hold no layers", "record the trace of a model with synaptic layers")
+    if samples < 1 or steps < 1:
+        raise TraceError(f"counts have samples={samples}, timesteps={steps}", "both must be >= 1")
+    for name in ("input_events", "syn_ops", "syn_ops_nz", "touched_neurons", "spikes_out"):
+        arr = np.asarray(getattr(counts, name))
+        if arr.shape != (n_layers, steps):
+            raise TraceError(f"counts.{name} has shape {arr.shape}, expected ({n_layers}, {steps})",
+                             "the counts do not match their layer list; re-run the simulator")
+        if not np.all(np.isfinite(arr)) or np.any(arr < 0):
+            raise TraceError(f"counts.{name} has negative or non-finite entries", "re-run the simulator")
+    for name in ("dense_ops", "neurons", "analog"):
+        arr = np.asarray(getattr(counts, name))
+        if arr.shape != (n_layers,):
+            raise TraceError(f"counts.{name} has shape {arr.shape}, expected ({n_layers},)",
+                             "the counts do not match their layer list; re-run the simulator")
+    return n_layers, steps, samples
+
+
+def _prod(shape: Sequence[int]) -> int:
+    out = 1
+    for s in shape:
+        out *= int(s)
+    return out
+
+
+def _ceil(x: np.ndarray) -> np.ndarray:
+    """Ceil that ignores float noise just above an integer (1e-9 relative)."""
+    return np.ceil(x - 1e-9 * np.maximum(1.0, np.abs(x)))
+
+
+def _access_energy(level: MemoryLevel, action: str, bits: int) -> float:
+    return level.read_energy(bits) if action == "read" else level.write_energy(bits)
+
+
+@dataclass
+class _Traffic:
+    """Memory accesses of one dataspace placement, [L, T] counts per inference."""
+
+    dataspace: str
+    level: MemoryLevel
+    action: str
+    bits: np.ndarray  # [L] value width per layer
+    counts: np.ndarray  # [L, T]
+
+
+# --------------------------------------------------------------------------- SNN
+def snn_cost(counts: CountsLike, hw: HardwareConfig, first_layer: FirstLayer = "mac_per_timestep",
+             skip_zero_weights: bool = False) -> CostResult:
+    """Energy and latency of the recorded SNN on ``hw``, per inference.
+
+    ``first_layer``: ``mac_per_timestep`` charges the analog first layer's MACs every timestep
+    (what the counts hold: the image drives it each step); ``mac_once`` counts them once
+    (input constant over T, W x computed once and reused; paper.md sec. 2.13).
+    ``skip_zero_weights``: use ``syn_ops_nz`` (pruned / quantized-to-zero weights cost nothing).
+    """
+    if first_layer not in FIRST_LAYER_CHOICES:
+        raise SnnsimError(f"first_layer must be one of {', '.join(FIRST_LAYER_CHOICES)}, got {first_layer!r}")
+    n_layers, steps, samples = _check_counts(counts)
+    layers = list(counts.layers)
+    notes: list[str] = []
+    analog = np.asarray(counts.analog, dtype=bool)
+    neurons = np.asarray(counts.neurons, dtype=np.float64)
+    dense = np.asarray(counts.dense_ops, dtype=np.float64)
+    spiking = np.array([bool(getattr(li, "spiking", True)) for li in layers])
+    params = np.array([float(li.params) for li in layers])
+
+    ops = np.asarray(counts.syn_ops_nz if skip_zero_weights else counts.syn_ops, dtype=np.float64) / samples
+    events = np.asarray(counts.input_events, dtype=np.float64) / samples
+    touched = np.minimum(np.asarray(counts.touched_neurons, dtype=np.float64) / samples, neurons[:, None])
+    spikes = np.asarray(counts.spikes_out, dtype=np.float64) / samples
+    computes = np.ones((n_layers, steps), dtype=bool)  # (l, t) where the layer's synapses run
+    if first_layer == "mac_once":
+        for i in np.flatnonzero(analog):
+            for arr in (ops, events):
+                once = arr[i].sum() / steps
+                arr[i] = 0.0
+                arr[i, 0] = once
+            computes[i, 1:] = False
+        if analog.any():
+            notes.append("first layer: analog-input MACs counted once (input constant over T)")
+    mac = np.where(analog[:, None], ops, 0.0)
+    ac = np.where(analog[:, None], 0.0, ops)
+
+    c = hw.compute
+    if ac.sum() > 0 and c.ac_pj is None:
+        raise SnnsimError(f"hardware config {hw.name!r} has compute.ac_pj: null and cannot run spiking layers",
+                          "choose a config with an accumulate energy")
+    mac_pj = c.mac_pj
+    if mac_pj is None:
+        mac_pj = hw.ann.mac_pj
+        if mac.sum() > 0:
+            notes.append(f"{hw.name} has no MAC datapath: {mac.sum():.4g} analog-input MACs charged at the "
+                         f"baseline's {mac_pj} pJ ({hw.ann.source})")
+    ac_pj = c.ac_pj or 0.0
+
+    # neuron updates
+    if hw.neuron.update_policy == "clock_driven":
+        active, inactive = touched, np.maximum(neurons[:, None] - touched, 0.0)
+    else:
+        active, inactive = touched, np.zeros_like(touched)
+    updates = active + inactive
+
+    # memory traffic per placement
+    nb = hw.numerics
+    traffic: list[_Traffic] = []
+    ds = hw.memory.dataspaces
+    for pl in ds.weights:
+        lv = hw.memory.level(pl.level)
+        if pl.fetch == "per_synop":
+            cnt = ops.copy()
+        elif pl.fetch == "per_timestep":
+            cnt = np.where(computes, params[:, None], 0.0)
+        else:  # once per inference
+            cnt = np.zeros_like(ops)
+            cnt[:, 0] = params
+        bits = np.full(n_layers, pl.bits or nb.weight_bits)
+        traffic.append(_Traffic("weights", lv, "read", bits, cnt))
+    for pl in ds.potentials:
+        lv = hw.memory.level(pl.level)
+        cnt = ops + updates if pl.access == "per_synop" else updates.copy()
+        bits = np.full(n_layers, pl.bits or nb.potential_bits)
+        traffic.append(_Traffic("potentials", lv, "read", bits, cnt))
+        traffic.append(_Traffic("potentials", lv, "write", bits, cnt.copy()))
+    for pl in ds.spikes:
+        lv = hw.memory.level(pl.level)
+        in_bits = np.where(analog, nb.activation_bits, pl.bits or nb.spike_bits)
+        traffic.append(_Traffic("spikes", lv, "read", in_bits, events.copy()))
+        traffic.append(_Traffic("spikes", lv, "write", np.full(n_layers, pl.bits or nb.spike_bits), spikes.copy()))
+
+    charge = not hw.compute_only
+    e_ac = ac.sum(axis=1) * ac_pj
+    e_mac = mac.sum(axis=1) * mac_pj
+    e_mem_by_level: dict[str, np.ndarray] = {lv.name: np.zeros(n_layers) for lv in hw.memory.levels}
+    access_rows: list[dict[str, Any]] = []
+    for tr in traffic:
+        per_value = np.array([_access_energy(tr.level, tr.action, int(b)) for b in tr.bits])
+        charged = charge and tr.level.charged
+        energy = tr.counts.sum(axis=1) * per_value if charged else np.zeros(n_layers)
+        e_mem_by_level[tr.level.name] += energy
+        for i, li in enumerate(layers):
+            access_rows.append({"layer": li.name, "dataspace": tr.dataspace, "level": tr.level.name,
+                                "action": tr.action, "count": float(tr.counts[i].sum()), "bits": int(tr.bits[i]),
+                                "energy_pj": float(energy[i]), "charged": charged})
+    e_mem = sum(e_mem_by_level.values(), np.zeros(n_layers))
+
+    leak_pj = c.leak_pj if hw.neuron.leak != "none" else 0.0
+    upd_pj = hw.neuron.update_pj
+    upd_idle_pj = upd_pj if hw.neuron.update_inactive_pj is None else hw.neuron.update_inactive_pj
+    extra = np.where(spiking, leak_pj + c.compare_pj, 0.0)
+    e_neuron = (active.sum(axis=1) * (upd_pj + extra) + inactive.sum(axis=1) * (upd_idle_pj + extra)
+                + spikes.sum(axis=1) * np.where(spiking, c.reset_pj, 0.0))
+    r = hw.routing
+    e_route = spikes.sum(axis=1) * (r.spike_pj + r.hops_per_spike * r.hop_pj)
+    if not charge:
+        e_neuron = np.zeros(n_layers)
+        e_route = np.zeros(n_layers)
+
+    lat = _snn_latency(hw, layers, neurons, mac, ac, active, inactive, spikes, traffic)
+    static_w = hw.static.power_mw * 1e-3 * lat["chips"] if charge else 0.0
+    e_static_total = static_w * lat["total_s"] * 1e12 if static_w > 0 else 0.0
+    dynamic = e_ac + e_mac + e_mem + e_neuron + e_route
+    e_static = _split(e_static_total, lat["layer_s"], dynamic)
+
+    total = dynamic + e_static
+    first_w = ds.weights[0] if ds.weights else None
+    first_p = ds.potentials[0] if ds.potentials else None
+    w_reads = next((t.counts for t in traffic if t.dataspace == "weights"), ops) if first_w else ops
+    p_reads = next((t.counts for t in traffic if t.dataspace == "potentials"), ops + updates) \
+        if first_p else ops + updates
+    rows = []
+    for i, li in enumerate(layers):
+        n_out = neurons[i]
+        rows.append({
+            "layer": li.name, "index": i, "kind": li.kind, "timesteps": steps, "neurons": int(n_out),
+            "input_events": float(events[i].sum()),
+            "spike_rate": float(spikes[i].sum() / (n_out * steps)) if n_out > 0 else 0.0,
+            "spikes_per_neuron": float(spikes[i].sum() / n_out) if n_out > 0 else 0.0,
+            "ac": float(ac[i].sum()), "mac": float(mac[i].sum()), "dense_ops": float(dense[i]),
+            "weight_reads": float(w_reads[i].sum()), "potential_reads": float(p_reads[i].sum()),
+            "potential_writes": float(p_reads[i].sum()), "input_reads": float(events[i].sum()),
+            "output_writes": float(spikes[i].sum()), "neuron_updates": float(updates[i].sum()),
+            "spikes_out": float(spikes[i].sum()),
+            "energy_compute_pj": float(e_ac[i] + e_mac[i]), "energy_memory_pj": float(e_mem[i]),
+            "energy_neuron_pj": float(e_neuron[i]), "energy_routing_pj": float(e_route[i]),
+            "energy_static_pj": float(e_static[i]), "energy_total_pj": float(total[i]),
+            "latency_cycles": float(lat["layer_cycles"][i]), "latency_s": float(lat["layer_s"][i]),
+        })
+    breakdown = {"compute_ac": float(e_ac.sum()), "compute_mac": float(e_mac.sum())}
+    breakdown.update({f"memory:{k}": float(v.sum()) for k, v in e_mem_by_level.items()})
+    breakdown.update({"neuron": float(e_neuron.sum()), "routing": float(e_route.sum()),
+                      "static": float(e_static_total)})
+    totals = {
+        "energy_pj": float(total.sum()), "energy_compute_pj": float((e_ac + e_mac).sum()),
+        "energy_memory_pj": float(e_mem.sum()), "energy_neuron_pj": float(e_neuron.sum()),
+        "energy_routing_pj": float(e_route.sum()), "energy_static_pj": float(e_static_total),
+        "latency_cycles": float(lat["total_cycles"]), "latency_s": float(lat["total_s"]),
+        "chips": float(lat["chips"]), "cores_used": float(lat["cores_used"]),
+        "tick_overruns": float(lat["overruns"]), "timesteps": float(steps),
+        "ac": float(ac.sum()), "mac": float(mac.sum()), "spikes_out": float(spikes.sum()),
+        "neuron_updates": float(updates.sum()),
+    }
+    if lat["overruns"]:
+        notes.append(f"{int(lat['overruns'])} of {steps} timesteps need longer than the {hw.latency.tick_s} s tick")
+    if hw.compute_only:
+        notes.append("compute-only: memory, neuron, routing and static energy counted but not charged")
+    return CostResult("snn", hw.label, _frame(rows), breakdown,
+                      pd.DataFrame(access_rows, columns=list(ACCESS_COLUMNS)), totals, notes)
+
+
+def _split(total: float, weights_s: np.ndarray, fallback: np.ndarray) -> np.ndarray:
+    """Attribute a chip-wide energy to layers by busy time (or dynamic energy if no times)."""
+    if total == 0:
+        return np.zeros_like(fallback)
+    w = weights_s if np.all(np.isfinite(weights_s)) and weights_s.sum() > 0 else fallback
+    s = w.sum()
+    return total * w / s if s > 0 else np.full_like(fallback, total / len(fallback))
+
+
+def _snn_latency(hw: HardwareConfig, layers: list[LayerInfo], neurons: np.ndarray, mac: np.ndarray,
+                 ac: np.ndarray, active: np.ndarray, inactive: np.ndarray, spikes: np.ndarray,
+                 traffic: list[_Traffic]) -> dict[str, Any]:
+    """Latency per layer and in total (hardware.md sec. 5): per-timestep work of each layer on
+    its cores, composed by ``latency.mode``. Units: cycles on clocked chips, ns on
+    asynchronous ones; fixed-tick chips take max(tick, computed work)."""
+    lat, par = hw.latency, hw.parallelism
+    n_layers, steps = mac.shape
+    mapped = lat.mode in ("tick_parallel", "layer_pipelined")
+    if mapped:
+        assert par.neurons_per_core is not None
+        units = np.maximum(1.0, np.ceil(neurons / par.neurons_per_core))
+        if par.synapses_per_core is not None:
+            synapses = np.array([float(li.macs) for li in layers])  # explicit connections of the layer
+            units = np.maximum(units, np.ceil(synapses / par.synapses_per_core))
+    else:
+        units = np.full(n_layers, float(par.cores))
+    cores_used = float(units.sum()) if mapped else float(par.cores)
+    chips = float(math.ceil(cores_used / par.cores)) if mapped else 1.0
+    u = units[:, None]
+
+    clocked = lat.clock_hz is not None
+    timed = clocked or lat.synop_ns is not None
+    if clocked:
+        assert lat.clock_hz is not None
+        ns_to_unit = lat.clock_hz * 1e-9
+        syn_rate = par.pes_per_core * par.synops_per_cycle_per_pe
+        work = (_ceil((mac + ac) / (u * syn_rate)) + _ceil((active + inactive) / (u * par.neuron_updates_per_cycle_per_core))
+                + _ceil(spikes / u) * lat.spike_ns * ns_to_unit)
+        sync = lat.sync_cycles + lat.sync_ns * ns_to_unit
+        unit_s = 1.0 / lat.clock_hz
+        # bandwidth bound: bits moved at each level / its bits per cycle
+        mem_bits: dict[str, np.ndarray] = {}
+        for tr in traffic:
+            if tr.level.bandwidth_bits_per_cycle:
+                mem_bits.setdefault(tr.level.name, np.zeros_like(mac))
+                mem_bits[tr.level.name] += tr.counts * tr.bits[:, None] / tr.level.bandwidth_bits_per_cycle
+        mem_cycles = np.zeros_like(mac)
+        for arr in mem_bits.values():
+            mem_cycles = np.maximum(mem_cycles, _ceil(arr))
+        if lat.mode != "tick_parallel":
+            work = np.maximum(work, mem_cycles)
+    elif timed:
+        assert lat.synop_ns is not None and lat.neuron_update_ns is not None
+        pes = float(par.pes_per_core)
+        idle_ns = lat.neuron_update_inactive_ns if lat.neuron_update_inactive_ns is not None else lat.neuron_update_ns
+        work = (_ceil(ac / (u * pes)) * lat.synop_ns
+                + _ceil(mac / (u * pes)) * (lat.mac_ns if lat.mac_ns is not None else lat.synop_ns)
+                + _ceil(active / u) * lat.neuron_update_ns + _ceil(inactive / u) * idle_ns
+                + _ceil(spikes / u) * lat.spike_ns)
+        sync = lat.sync_ns
+        unit_s = 1e-9
+        mem_cycles = np.zeros_like(mac)
+    else:  # fixed tick only: work per layer unknown
+        work = np.full_like(mac, np.nan)
+        sync = 0.0
+        unit_s = 1.0
+        mem_cycles = np.zeros_like(mac)
+
+    overruns = 0
+    if lat.mode == "timestep_serial":
+        total_units = float(work.sum() + steps * sync)
+    elif lat.mode == "layer_pipelined":
+        dur = work.sum(axis=1)
+        start = np.zeros(n_layers)
+        for i in range(1, n_layers):
+            start[i] = start[i - 1] + lat.pipeline_start_fraction * dur[i - 1]
+        total_units = float(np.max(start + dur) + steps * sync)
+    else:  # tick_parallel
+        if timed:
+            tick_units = np.max(work, axis=0)
+            if clocked:
+                tick_units = np.maximum(tick_units, _ceil(mem_cycles.sum(axis=0)))
+            tick_units = tick_units + sync
+        else:
+            tick_units = np.zeros(steps)
+        if lat.tick_s is not None:
+            fixed = lat.tick_s / unit_s
+            overruns = int(np.sum(tick_units > fixed * (1 + 1e-12))) if timed else 0
+            tick_units = np.maximum(tick_units, fixed)
+        total_units = float(tick_units.sum())
+        if lat.layer_delay_ticks and n_layers > 1:
+            total_units += (n_layers - 1) * float(tick_units.mean())
+
+    layer_units = work.sum(axis=1)
+    total_s = total_units * unit_s
+    return {
+        "layer_s": layer_units * unit_s,
+        "layer_cycles": layer_units if clocked else np.full(n_layers, np.nan),
+        "total_s": total_s,
+        "total_cycles": total_units if clocked else (total_s * lat.clock_hz if lat.clock_hz else math.nan),
+        "chips": chips, "cores_used": cores_used, "overruns": overruns,
+    }
+
+
+# --------------------------------------------------------------------------- ANN
+def ann_baseline(layers: Sequence[LayerInfo], hw: HardwareConfig) -> CostResult:
+    """Energy and latency of the same-spec ANN on ``hw``'s baseline hardware, per inference.
+
+    Dense MACs (``LayerInfo.macs``) x the baseline's MAC energy; memory by the baseline's reuse
+    mode (``no_reuse``: one weight and one input read per MAC, each output written once;
+    ``ideal_reuse``: every tensor through its level once; ``ratios``: per-level pJ per MAC);
+    one activation (a compare) per hidden neuron; latency = sum over layers of
+    ceil(MACs / (PEs x utilization x MACs per cycle)) at the baseline clock.
+    """
+    layers = list(layers)
+    if not layers:
+        raise SnnsimError("ann_baseline: no layers given", "pass the model's layer_infos")
+    ann = hw.ann
+    bhw = ann.hw
+    nb = bhw.numerics
+    charge = not ann.compute_only
+    n_layers = len(layers)
+    macs = np.array([float(li.macs) for li in layers])
+    neurons = np.array([float(li.neurons) for li in layers])
+    params = np.array([float(li.params) for li in layers])
+    in_size = np.array([float(_prod(li.in_shape)) for li in layers])
+    acts = np.array([float(li.neurons) if li.spiking else 0.0 for li in layers])
+
+    levels = {lv.name: lv for lv in bhw.memory.levels}
+    e_mem_by_level: dict[str, np.ndarray] = {name: np.zeros(n_layers) for name in levels}
+    access_rows: list[dict[str, Any]] = []
+    nan = np.full(n_layers, np.nan)
+    w_reads, i_reads, o_writes = nan, nan, nan
+    mem_bits: dict[str, np.ndarray] = {}
+    if ann.reuse == "ratios":
+        for name, pj in ann.pj_per_mac.items():
+            energy = macs * pj if charge else np.zeros(n_layers)
+            e_mem_by_level[name] += energy
+            for i, li in enumerate(layers):
+                access_rows.append({"layer": li.name, "dataspace": "all", "level": name, "action": "per_mac",
+                                    "count": float(macs[i]), "bits": 0, "energy_pj": float(energy[i]),
+                                    "charged": charge})
+    else:
+        if ann.reuse == "no_reuse":
+            w_reads, i_reads, o_writes = macs, macs, neurons
+        else:
+            w_reads, i_reads, o_writes = params, in_size, neurons
+        for space, level, action, cnt, bits in (("weights", ann.weights, "read", w_reads, nb.weight_bits),
+                                                ("inputs", ann.inputs, "read", i_reads, nb.activation_bits),
+                                                ("outputs", ann.outputs, "write", o_writes, nb.activation_bits)):
+            if level is None:
+                continue
+            lv = levels[level]
+            charged = charge and lv.charged
+            energy = cnt * _access_energy(lv, action, bits) if charged else np.zeros(n_layers)
+            e_mem_by_level[level] += energy
+            if lv.bandwidth_bits_per_cycle:
+                mem_bits.setdefault(level, np.zeros(n_layers))
+                mem_bits[level] += cnt * bits / lv.bandwidth_bits_per_cycle
+            for i, li in enumerate(layers):
+                access_rows.append({"layer": li.name, "dataspace": space, "level": level, "action": action,
+                                    "count": float(cnt[i]), "bits": int(bits), "energy_pj": float(energy[i]),
+                                    "charged": charged})
+    e_mem = sum(e_mem_by_level.values(), np.zeros(n_layers))
+    e_mac = macs * ann.mac_pj
+    e_neuron = acts * ann.compare_pj if charge else np.zeros(n_layers)
+
+    rate = ann.pes * ann.utilization * ann.macs_per_cycle_per_pe
+    cycles = _ceil(macs / rate)
+    for arr in mem_bits.values():
+        cycles = np.maximum(cycles, _ceil(arr))
+    if ann.clock_hz:
+        layer_s = cycles / ann.clock_hz
+        total_s = float(layer_s.sum())
+    else:
+        layer_s = np.full(n_layers, np.nan)
+        total_s = math.nan
+    static_total = ann.static_mw * 1e-3 * total_s * 1e12 if (charge and ann.static_mw > 0) else 0.0
+    dynamic = e_mac + e_mem + e_neuron
+    e_static = _split(static_total, layer_s, dynamic)
+    total = dynamic + e_static
+
+    rows = []
+    for i, li in enumerate(layers):
+        rows.append({
+            "layer": li.name, "index": i, "kind": li.kind, "timesteps": 1, "neurons": int(neurons[i]),
+            "input_events": float(in_size[i]), "spike_rate": math.nan, "spikes_per_neuron": math.nan,
+            "ac": 0.0, "mac": float(macs[i]), "dense_ops": float(macs[i]),
+            "weight_reads": float(w_reads[i]), "potential_reads": 0.0, "potential_writes": 0.0,
+            "input_reads": float(i_reads[i]), "output_writes": float(o_writes[i]),
+            "neuron_updates": float(acts[i]), "spikes_out": 0.0,
+            "energy_compute_pj": float(e_mac[i]), "energy_memory_pj": float(e_mem[i]),
+            "energy_neuron_pj": float(e_neuron[i]), "energy_routing_pj": 0.0,
+            "energy_static_pj": float(e_static[i]), "energy_total_pj": float(total[i]),
+            "latency_cycles": float(cycles[i]), "latency_s": float(layer_s[i]),
+        })
+    breakdown = {"compute_ac": 0.0, "compute_mac": float(e_mac.sum())}
+    breakdown.update({f"memory:{k}": float(v.sum()) for k, v in e_mem_by_level.items()})
+    breakdown.update({"neuron": float(e_neuron.sum()), "routing": 0.0, "static": float(static_total)})
+    totals = {
+        "energy_pj": float(total.sum()), "energy_compute_pj": float(e_mac.sum()),
+        "energy_memory_pj": float(e_mem.sum()), "energy_neuron_pj": float(e_neuron.sum()),
+        "energy_routing_pj": 0.0, "energy_static_pj": float(static_total),
+        "latency_cycles": float(cycles.sum()), "latency_s": total_s, "chips": 1.0, "cores_used": 1.0,
+        "tick_overruns": 0.0, "timesteps": 1.0, "ac": 0.0, "mac": float(macs.sum()), "spikes_out": 0.0,
+        "neuron_updates": float(acts.sum()),
+    }
+    notes = [f"ANN baseline on {bhw.name}: reuse={ann.reuse}, MAC {ann.mac_pj} pJ"
+             + (f"; {ann.reason}" if ann.reason else "")]
+    if ann.compute_only:
+        notes.append("compute-only: memory, activation and static energy counted but not charged")
+    label = f"{bhw.name} (compute-only)" if ann.compute_only else bhw.name
+    return CostResult("ann", label, _frame(rows), breakdown,
+                      pd.DataFrame(access_rows, columns=list(ACCESS_COLUMNS)), totals, notes)
+
+
+# --------------------------------------------------------------------------- summary
+def summarize(snn: CostResult, ann: CostResult) -> dict[str, Any]:
+    """Headline numbers: energies, ANN/SNN ratio (also compute-only), latency and EDP."""
+    e_snn, e_ann = snn.energy_pj, ann.energy_pj
+    c_snn, c_ann = snn.totals["energy_compute_pj"], ann.totals["energy_compute_pj"]
+    lat_s, lat_ann_s = snn.latency_s, ann.latency_s
+    edp = e_snn * lat_s
+    edp_ann = e_ann * lat_ann_s
+    return {
+        "hw": snn.hw_name, "baseline_hw": ann.hw_name,
+        "energy_snn_pj": e_snn, "energy_ann_pj": e_ann,
+        "energy_ratio": _ratio(e_ann, e_snn),
+        "energy_snn_compute_pj": c_snn, "energy_ann_compute_pj": c_ann,
+        "energy_ratio_compute": _ratio(c_ann, c_snn),
+        "latency_cycles": snn.latency_cycles, "latency_s": lat_s,
+        "latency_ann_cycles": ann.latency_cycles, "latency_ann_s": lat_ann_s,
+        "latency_ratio": _ratio(lat_s, lat_ann_s),
+        "edp_pj_s": edp, "edp_ann_pj_s": edp_ann, "edp_ratio": _ratio(edp_ann, edp),
+        "timesteps": int(snn.totals["timesteps"]), "chips": int(snn.totals["chips"]),
+        "tick_overruns": int(snn.totals["tick_overruns"]),
+    }
+
+
+def _ratio(num: float, den: float) -> float:
+    if not (math.isfinite(num) and math.isfinite(den)) or den == 0:
+        return math.nan
+    return num / den
+
+
+def cost_report(counts: CountsLike, hw: HardwareConfig, first_layer: FirstLayer = "mac_per_timestep",
+                skip_zero_weights: bool = False, ann_layers: Sequence[LayerInfo] | None = None) -> CostReport:
+    """SNN cost, ANN baseline (on ``ann_layers``, default the counts' layers) and summary.
+
+    Pass the *unpruned* network's layers as ``ann_layers`` to compare a pruned SNN with its
+    unpruned ANN, as the paper does.
+    """
+    snn = snn_cost(counts, hw, first_layer=first_layer, skip_zero_weights=skip_zero_weights)
+    ann = ann_baseline(list(ann_layers) if ann_layers is not None else list(counts.layers), hw)
+    summary = summarize(snn, ann)
+    summary.update({"first_layer": first_layer, "skip_zero_weights": bool(skip_zero_weights),
+                    "compute_only": bool(hw.compute_only)})
+    return CostReport(snn, ann, summary)
+
+
+def _frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    return pd.DataFrame(rows, columns=list(ROW_COLUMNS))
+
+
+__all__ = [
+    "ACCESS_COLUMNS",
+    "FIRST_LAYER_CHOICES",
+    "ROW_COLUMNS",
+    "CostReport",
+    "CostResult",
+    "CountsLike",
+    "ann_baseline",
+    "cost_report",
+    "snn_cost",
+    "summarize",
+]
