@@ -1,0 +1,127 @@
+"""``snnsim trace`` and ``snnsim estimate``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from snnsim.commands.common import data_dir_option, device_option, seed_option
+
+COUNTINGS = ["snnsim", "neurobench"]
+FIRST_LAYERS = ["mac_per_timestep", "mac_once"]
+
+
+def default_model_paths() -> list[Path]:
+    """The example models shipped in the package (used when no --model is given)."""
+    import snnsim
+
+    ex = Path(snnsim.__file__).resolve().parent / "examples"
+    for name in ("digits_pruned_T2.pt", "digits_snn.pt"):
+        if (ex / name).is_file():
+            return [ex / name]
+    return []
+
+
+def resolve_models(models: tuple[str, ...]) -> list[str]:
+    """The --model values, or the shipped example model; a one-line error if there is none."""
+    from snnsim.errors import SnnsimError
+
+    if models:
+        return list(models)
+    paths = default_model_paths()
+    if not paths:
+        raise SnnsimError("no --model given and no example model is shipped with this install",
+                          "pass --model path/to/snn.pt (train one with `snnsim train` or `snnsim demo`)")
+    return [str(p) for p in paths]
+
+
+@click.command("trace")
+@click.option("--model", "model_path", required=True, type=click.Path(), help="SNN checkpoint (.pt).")
+@click.option("--dataset", default=None, help="Data set to record on (default: the model's own).")
+@click.option("--samples", type=int, default=None, help="Test samples to record (default: min(256, test set)).")
+@click.option("--out", "out", type=click.Path(), default=None, help="Trace directory (default traces/<model>-<data>-<n>-T<t>-<fp>).")
+@click.option("--batch-size", type=int, default=64, show_default=True)
+@data_dir_option
+@device_option
+@seed_option
+def trace(model_path: str, dataset: str | None, samples: int | None, out: str | None, batch_size: int,
+          data_dir: str, device: str, seed: int) -> None:
+    """Record a model's spike trace (bit-packed input events of every layer) to disk."""
+    from snnsim.checkpoint import load_model
+    from snnsim.data import load_dataset
+    from snnsim.device import resolve_device, seed_everything
+    from snnsim.errors import SnnsimError
+    from snnsim.estimate import DEFAULT_SAMPLES, trace_cache_dir
+    from snnsim.trace import record_trace
+
+    seed_everything(seed)
+    model = load_model(model_path)
+    name = dataset or model.dataset_info.get("name")
+    if not name:
+        raise SnnsimError("the model does not record which data set it was trained on", "pass --dataset")
+    bundle = load_dataset(name, data_dir=data_dir, seed=seed, augment=False)
+    n = min(DEFAULT_SAMPLES, len(bundle.test)) if samples is None else samples
+    if n < 1 or n > len(bundle.test):
+        raise SnnsimError(f"--samples must be in 1..{len(bundle.test)} for the {name} test set, got {n}")
+    dest = Path(out) if out else trace_cache_dir(model, name, n)
+    dev = resolve_device(device)
+    model.to(dev)
+    tr = record_trace(model, bundle, dest, samples=n, batch_size=batch_size, split="test", device=dev)
+    click.echo(tr.describe())
+
+
+@click.command("estimate")
+@click.option("--model", "models", multiple=True, type=click.Path(),
+              help="SNN checkpoint(s) (.pt); default: the example model shipped with snnsim.")
+@click.option("--hw", "hws", multiple=True, help="Hardware config YAML or shipped name (repeatable); default 45nm.")
+@click.option("--all-hw", is_flag=True, help="Use every shipped hardware config.")
+@click.option("--trace", "trace_dir", type=click.Path(), default=None, help="Replay this trace instead of recording one.")
+@click.option("--dataset", default=None, help="Data set to trace on (default: the model's own).")
+@click.option("--samples", type=int, default=None, help="Test samples to trace (default: min(256, test set)).")
+@click.option("--out", "out", type=click.Path(), default=None, help="Report directory (default reports/estimate-<model>).")
+@click.option("--counting", type=click.Choice(COUNTINGS), default="snnsim", show_default=True,
+              help="snnsim's event-driven counts, or NeuroBench 2.3's SynapticOperations rules.")
+@click.option("--baseline", type=click.Path(), default=None,
+              help="ANN checkpoint for the non-spiking baseline (default: the same-spec ANN).")
+@click.option("--first-layer", type=click.Choice(FIRST_LAYERS), default="mac_per_timestep", show_default=True,
+              help="Direct-input first layer: MACs at every timestep, or once (input constant over T).")
+@click.option("--skip-zero-weights", is_flag=True, help="Do not count synaptic ops on zero (pruned) weights.")
+@click.option("--compute-only", is_flag=True, help="Charge compute only (the paper's #ops x energy/op).")
+@click.option("--functional", type=click.Choice(["off", "float", "integer"]), default="off", show_default=True,
+              help="Also run the network event by event and report the accuracy the hardware gives.")
+@click.option("--plots", is_flag=True, help="Also write PNG plots into <out>/plots.")
+@data_dir_option
+@device_option
+@seed_option
+def estimate(models: tuple[str, ...], hws: tuple[str, ...], all_hw: bool, trace_dir: str | None, dataset: str | None,
+             samples: int | None, out: str | None, counting: str, baseline: str | None, first_layer: str,
+             skip_zero_weights: bool, compute_only: bool, functional: str, plots: bool, data_dir: str,
+             device: str, seed: int) -> None:
+    """Energy and latency of SNN model(s) on hardware config(s), vs the non-spiking network."""
+    from snnsim.device import seed_everything
+    from snnsim.estimate import estimate_many, model_label
+    from snnsim.hw import shipped_configs
+
+    seed_everything(seed)
+    model_list = resolve_models(models)
+    hw_list: list[str] = [str(p) for p in shipped_configs()] if all_hw else list(hws) or ["45nm"]
+    result = estimate_many(
+        model_list, hw_list, traces=[trace_dir] * len(model_list) if trace_dir else None, dataset=dataset,
+        samples=samples, counting=counting, baseline=baseline, first_layer=first_layer,
+        skip_zero_weights=skip_zero_weights, compute_only=compute_only,
+        functional=False if functional == "off" else functional, data_dir=data_dir, device=device, seed=seed,
+        log=lambda m: click.echo(f"snnsim: {m}", err=True),
+    )
+    dest = Path(out) if out else Path("reports") / f"estimate-{model_label(Path(model_list[0])).replace('/', '-')}"
+    written = result.write(dest)
+    click.echo(result.table())
+    if functional != "off":
+        for label, counts in result.counts.items():
+            if counts.functional is not None:
+                click.echo(f"{label}: functional ({functional}) {counts.functional.summary()}")
+    if plots:
+        from snnsim.plots import make_plots
+
+        written += make_plots(dest, dest / "plots")
+    click.echo(f"wrote {', '.join(str(p) for p in written)}")

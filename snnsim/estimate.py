@@ -1,0 +1,374 @@
+"""Estimation: model + hardware configs (+ trace) -> per-layer and summary tables.
+
+``estimate(model, hw)`` is the one call behind ``snnsim estimate`` and ``snnsim compare``:
+
+1. load the model (a checkpoint path or a :class:`~snnsim.models.SpikingNet`);
+2. get a spike trace: the one given, or one recorded on the model's data set. Recorded traces
+   are cached under ``traces/`` keyed by the model's fingerprint, data set and sample count, so
+   a model is traced once and every later estimate/compare reuses it (a log line says so);
+3. replay it once through the simulator (:func:`snnsim.sim.replay.replay`) -> event counts;
+4. cost the counts on every hardware config (:func:`snnsim.cost.cost_report`), with the
+   non-spiking baseline (the same-spec ANN, or ``baseline=`` an explicit ANN checkpoint/spec,
+   e.g. the *unpruned* ANN as in the paper) on each config's baseline hardware.
+
+The result holds tidy DataFrames: ``layers`` (one row per model x hw x layer), ``summary``
+(one row per model x hw), ``breakdown`` (energy by component) and ``accesses`` (memory
+accesses by dataspace and level), and writes them atomically as CSV.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from snnsim.arch import ArchSpec, LayerInfo
+from snnsim.errors import SnnsimError, TraceError
+from snnsim.models import SpikingNet
+
+DEFAULT_SAMPLES = 256
+DEFAULT_HW = "45nm"
+
+#: Leading columns of summary.csv, in order (more follow).
+SUMMARY_COLUMNS = (
+    "model", "hw", "samples", "timesteps", "accuracy", "params", "spikes_per_inference",
+    "energy_snn_pj", "energy_ann_pj", "energy_ratio", "latency_cycles", "latency_s",
+)
+
+
+@dataclass
+class EstimateResult:
+    """Tables of one estimate run (all figures per inference)."""
+
+    layers: pd.DataFrame
+    summary: pd.DataFrame
+    breakdown: pd.DataFrame
+    accesses: pd.DataFrame
+    ann_layers: pd.DataFrame
+    counts: dict[str, Any] = field(default_factory=dict)  # model label -> SimCounts
+    traces: dict[str, Path] = field(default_factory=dict)  # model label -> trace dir
+    log: list[str] = field(default_factory=list)
+
+    def write(self, out_dir: str | os.PathLike[str]) -> list[Path]:
+        """Write layers.csv, summary.csv, breakdown.csv, accesses.csv, layers_ann.csv atomically."""
+        from snnsim.io import write_csv
+
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        written = [
+            write_csv(self.layers, out / "layers.csv"),
+            write_csv(self.summary, out / "summary.csv"),
+            write_csv(self.breakdown, out / "breakdown.csv"),
+            write_csv(self.accesses, out / "accesses.csv"),
+            write_csv(self.ann_layers, out / "layers_ann.csv"),
+        ]
+        return written
+
+    def table(self) -> str:
+        """A readable summary table, sorted by SNN energy."""
+        return format_summary(self.summary)
+
+
+def format_summary(summary: pd.DataFrame) -> str:
+    """Human-readable summary: energies in µJ, ratios, latency in µs/ms."""
+    if summary.empty:
+        return "(no results)"
+    df = summary.sort_values("energy_snn_pj", kind="stable")
+    view = pd.DataFrame({
+        "model": df["model"],
+        "hw": df["hw"],
+        "T": df["timesteps"],
+        "acc %": (df["accuracy"] * 100).map(lambda v: f"{v:.1f}" if pd.notna(v) else "-"),
+        "params": df["params"].map(lambda v: f"{v:,}"),
+        "spikes/inf": df["spikes_per_inference"].map(lambda v: f"{v:,.0f}"),
+        "E_SNN µJ": (df["energy_snn_pj"] / 1e6).map(_fmt),
+        "E_ANN µJ": (df["energy_ann_pj"] / 1e6).map(_fmt),
+        "ANN/SNN": df["energy_ratio"].map(lambda v: f"{v:.2f}x"),
+        "compute-only": df["energy_ratio_compute"].map(lambda v: f"{v:.2f}x"),
+        "latency": df["latency_s"].map(_fmt_time),
+        "ANN latency": df["latency_ann_s"].map(_fmt_time),
+    })
+    return view.to_string(index=False)
+
+
+def _fmt(v: float) -> str:
+    if pd.isna(v):
+        return "-"
+    if v == 0:
+        return "0"
+    if abs(v) >= 100:
+        return f"{v:,.0f}"
+    if abs(v) >= 1:
+        return f"{v:.2f}"
+    return f"{v:.3g}"
+
+
+def _fmt_time(v: float) -> str:
+    if pd.isna(v):
+        return "-"
+    if v >= 1:
+        return f"{v:.2f} s"
+    if v >= 1e-3:
+        return f"{v * 1e3:.2f} ms"
+    if v >= 1e-6:
+        return f"{v * 1e6:.2f} µs"
+    return f"{v * 1e9:.1f} ns"
+
+
+# ---------------------------------------------------------------------------- inputs
+def resolve_model(model: str | os.PathLike[str] | SpikingNet) -> tuple[SpikingNet, str, Path | None]:
+    """(model, label, path): load a checkpoint path, or take a model object as it is."""
+    from snnsim.checkpoint import load_model
+
+    if isinstance(model, SpikingNet):
+        return model, model.spec.name, None
+    path = Path(model)
+    net = load_model(path)
+    return net, model_label(path), path
+
+
+def model_label(path: Path) -> str:
+    """A short, readable name for a checkpoint: its stem, or ``dir/stem`` for generic stems."""
+    stem = path.stem
+    if stem in {"snn", "ann", "model", "pruned", "best", "last"} and path.parent.name:
+        return f"{path.parent.name}/{stem}"
+    return stem
+
+
+def baseline_layers(model: SpikingNet, baseline: str | os.PathLike[str] | SpikingNet | ArchSpec | None
+                    ) -> tuple[list[LayerInfo], str]:
+    """The layers of the non-spiking baseline and its label.
+
+    ``None`` = the same spec as the SNN. A checkpoint path / model / spec = that network (e.g.
+    the unpruned ANN, the paper's comparison).
+    """
+    if baseline is None:
+        return model.spec.layers(), f"{model.spec.name} (same spec)"
+    if isinstance(baseline, ArchSpec):
+        return baseline.layers(), baseline.name
+    net, label, _ = resolve_model(baseline)
+    if tuple(net.spec.input_shape) != tuple(model.spec.input_shape) or net.spec.num_classes != model.spec.num_classes:
+        raise SnnsimError(f"baseline {label!r} has input {list(net.spec.input_shape)} -> {net.spec.num_classes} classes, "
+                          f"the model {list(model.spec.input_shape)} -> {model.spec.num_classes}",
+                          "pass the ANN trained on the same data set")
+    return net.spec.layers(), label
+
+
+def trace_cache_dir(model: SpikingNet, dataset: str, samples: int, root: str | os.PathLike[str] = "traces") -> Path:
+    """Where a recorded trace of this exact model (fingerprint) on this data lives."""
+    from snnsim.trace import model_fingerprint
+
+    fp = model_fingerprint(model)[:12]
+    return Path(root) / f"{model.spec.name}-{dataset}-{samples}-T{model.timesteps}-{fp}"
+
+
+def obtain_trace(model: SpikingNet, trace: str | os.PathLike[str] | None = None, dataset: str | None = None,
+                 samples: int | None = None, data_dir: str | os.PathLike[str] = "data",
+                 trace_root: str | os.PathLike[str] = "traces", device: str = "auto", seed: int = 0,
+                 progress: bool = True, log: Callable[[str], None] | None = None) -> Any:
+    """Load ``trace`` (checking it matches the model) or record/reuse one on ``dataset``."""
+    from snnsim.trace import check_trace_matches, load_trace, record_trace
+
+    say = log or (lambda _msg: None)
+    if trace is not None:
+        tr = load_trace(trace)
+        check_trace_matches(tr, model)
+        say(f"using trace {str(tr.path)!r} ({tr.samples} samples, T={tr.timesteps})")
+        return tr
+    from snnsim.data import load_dataset
+    from snnsim.device import resolve_device
+
+    name = dataset or model.dataset_info.get("name")
+    if not name:
+        raise SnnsimError("the model does not record which data set it was trained on",
+                          "pass --dataset (digits, cifar10, cifar100, synthetic) or --trace DIR")
+    bundle = load_dataset(name, data_dir=data_dir, seed=seed, augment=False)
+    n_test = len(bundle.test)
+    n = min(DEFAULT_SAMPLES, n_test) if samples is None else int(samples)
+    if n < 1:
+        raise SnnsimError(f"--samples must be >= 1, got {n}")
+    if n > n_test:
+        raise SnnsimError(f"asked for {n} samples but the {name} test set has {n_test}", f"use --samples {n_test} or fewer")
+    cache = trace_cache_dir(model, name, n, trace_root)
+    if (cache / "meta.json").exists():
+        try:
+            tr = load_trace(cache)
+            check_trace_matches(tr, model)
+            say(f"reusing trace {str(cache)!r} (recorded earlier for this exact model)")
+            return tr
+        except TraceError:
+            say(f"cached trace {str(cache)!r} is unusable; recording it again")
+    say(f"recording trace of {n} {name} test samples at T={model.timesteps} -> {str(cache)!r}")
+    dev = resolve_device(device)
+    model.to(dev)
+    try:
+        return record_trace(model, bundle, cache, samples=n, split="test", device=dev, progress=progress)
+    finally:
+        model.to("cpu")
+
+
+def _as_configs(hw: Any, compute_only: bool) -> list[Any]:
+    from snnsim.hw import HardwareConfig, load_hw
+
+    items = hw if isinstance(hw, list | tuple) else [hw]
+    if not items:
+        items = [DEFAULT_HW]
+    out = []
+    for item in items:
+        if isinstance(item, HardwareConfig):
+            out.append(item.as_compute_only() if compute_only else item)
+        else:
+            out.append(load_hw(item, compute_only=compute_only))
+    return out
+
+
+# ---------------------------------------------------------------------------- estimate
+def estimate(model: str | os.PathLike[str] | SpikingNet, hw: Any = DEFAULT_HW, trace: str | os.PathLike[str] | None = None,
+             dataset: str | None = None, samples: int | None = None, *, counting: str = "snnsim",
+             baseline: str | os.PathLike[str] | SpikingNet | ArchSpec | None = None,
+             first_layer: str = "mac_per_timestep", skip_zero_weights: bool = False, compute_only: bool = False,
+             functional: bool | str = False, data_dir: str | os.PathLike[str] = "data",
+             trace_root: str | os.PathLike[str] = "traces", device: str = "auto", seed: int = 0,
+             progress: bool = True, log: Callable[[str], None] | None = None) -> EstimateResult:
+    """Estimate energy and latency of ``model`` on each hardware config in ``hw``.
+
+    ``hw``: a config path, a shipped config name (``45nm``, ``loihi``...), a loaded
+    :class:`~snnsim.hw.HardwareConfig`, or a list of those. See the module docstring for the
+    trace and baseline rules. Returns an :class:`EstimateResult`.
+    """
+    return estimate_many([model], hw, traces=[trace] if trace is not None else None, dataset=dataset,
+                         samples=samples, counting=counting, baseline=baseline, first_layer=first_layer,
+                         skip_zero_weights=skip_zero_weights, compute_only=compute_only, functional=functional,
+                         data_dir=data_dir, trace_root=trace_root, device=device, seed=seed,
+                         progress=progress, log=log)
+
+
+def estimate_many(models: Sequence[str | os.PathLike[str] | SpikingNet], hw: Any = DEFAULT_HW,
+                  traces: Sequence[str | os.PathLike[str] | None] | None = None, dataset: str | None = None,
+                  samples: int | None = None, *, counting: str = "snnsim",
+                  baseline: str | os.PathLike[str] | SpikingNet | ArchSpec | None = None,
+                  first_layer: str = "mac_per_timestep", skip_zero_weights: bool = False,
+                  compute_only: bool = False, functional: bool | str = False,
+                  data_dir: str | os.PathLike[str] = "data", trace_root: str | os.PathLike[str] = "traces",
+                  device: str = "auto", seed: int = 0, progress: bool = True,
+                  log: Callable[[str], None] | None = None) -> EstimateResult:
+    """Every model on every config: each model is traced and replayed once, then costed per config."""
+    from snnsim.cost import FIRST_LAYER_CHOICES, cost_report
+    from snnsim.sim.replay import replay
+
+    if first_layer not in FIRST_LAYER_CHOICES:
+        raise SnnsimError(f"unknown first-layer convention {first_layer!r}", f"choose one of {', '.join(FIRST_LAYER_CHOICES)}")
+    messages: list[str] = []
+
+    def say(msg: str) -> None:
+        messages.append(msg)
+        if log is not None:
+            log(msg)
+
+    configs = _as_configs(list(hw) if isinstance(hw, list | tuple) else hw, compute_only)
+    if traces is not None and len(traces) != len(models):
+        raise SnnsimError(f"got {len(traces)} traces for {len(models)} models", "pass one --trace per --model, or none")
+    layer_frames, summary_rows, breakdown_rows, access_frames, ann_frames = [], [], [], [], []
+    all_counts: dict[str, Any] = {}
+    trace_dirs: dict[str, Path] = {}
+    labels_seen: set[str] = set()
+    for mi, model_arg in enumerate(models):
+        net, label, _ = resolve_model(model_arg)
+        if net.kind != "snn":
+            raise SnnsimError(f"model {label!r} is an ANN", "estimate an SNN (the ANN is the baseline: pass it as --baseline)")
+        while label in labels_seen:
+            label = f"{label}#{mi}"
+        labels_seen.add(label)
+        tr = obtain_trace(net, traces[mi] if traces is not None else None, dataset, samples, data_dir,
+                          trace_root, device, seed, progress, say)
+        trace_dirs[label] = Path(tr.path)
+        counts = replay(tr, net, counting=counting, functional=functional, progress=progress)
+        all_counts[label] = counts
+        ann_layer_infos, baseline_label = baseline_layers(net, baseline)
+        accuracy = _trace_accuracy(tr)
+        func = getattr(counts, "functional", None)
+        spikes_per_inf = float(counts.per_sample("spikes_out").sum())
+        for cfg in configs:
+            rep = cost_report(counts, cfg, first_layer=first_layer, skip_zero_weights=skip_zero_weights,
+                              ann_layers=ann_layer_infos)
+            lay = rep.snn.layers.copy()
+            lay.insert(0, "hw", rep.snn.hw_name)
+            lay.insert(0, "model", label)
+            layer_frames.append(lay)
+            ann = rep.ann.layers.copy()
+            ann.insert(0, "hw", rep.ann.hw_name)
+            ann.insert(0, "model", baseline_label)
+            ann.insert(0, "snn_model", label)
+            ann_frames.append(ann)
+            acc = rep.snn.accesses.copy()
+            acc.insert(0, "network", "snn")
+            acc.insert(0, "hw", rep.snn.hw_name)
+            acc.insert(0, "model", label)
+            access_frames.append(acc)
+            for network, res in (("snn", rep.snn), ("ann", rep.ann)):
+                for comp, e in res.breakdown.items():
+                    breakdown_rows.append({"model": label, "hw": rep.snn.hw_name, "network": network,
+                                           "component": comp, "energy_pj": float(e)})
+            row: dict[str, Any] = {
+                "model": label, "hw": rep.snn.hw_name, "samples": int(counts.samples),
+                "timesteps": int(counts.timesteps), "accuracy": accuracy,
+                "params": int(net.spec.param_count()), "spikes_per_inference": spikes_per_inf,
+            }
+            summ = dict(rep.summary)
+            summ.pop("hw", None)
+            summ.pop("timesteps", None)
+            row.update(summ)
+            row.update({
+                "baseline_model": baseline_label,
+                "ann_params": int(sum(layer.params for layer in ann_layer_infos)),
+                "ann_macs": int(sum(layer.macs for layer in ann_layer_infos)),
+                "ac_per_inference": float(rep.snn.layers["ac"].sum()),
+                "mac_per_inference": float(rep.snn.layers["mac"].sum()),
+                "counting": counting,
+                "weight_bits": (net.quantization or {}).get("bits", 32),
+                "functional_accuracy": (func.accuracy if func is not None else float("nan")),
+                "trace": str(tr.path),
+            })
+            for comp, e in rep.snn.breakdown.items():
+                row[f"snn_{comp}_pj"] = float(e)
+            summary_rows.append(row)
+    summary = pd.DataFrame(summary_rows)
+    ordered = [c for c in SUMMARY_COLUMNS if c in summary.columns]
+    summary = summary[ordered + [c for c in summary.columns if c not in ordered]]
+    _check_finite(summary)
+    return EstimateResult(
+        layers=pd.concat(layer_frames, ignore_index=True),
+        summary=summary,
+        breakdown=pd.DataFrame(breakdown_rows, columns=["model", "hw", "network", "component", "energy_pj"]),
+        accesses=pd.concat(access_frames, ignore_index=True) if access_frames else pd.DataFrame(),
+        ann_layers=pd.concat(ann_frames, ignore_index=True),
+        counts=all_counts,
+        traces=trace_dirs,
+        log=messages,
+    )
+
+
+def _trace_accuracy(tr: Any) -> float:
+    labels = tr.labels
+    if labels is None:
+        return float("nan")
+    preds = tr.predictions
+    import numpy as np
+
+    return float(np.mean(np.asarray(preds) == np.asarray(labels))) if len(labels) else float("nan")
+
+
+def _check_finite(summary: pd.DataFrame) -> None:
+    """Refuse to report negative or NaN energies (a broken config or counts)."""
+    for col in ("energy_snn_pj", "energy_ann_pj"):
+        if col not in summary:
+            continue
+        bad = summary[(summary[col] < 0) | summary[col].isna()]
+        if not bad.empty:
+            r = bad.iloc[0]
+            raise SnnsimError(f"{col} is {r[col]} for model {r['model']!r} on {r['hw']!r}",
+                              "check the hardware config's energies (all must be finite and >= 0)")
