@@ -1,0 +1,129 @@
+"""The compression CLI end to end on a tiny synthetic model: tables, checkpoints, errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+from snnsim.checkpoint import load_model
+from snnsim.cli import main
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> Path:
+    """A tiny hybrid-trained SNN (synthetic 8x8 data; a few seconds)."""
+    from snnsim.arch import make_arch
+    from snnsim.data import load_dataset
+    from snnsim.training import TrainConfig, hybrid_train
+
+    out = tmp_path_factory.mktemp("run")
+    bundle = load_dataset("synthetic", synthetic_size=(128, 64))
+    spec = make_arch("digits").with_widths([6, 6, 8, 8, 16], name="tiny")
+    cfg_ann = TrainConfig(epochs=2, lr=3e-3, device="cpu", progress=False)
+    cfg_snn = TrainConfig(epochs=1, lr=1e-3, device="cpu", progress=False)
+    hybrid_train(spec, bundle, cfg_ann, cfg_snn, 3, out_dir=out)
+    return out
+
+
+def run(argv: list[str]) -> int:
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    return int(exc.value.code)
+
+
+def test_spatial_dry_run_writes_pca_tables(trained, tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    code = run(["prune", "spatial", "--model", str(trained / "snn.pt"), "--out", "p.pt", "--dry-run",
+                "--variance", "0.99", "--device", "cpu"])
+    assert code == 0
+    pca = pd.read_csv(tmp_path / "reports/prune-spatial-snn/pca.csv")
+    assert pca["layer"].tolist() == ["conv1", "conv2", "conv3", "conv4", "fc1"]
+    assert (pca["k"] >= 1).all() and (pca["k"] <= pca["width"]).all()
+    assert (pca["observations"] == [128 * 64, 128 * 64, 128 * 16, 128 * 16, 128]).all()
+    curves = pd.read_csv(tmp_path / "reports/prune-spatial-snn/pca_curves.csv")
+    assert len(curves) == 6 + 6 + 8 + 8 + 16
+    assert not (tmp_path / "p.pt").exists()
+
+
+def test_spatial_retrain_table_and_reload(trained, tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    code = run(["prune", "spatial", "--model", str(trained / "snn.pt"), "--out", "pruned.pt",
+                "--widths", "3,4,5,6,7", "--ann-epochs", "1", "--snn-epochs", "1", "--device", "cpu",
+                "--report-dir", "rep"])
+    assert code == 0
+    pruned = load_model(tmp_path / "pruned.pt")
+    assert pruned.spec.widths() == [3, 4, 5, 6, 7] and pruned.kind == "snn" and pruned.timesteps == 3
+    assert pruned.provenance["spatial"]["widths_before"] == [6, 6, 8, 8, 16]
+    assert Path(pruned.provenance["ann"]).is_file()
+    table = pd.read_csv(tmp_path / "rep/spatial.csv")
+    total = table[table["layer"] == "total"].iloc[0]
+    assert total["params_after"] == pruned.spec.param_count()
+    assert total["compression"] == pytest.approx(total["params_before"] / total["params_after"])
+    assert 0 <= total["accuracy_after"] <= 1 and total["accuracy_before"] == pytest.approx(
+        load_model(trained / "snn.pt").provenance["accuracy"])
+    assert table["channels_after"].tolist()[:5] == [3, 4, 5, 6, 7]
+
+    # evaluate finds the pruned ANN through the provenance and uses it as the baseline
+    code = run(["evaluate", "--model", "pruned.pt", "--noise-std", "0,0.3", "--device", "cpu"])
+    assert code == 0
+    noise = pd.read_csv(tmp_path / "reports/evaluate-pruned/noise.csv")
+    assert noise["noise_std"].tolist() == [0.0, 0.3]
+    assert noise["ann_accuracy"].notna().all()
+    assert noise["difference"].tolist() == pytest.approx((noise["snn_accuracy"] - noise["ann_accuracy"]).tolist())
+
+
+def test_temporal_gradual_and_direct(trained, tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    code = run(["prune", "temporal", "--model", str(trained / "snn.pt"), "--schedule", "3,2,1",
+                "--epochs-per-step", "1", "--out", "tp", "--compare-direct", "--device", "cpu"])
+    assert code == 0
+    for name in ("snn_T3.pt", "snn_T2.pt", "snn_T1.pt", "direct_T1.pt"):
+        m = load_model(tmp_path / "tp" / name)
+        assert m.timesteps == int(name.split("_T")[1][0])
+    table = pd.read_csv(tmp_path / "reports/prune-temporal-snn/temporal.csv")
+    grad = table[table["schedule"] == "gradual"]
+    direct = table[table["schedule"] == "direct"]
+    assert grad["timesteps"].tolist() == [3, 2, 1] and grad["epochs"].tolist() == [0, 1, 1]
+    assert direct["timesteps"].tolist() == [3, 1] and direct["epochs"].tolist() == [0, 2]
+    assert grad["cumulative_epochs"].iloc[-1] == direct["cumulative_epochs"].iloc[-1]
+    assert (tmp_path / "tp/temporal.csv").exists()
+
+
+def test_quantize_writes_checkpoints(trained, tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    code = run(["quantize", "--model", str(trained / "snn.pt"), "--bits", "32,5,3", "--out", "q", "--device", "cpu"])
+    assert code == 0
+    table = pd.read_csv(tmp_path / "reports/quantize-snn/quantize.csv")
+    assert table["bits"].tolist() == [32, 5, 3]
+    assert table["accuracy_drop"].iloc[0] == 0.0
+    q = load_model(tmp_path / "q/snn_5bit.pt")
+    assert q.quantization["bits"] == 5
+    assert q.quantization["scheme"] == "uniform-symmetric-per-layer"
+    for i, syn in enumerate(q.synapses):
+        codes = q.quantization["int_weights"][f"synapses.{i}.weight"]
+        assert codes.dtype == torch.int8 and int(codes.abs().max()) <= 15
+        assert torch.equal(syn.weight.detach(), codes.float() * q.quantization["scales"][i])
+    assert not (tmp_path / "q/snn_32bit.pt").exists()
+
+
+@pytest.mark.parametrize("argv", [
+    ["quantize", "--model", "MODEL", "--bits", "1", "--out", "q"],
+    ["quantize", "--model", "MODEL", "--bits", "x", "--out", "q"],
+    ["prune", "temporal", "--model", "MODEL", "--schedule", "2,3", "--out", "t"],
+    ["prune", "temporal", "--model", "MODEL", "--schedule", "9,2", "--out", "t"],
+    ["prune", "spatial", "--model", "MODEL", "--variance", "1.5", "--out", "p.pt"],
+    ["prune", "spatial", "--model", "ANN", "--out", "p.pt"],
+    ["prune", "spatial", "--model", "MODEL", "--widths", "1,2", "--out", "p.pt", "--dry-run"],
+    ["evaluate", "--model", "MODEL", "--noise-std", "-0.1"],
+    ["evaluate", "--model", "MODEL", "--baseline", "MODEL"],
+    ["evaluate", "--model", "missing.pt"],
+])
+def test_user_errors_exit_2(trained, tmp_path, monkeypatch, capsys, argv) -> None:
+    monkeypatch.chdir(tmp_path)
+    argv = [a.replace("MODEL", str(trained / "snn.pt")).replace("ANN", str(trained / "ann.pt")) for a in argv]
+    assert run([*argv, "--device", "cpu"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err and err[-1].startswith("snnsim: error:")
