@@ -387,6 +387,20 @@ class HardwareConfig(_Strict):
         new._ann = None
         return new
 
+    def with_numerics(self, **bits: int) -> HardwareConfig:
+        """A validated copy with other bit widths for the SNN, e.g. ``with_numerics(weight_bits=4)``
+        for a 4-bit quantized model (memory energy scales with the value width). The ANN
+        baseline keeps the original widths (a quantized SNN is compared with the same ANN)."""
+        data = self.model_dump(by_alias=True)
+        data["numerics"].update(bits)
+        try:
+            new = HardwareConfig.model_validate(data)
+        except ValidationError as exc:
+            raise ConfigError(_format_errors(exc, f"{self.name} (with_numerics)")) from None
+        new._path = self._path
+        new._ann = self.ann
+        return new
+
     def energy_table(self) -> list[dict[str, Any]]:
         """Every per-action energy of this config as rows (component, action, energy_pj, note):
         an Accelergy-style energy reference table, for auditing a run."""
