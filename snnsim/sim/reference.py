@@ -1,0 +1,117 @@
+"""Plain numpy/PyTorch references of the numba kernels, for tests and cross-checks.
+
+They compute the same quantities the dense way, sharing no code with the kernels:
+
+* fan-out maps as the gradient of ``sum(conv(x))`` w.r.t. ``x`` (each input's synapse count);
+* pooled multiplicities by sum pooling (average pooling) or max pooling of the unpacked spikes;
+* per-layer counts by convolving the multiplicity map with an all-ones kernel (synaptic ops per
+  output, summed = syn_ops), with the nonzero-weight mask (syn_ops_nz), and thresholding the
+  all-ones result (touched neurons);
+* functional steps with torch ops in the model's own arithmetic.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from snnsim.arch import LayerInfo
+
+
+def unpack(packed: np.ndarray, source_shape: tuple[int, ...]) -> np.ndarray:
+    """Packed [n, T, nbytes] -> float64 [n, T, *source_shape] of 0/1."""
+    size = int(np.prod(source_shape))
+    bits = np.unpackbits(np.asarray(packed), axis=2, count=size).astype(np.float64)
+    return bits.reshape(*packed.shape[:2], *source_shape)
+
+
+def pack(bits: np.ndarray) -> np.ndarray:
+    """Bool/0-1 [n, T, *shape] -> packed [n, T, nbytes] (the trace layout)."""
+    b = np.asarray(bits).reshape(bits.shape[0], bits.shape[1], -1) != 0
+    return np.packbits(b, axis=2)
+
+
+def fanout_ref(info: LayerInfo, weight: torch.Tensor | None = None) -> np.ndarray:
+    """Synapses driven per pooled input site (flattened (C, H, W)); nonzero weights only if
+    ``weight`` is given, else all weights."""
+    shape = info.in_shape
+    x = torch.zeros((1, *shape), dtype=torch.float64, requires_grad=True)
+    if info.kind == "conv":
+        w = torch.ones(info.weight_shape(), dtype=torch.float64) if weight is None else (weight != 0).to(torch.float64)
+        out = F.conv2d(x, w, stride=info.stride, padding=info.padding)
+    else:
+        w = torch.ones(info.weight_shape(), dtype=torch.float64) if weight is None else (weight != 0).to(torch.float64)
+        out = F.linear(x.reshape(1, -1), w)
+    out.sum().backward()
+    assert x.grad is not None
+    return x.grad.reshape(-1).numpy().round().astype(np.int64)
+
+
+def multiplicity_ref(info: LayerInfo, events: torch.Tensor) -> torch.Tensor:
+    """Pooled multiplicities [B, *in_shape] of source events [B, *source_shape] (float64)."""
+    m = events.to(torch.float64)
+    if info.pool == "avg":
+        m = F.avg_pool2d(m, info.pool_kernel, divisor_override=1)
+    elif info.pool == "max":
+        m = F.max_pool2d(m, info.pool_kernel)
+    return m.reshape(m.shape[0], *info.in_shape)
+
+
+def _apply(info: LayerInfo, m: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    if info.kind == "conv":
+        return F.conv2d(m, w, stride=info.stride, padding=info.padding)
+    return F.linear(m.reshape(m.shape[0], -1), w)
+
+
+def counts_ref(info: LayerInfo, weight: torch.Tensor, events: np.ndarray, analog: bool = False) -> dict[str, np.ndarray]:
+    """Reference counts of one layer per (sample, timestep).
+
+    ``events``: [n, T, *source_shape] spikes, or for the analog layer (``analog=True``) the
+    input values [n, *source_shape] (same every timestep; results are then [n]).
+    Returns dict of int64 arrays: events, syn, syn_nz, touched, nb_eff, nb_binary, sites.
+    """
+    ev = torch.as_tensor(np.asarray(events), dtype=torch.float64)
+    lead = ev.shape[:1] if analog else ev.shape[:2]
+    flat = ev.reshape(-1, *info.source_shape)
+    if analog:
+        m = (flat != 0).to(torch.float64).reshape(flat.shape[0], *info.in_shape)
+        binary = ((flat == 0) | (flat == 1) | (flat == -1)).reshape(flat.shape[0], -1).all(dim=1)
+    else:
+        m = multiplicity_ref(info, flat)
+        kk = info.pool_kernel ** 2 if info.pool == "avg" else 1
+        binary = ((m == 0) | (m == kk)).reshape(m.shape[0], -1).all(dim=1)
+    ones = torch.ones(info.weight_shape(), dtype=torch.float64)
+    nzw = (weight.detach().to(torch.float64) != 0).to(torch.float64)
+    per_out = _apply(info, m, ones)
+    out = {
+        "events": m.reshape(m.shape[0], -1).sum(dim=1),
+        "syn": per_out.reshape(m.shape[0], -1).sum(dim=1),
+        "syn_nz": _apply(info, m, nzw).reshape(m.shape[0], -1).sum(dim=1),
+        "touched": (per_out > 0).reshape(m.shape[0], -1).sum(dim=1).to(torch.float64),
+        "nb_eff": _apply(info, (m != 0).to(torch.float64), nzw).reshape(m.shape[0], -1).sum(dim=1),
+        "nb_binary": binary.to(torch.float64),
+        "sites": (m != 0).reshape(m.shape[0], -1).sum(dim=1).to(torch.float64),
+    }
+    return {k: v.round().to(torch.int64).reshape(*lead).numpy() for k, v in out.items()}
+
+
+def lif_step_ref(u: torch.Tensor, cur: torch.Tensor, leak: torch.Tensor, theta: torch.Tensor
+                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The model's float LIF step in torch: (potential before reset, spikes, new potential)."""
+    v = leak * u + cur
+    s = ((v / theta - 1.0) > 0).to(v.dtype)
+    return v, s, v - theta * s
+
+
+def lif_step_int_ref(u: torch.Tensor, cur: torch.Tensor, leak_fx: int, frac_bits: int, theta: int
+                     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The integer LIF step in torch int64: (potential before reset, spikes, new potential)."""
+    v = torch.bitwise_right_shift(u * leak_fx, frac_bits) + cur
+    s = v > theta
+    return v, s, v - theta * s.to(torch.int64)
+
+
+def scatter_ref(info: LayerInfo, vals: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """Dense reference of the scatter kernels: the layer's current for pooled values [B, *in_shape]."""
+    return _apply(info, vals, weight.to(vals.dtype))

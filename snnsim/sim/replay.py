@@ -1,0 +1,478 @@
+"""Replay a spike trace through the event-driven simulator -> :class:`SimCounts`.
+
+``replay(trace, model)`` walks the trace in sample chunks, layer by layer, and counts for every
+layer and timestep (summed over samples) the fields of the ``SimCounts`` contract
+(``docs/ARCHITECTURE.md``; conventions in ``docs/counting.md``). Counting uses per-layer fan-out
+maps (a spike's synapse count depends only on its position), so it is one pass over the packed
+bits per layer and timestep, exact at borders, with average pooling folded (each spike drives
+its pooled site's synapses: ACs) and max pooling as an OR.
+
+``functional='float'`` (or ``True``) also *runs* the network event by event: every input event
+scatters its weight column into the output potentials, then leak, threshold and soft reset, in
+float32 exactly like the PyTorch model. By default each layer is driven by its *recorded*
+inputs and its output spikes are compared with the next layer's recorded inputs (mismatches
+are near-threshold float-rounding flips); the output layer's accumulations give the
+predictions and the accuracy. ``functional='integer'`` runs the quantized model in exact
+integer arithmetic (:mod:`snnsim.sim.integer`), by default *chained* (each layer driven by the
+simulator's own spikes, as integer hardware would run), and reports its accuracy and how far
+its spikes diverge from the float trace.
+
+``counting='neurobench'`` reproduces NeuroBench 2.3's SynapticOperations instead
+(:mod:`snnsim.sim.neurobench`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from snnsim.arch import LayerInfo
+from snnsim.errors import SnnsimError, TraceError
+from snnsim.models import SpikingNet
+from snnsim.sim import kernels as K
+from snnsim.sim.integer import IntegerSpec, float_logits, integer_spec
+from snnsim.sim.neurobench import NeuroBenchCounts, aggregate, inbounds_connections
+from snnsim.trace import Trace, TraceChunk, check_trace_matches
+
+COUNTINGS = ("snnsim", "neurobench")
+FUNCTIONAL_MODES = ("float", "integer")
+DRIVES = ("recorded", "chained")
+_POOL_MODES = {None: 0, "avg": 1, "max": 2}
+_CHUNK_BUDGET = 128 << 20  # bytes of working memory a chunk may use
+
+
+# ---------------------------------------------------------------------------- results
+@dataclass
+class FunctionalResult:
+    """What the functional (value-level) replay found."""
+
+    mode: str  # 'float' | 'integer'
+    drive: str  # 'recorded' | 'chained'
+    predictions: np.ndarray  # [N] int64
+    logits: np.ndarray  # [N, classes] float64 (integer mode: acc * unit / T)
+    correct: int | None  # against the trace's labels
+    agree_recorded: int  # predictions equal to the recorded model's
+    spike_mismatches: np.ndarray  # [L, T] int64: simulated output spikes != recorded (spiking layers)
+    recorded_spikes: np.ndarray  # [L, T] int64: recorded output spikes (the denominators)
+    max_logit_error: float  # max |logits - recorded logits| (float mode; integer: vs float logits)
+    membrane_updates: np.ndarray  # [L, T] int64: NeuroBench rule (all at t=0, then changed)
+    integer: dict[str, Any] | None = None  # IntegerSpec.describe() in integer mode
+
+    @property
+    def samples(self) -> int:
+        return int(self.predictions.shape[0])
+
+    @property
+    def accuracy(self) -> float | None:
+        return None if self.correct is None else self.correct / max(1, self.samples)
+
+    def summary(self) -> str:
+        """One line: mode, accuracy, agreement, spike mismatches."""
+        acc = "n/a" if self.accuracy is None else f"{100 * self.accuracy:.2f}%"
+        mism = int(self.spike_mismatches.sum())
+        tot = int(self.recorded_spikes.sum())
+        return (f"functional {self.mode} ({self.drive}): accuracy {acc}, predictions equal to the recorded model "
+                f"{self.agree_recorded}/{self.samples}, spike mismatches {mism} of {tot} recorded spikes, "
+                f"max |logit error| {self.max_logit_error:.3g}")
+
+
+@dataclass
+class SimCounts:
+    """Event counts of a replay (contract in docs/ARCHITECTURE.md; conventions docs/counting.md).
+
+    [L, T] arrays are summed over samples; divide by ``samples`` for per-sample figures.
+    Extras beyond the contract: ``counting`` (the profile), ``mac_ops``/``ac_ops`` (``syn_ops``
+    split by operation kind: snnsim puts the analog layer's ops in MACs and all others in ACs;
+    neurobench splits per call as NeuroBench does), ``neurobench`` (NeuroBench's per-sample
+    figures), ``functional`` (functional-mode results) and ``model_fingerprint``.
+    """
+
+    layers: list[LayerInfo]
+    samples: int
+    timesteps: int
+    input_events: np.ndarray
+    syn_ops: np.ndarray
+    syn_ops_nz: np.ndarray
+    touched_neurons: np.ndarray
+    spikes_out: np.ndarray
+    dense_ops: np.ndarray
+    dense_ops_inbounds: np.ndarray
+    neurons: np.ndarray
+    analog: np.ndarray
+    correct: int | None = None
+    counting: str = "snnsim"
+    mac_ops: np.ndarray | None = None
+    ac_ops: np.ndarray | None = None
+    neurobench: NeuroBenchCounts | None = None
+    functional: FunctionalResult | None = None
+    model_fingerprint: str | None = None
+
+    PER_T_FIELDS = ("input_events", "syn_ops", "syn_ops_nz", "touched_neurons", "spikes_out")
+
+    def per_sample(self, name: str) -> np.ndarray:
+        """A [L, T] field divided by the number of samples."""
+        return np.asarray(getattr(self, name), dtype=np.float64) / max(1, self.samples)
+
+    def layer_totals(self, name: str) -> np.ndarray:
+        """A [L, T] field per sample, summed over timesteps -> [L]."""
+        return self.per_sample(name).sum(axis=1)
+
+    def totals(self) -> dict[str, float]:
+        """Per-sample totals over layers and timesteps, plus the dense references x T."""
+        out = {f: float(self.per_sample(f).sum()) for f in self.PER_T_FIELDS}
+        out["dense_ops"] = float(self.dense_ops.sum() * self.timesteps)
+        out["dense_ops_inbounds"] = float(self.dense_ops_inbounds.sum() * self.timesteps)
+        if self.mac_ops is not None and self.ac_ops is not None:
+            out["mac_ops"] = float(self.mac_ops.sum() / max(1, self.samples))
+            out["ac_ops"] = float(self.ac_ops.sum() / max(1, self.samples))
+        return out
+
+    def to_frame(self) -> Any:
+        """Long table, one row per (layer, timestep), counts per sample (pandas DataFrame)."""
+        import pandas as pd
+
+        rows = []
+        for li, info in enumerate(self.layers):
+            for t in range(self.timesteps):
+                row: dict[str, Any] = {"layer": info.name, "index": li, "t": t, "analog": bool(self.analog[li])}
+                for f in self.PER_T_FIELDS:
+                    row[f] = float(getattr(self, f)[li, t]) / max(1, self.samples)
+                if self.mac_ops is not None and self.ac_ops is not None:
+                    row["mac_ops"] = float(self.mac_ops[li, t]) / max(1, self.samples)
+                    row["ac_ops"] = float(self.ac_ops[li, t]) / max(1, self.samples)
+                row["dense_ops"] = float(self.dense_ops[li])
+                row["dense_ops_inbounds"] = float(self.dense_ops_inbounds[li])
+                row["neurons"] = int(self.neurons[li])
+                rows.append(row)
+        return pd.DataFrame(rows)
+
+
+# ---------------------------------------------------------------------------- layer plans
+@dataclass
+class LayerPlan:
+    """Everything the kernels need about one layer: geometry, fan-out maps, weights."""
+
+    info: LayerInfo
+    c: int
+    h: int
+    w: int  # source dims (a 1-D source (F,) is (F, 1, 1))
+    pool_mode: int
+    k: int
+    cp: int
+    hp: int
+    wp: int  # pooled dims (what the synapses read)
+    is_conv: bool
+    c_out: int
+    h_out: int
+    w_out: int
+    ksize: int
+    stride: int
+    padding: int
+    fan: np.ndarray  # int64 [cp*hp*wp]
+    fan_nz: np.ndarray
+    weight: np.ndarray = field(repr=False)  # float32, torch layout
+
+    @property
+    def n_out(self) -> int:
+        """C_out for a conv, out_features for a linear layer (the touched-neuron multiplier)."""
+        return self.c_out
+
+    @property
+    def dense_inbounds(self) -> int:
+        return int(self.fan.sum())
+
+    def transposed(self, weight: np.ndarray) -> np.ndarray:
+        """Weights in the scatter layout: (C_in, k, k, C_out) for conv, (in, out) for linear."""
+        if self.is_conv:
+            return np.ascontiguousarray(weight.transpose(1, 2, 3, 0)).reshape(-1)
+        return np.ascontiguousarray(weight.T).reshape(-1)
+
+
+def plan_for(info: LayerInfo, weight: np.ndarray) -> LayerPlan:
+    """The plan of one layer with weights ``weight`` (torch layout, any float dtype)."""
+    src = tuple(info.source_shape)
+    c, h, w = (src[0], 1, 1) if len(src) == 1 else src
+    k = info.pool_kernel if info.pool else 1
+    cp, hp, wp = c, h // k, w // k
+    weight = np.asarray(weight, dtype=np.float32)
+    if tuple(weight.shape) != tuple(info.weight_shape()):
+        raise SnnsimError(f"layer {info.name}: weight shape {tuple(weight.shape)} does not match {info.weight_shape()}")
+    nz = weight != 0
+    if info.kind == "conv":
+        c_out, h_out, w_out = info.out_shape
+        if (cp, hp, wp) != tuple(info.in_shape):
+            raise SnnsimError(f"layer {info.name}: pooled source {(cp, hp, wp)} does not match its input {info.in_shape}")
+        full = np.full((cp, info.kernel, info.kernel), c_out, dtype=np.int64)
+        cnt = nz.sum(axis=0).astype(np.int64)
+        fan = K.conv_fanout(full, hp, wp, h_out, w_out, info.stride, info.padding)
+        fan_nz = K.conv_fanout(cnt, hp, wp, h_out, w_out, info.stride, info.padding)
+        return LayerPlan(info, c, h, w, _POOL_MODES[info.pool], k, cp, hp, wp, True, c_out, h_out, w_out,
+                         info.kernel, info.stride, info.padding, fan, fan_nz, weight)
+    n_in = cp * hp * wp
+    if n_in != info.in_features:
+        raise SnnsimError(f"layer {info.name}: pooled source has {n_in} sites but {info.in_features} inputs")
+    fan = np.full(n_in, info.out_features, dtype=np.int64)
+    fan_nz = nz.sum(axis=0).astype(np.int64)
+    return LayerPlan(info, c, h, w, _POOL_MODES[info.pool], k, cp, hp, wp, False, info.out_features, 1, 1,
+                     1, 1, 0, fan, fan_nz, weight)
+
+
+def layer_plans(model: SpikingNet) -> list[LayerPlan]:
+    """Build the per-layer plans (fan-out maps with and without zero weights) of ``model``."""
+    return [plan_for(info, syn.weight.detach().cpu().numpy())
+            for info, syn in zip(model.layer_infos, model.synapses, strict=True)]
+
+
+# ---------------------------------------------------------------------------- chunk simulation
+@dataclass
+class ChunkResult:
+    """Per-sample results of one chunk (arrays indexed [n, L, T] unless noted)."""
+
+    counts: np.ndarray  # int64 [n, L, T, N_COLS]
+    spikes_out: np.ndarray  # int64 [n, L, T]
+    mismatches: np.ndarray | None = None  # int64 [n, L, T]
+    changed: np.ndarray | None = None  # int64 [n, L, T]
+    acc: np.ndarray | None = None  # [n, classes] (float32 or int64)
+    out_bits: list[np.ndarray | None] | None = None  # per layer [n, T, nbytes] (spiking layers)
+    potentials: list[np.ndarray] | None = None  # per layer [n, T, neurons] before reset
+
+
+def _count_layer(plan: LayerPlan, bits: np.ndarray | None, analog: np.ndarray | None, steps: int) -> np.ndarray:
+    """Counts [n, T, N_COLS] of one layer from packed bits (or the analog input of layer 0)."""
+    if analog is not None:
+        x = np.ascontiguousarray(analog, dtype=np.float32).reshape(analog.shape[0], -1)
+        c = K.count_analog_layer(x, plan.h, plan.w, plan.fan, plan.fan_nz, plan.is_conv, plan.h_out, plan.w_out,
+                                 plan.ksize, plan.stride, plan.padding, plan.n_out)
+        return np.repeat(c[:, None, :], steps, axis=1)
+    assert bits is not None
+    return K.count_packed_layer(np.ascontiguousarray(bits), plan.c, plan.h, plan.w, plan.pool_mode, plan.k,
+                                plan.fan, plan.fan_nz, plan.is_conv, plan.h_out, plan.w_out, plan.ksize,
+                                plan.stride, plan.padding, plan.n_out)
+
+
+def _values(plan: LayerPlan, bits: np.ndarray | None, analog: np.ndarray | None, mode: str,
+            ispec: IntegerSpec | None) -> np.ndarray:
+    """Values the synapses read, [n, Tv, S]: float32 (float mode) or int64 (integer mode)."""
+    if analog is not None:
+        x = np.asarray(analog, dtype=np.float32).reshape(analog.shape[0], 1, -1)
+        if mode == "integer":
+            assert ispec is not None
+            return ispec.quantize_input_np(x)
+        return np.ascontiguousarray(x)
+    assert bits is not None
+    mult = K.sites_from_packed(np.ascontiguousarray(bits), plan.c, plan.h, plan.w, plan.pool_mode, plan.k)
+    if mode == "integer":
+        return mult.astype(np.int64)
+    vals = mult.astype(np.float32)
+    if plan.pool_mode == 1:
+        vals /= np.float32(plan.k * plan.k)  # avg_pool2d: sum / k^2 in float32, as torch
+    return vals
+
+
+def simulate_chunk(plans: list[LayerPlan], chunk: TraceChunk, steps: int, functional: str | None = None,
+                   drive: str = "recorded", model: SpikingNet | None = None, ispec: IntegerSpec | None = None,
+                   keep_potentials: bool = False) -> ChunkResult:
+    """Count (and optionally run) every layer for one chunk of a trace."""
+    n = chunk.size
+    n_layers = len(plans)
+    counts = np.zeros((n, n_layers, steps, K.N_COLS), dtype=np.int64)
+    spikes_out = np.zeros((n, n_layers, steps), dtype=np.int64)
+    res = ChunkResult(counts, spikes_out)
+    recorded = [None if e is None else np.ascontiguousarray(e) for e in chunk.events]
+    analog = np.asarray(chunk.analog)
+    if functional:
+        assert model is not None
+        res.mismatches = np.zeros((n, n_layers, steps), dtype=np.int64)
+        res.changed = np.zeros((n, n_layers, steps), dtype=np.int64)
+        res.out_bits = [None] * n_layers
+        res.potentials = [] if keep_potentials else None
+    own_prev: np.ndarray | None = None
+    for li, plan in enumerate(plans):
+        is_first = li == 0
+        bits_in = None if is_first else (own_prev if (functional and drive == "chained") else recorded[li])
+        counts[:, li] = _count_layer(plan, bits_in, analog if is_first else None, steps)
+        if not functional:
+            if plan.info.spiking:
+                spikes_out[:, li] = K.popcount_packed(recorded[li + 1])
+            continue
+        assert model is not None and res.mismatches is not None and res.changed is not None and res.out_bits is not None
+        vals = _values(plan, bits_in, analog if is_first else None, functional, ispec)
+        wt_src = plan.weight if functional == "float" else ispec.layers[li].weight  # type: ignore[union-attr]
+        wt = plan.transposed(wt_src)
+        args = (vals, steps, wt, plan.is_conv, plan.cp, plan.hp, plan.wp, plan.c_out, plan.h_out, plan.w_out,
+                plan.ksize, plan.stride, plan.padding, plan.info.spiking)
+        if functional == "float":
+            if plan.info.spiking:
+                leak, theta = np.float32(model.leaks[li].item()), np.float32(model.thresholds[li].item())
+            else:
+                leak, theta = np.float32(1.0), np.float32(1.0)
+            bits, pot, changed, acc = K.functional_layer_f32(*args, leak, theta, keep_potentials)
+        else:
+            assert ispec is not None
+            lay = ispec.layers[li]
+            bits, pot, changed, acc = K.functional_layer_i64(*args, np.int64(lay.leak_fx or 0), np.int64(ispec.frac_bits),
+                                                             np.int64(lay.theta or 1), keep_potentials)
+        res.changed[:, li] = changed
+        if res.potentials is not None:
+            res.potentials.append(pot)
+        if plan.info.spiking:
+            res.out_bits[li] = bits
+            spikes_out[:, li] = K.popcount_packed(bits if drive == "chained" else recorded[li + 1])
+            res.mismatches[:, li] = K.mismatch_packed(bits, recorded[li + 1])
+            own_prev = bits
+        else:
+            res.acc = acc
+    return res
+
+
+# ---------------------------------------------------------------------------- replay
+def default_chunk_size(trace: Trace, functional: bool) -> int:
+    """Samples per chunk so that one chunk's working set stays near 128 MiB."""
+    per = 4 * int(np.prod(trace.spec.input_shape))
+    per += trace.timesteps * sum((info.source_size + 7) // 8 for info in trace.layers[1:])
+    if functional:
+        biggest = max(info.source_size + info.neurons for info in trace.layers)
+        per += trace.timesteps * biggest * 8 * 2
+    return int(max(1, min(trace.samples, 4096, _CHUNK_BUDGET // max(1, per))))
+
+
+def replay(trace: Trace, model: SpikingNet, counting: str = "snnsim", functional: bool | str = False,
+           chunk_size: int | None = None, progress: bool = True, batch_size: int = 64,
+           drive: str | None = None, input_scale: float | None = None, check_model: bool = True) -> SimCounts:
+    """Replay ``trace`` through the simulator and count events (see the module docstring).
+
+    ``counting``: 'snnsim' (exact event-driven counts) or 'neurobench' (NeuroBench 2.3's
+    rules; ``batch_size`` sets its per-call AC/MAC test). ``functional``: False, True/'float'
+    or 'integer'. ``drive``: 'recorded' (default for float) or 'chained' (default for integer).
+    ``input_scale``: Δ_x of the integer input quantizer (default from the model's data set).
+    """
+    from tqdm.auto import tqdm
+
+    if counting not in COUNTINGS:
+        raise SnnsimError(f"unknown counting profile {counting!r}", f"choose one of {', '.join(COUNTINGS)}")
+    mode: str | None
+    if functional is True:
+        mode = "float"
+    elif not functional:
+        mode = None
+    elif functional in FUNCTIONAL_MODES:
+        mode = str(functional)
+    else:
+        raise SnnsimError(f"unknown functional mode {functional!r}", "use False, 'float' or 'integer'")
+    if drive is None:
+        drive = "chained" if mode == "integer" else "recorded"
+    if drive not in DRIVES:
+        raise SnnsimError(f"unknown drive {drive!r}", f"choose one of {', '.join(DRIVES)}")
+    if batch_size < 1:
+        raise SnnsimError(f"batch size must be >= 1, got {batch_size}")
+    if check_model:
+        check_trace_matches(trace, model)
+    if [tuple(i.source_shape) for i in trace.layers] != [tuple(i.source_shape) for i in model.layer_infos]:
+        raise TraceError(f"trace {str(trace.path)!r} has another layer structure than the model",
+                         "re-record it with `snnsim trace --model ...` for this model")
+    steps = trace.timesteps
+    n_total = trace.samples
+    plans = layer_plans(model)
+    ispec = None
+    if mode == "integer":
+        ispec = integer_spec(model, input_scale=input_scale, input_absmax=(trace.meta.get("input") or {}).get("absmax"),
+                             timesteps=steps)
+    size = int(chunk_size) if chunk_size else default_chunk_size(trace, mode is not None)
+    if size < 1:
+        raise SnnsimError(f"chunk size must be >= 1, got {size}")
+    n_layers = len(plans)
+    sums = np.zeros((n_layers, steps, K.N_COLS), dtype=np.int64)
+    spk = np.zeros((n_layers, steps), dtype=np.int64)
+    nb_eff = np.zeros((n_total, n_layers, steps), dtype=np.int64) if counting == "neurobench" else None
+    nb_bin = np.zeros((n_total, n_layers, steps), dtype=bool) if counting == "neurobench" else None
+    mism = np.zeros((n_layers, steps), dtype=np.int64)
+    changed = np.zeros((n_layers, steps), dtype=np.int64)
+    accs: list[np.ndarray] = []
+    rec_logits = trace.logits()
+    with tqdm(total=n_total, desc=f"replay{' ' + mode if mode else ''}", unit="sample", disable=not progress) as bar:
+        for chunk in trace.iter_chunks(size):
+            res = simulate_chunk(plans, chunk, steps, mode, drive, model, ispec)
+            sums += res.counts.sum(axis=0)
+            spk += res.spikes_out.sum(axis=0)
+            if nb_eff is not None and nb_bin is not None:
+                nb_eff[chunk.start:chunk.stop] = res.counts[..., K.COL_NB_EFF]
+                nb_bin[chunk.start:chunk.stop] = res.counts[..., K.COL_NB_BINARY] == 1
+            if mode is not None:
+                assert res.mismatches is not None and res.changed is not None and res.acc is not None
+                mism += res.mismatches.sum(axis=0)
+                changed += res.changed.sum(axis=0)
+                accs.append(res.acc)
+            bar.update(chunk.size)
+
+    infos = list(model.layer_infos)
+    analog = np.array([i.analog_input for i in infos], dtype=bool)
+    syn = sums[..., K.COL_SYN].astype(np.float64)
+    syn_nz = sums[..., K.COL_SYN_NZ].astype(np.float64)
+    events = sums[..., K.COL_EVENTS].astype(np.float64)
+    dense_inb = np.array([p.dense_inbounds for p in plans], dtype=np.float64)
+    for p, info in zip(plans, infos, strict=True):  # the fan-out maps and the closed form must agree
+        if p.dense_inbounds != inbounds_connections(info):
+            raise AssertionError(f"layer {info.name}: fan-out map sums to {p.dense_inbounds}, expected {inbounds_connections(info)}")
+    nb_counts = None
+    if counting == "neurobench":
+        assert nb_eff is not None and nb_bin is not None
+        mu = None
+        if mode is not None:
+            mu = float(_membrane_updates(changed, infos, n_total).sum() / n_total)
+        nb_counts = aggregate(nb_eff, nb_bin, infos, steps, batch_size, membrane_updates=mu)
+        syn = syn_nz = sums[..., K.COL_NB_EFF].astype(np.float64)
+        events = sums[..., K.COL_SITES].astype(np.float64)
+        mac_ops, ac_ops = nb_counts.mac_ops, nb_counts.ac_ops
+        analog = mac_ops.sum(axis=1) > 0
+    else:
+        mac_ops = np.where(analog[:, None], syn, 0.0)
+        ac_ops = np.where(analog[:, None], 0.0, syn)
+
+    counts = SimCounts(
+        layers=infos, samples=n_total, timesteps=steps,
+        input_events=events, syn_ops=syn, syn_ops_nz=syn_nz,
+        touched_neurons=sums[..., K.COL_TOUCHED].astype(np.float64), spikes_out=spk.astype(np.float64),
+        dense_ops=np.array([i.macs for i in infos], dtype=np.float64), dense_ops_inbounds=dense_inb,
+        neurons=np.array([i.neurons for i in infos], dtype=np.float64), analog=analog,
+        counting=counting, mac_ops=mac_ops, ac_ops=ac_ops, neurobench=nb_counts, model_fingerprint=trace.fingerprint,
+    )
+    if mode is not None:
+        acc = np.concatenate(accs, axis=0)
+        if mode == "float":
+            logits = acc.astype(np.float32) / np.float32(steps)
+        else:
+            assert ispec is not None
+            logits = float_logits(acc, ispec, steps)
+        preds = np.argmax(acc, axis=1).astype(np.int64)
+        labels = trace.labels
+        correct = None if labels is None else int((preds == labels).sum())
+        rec_spk = np.zeros((n_layers, steps), dtype=np.int64)
+        for li in range(n_layers - 1):
+            rec_spk[li] = _recorded_spikes(trace, li + 1, size)
+        counts.functional = FunctionalResult(
+            mode=mode, drive=drive, predictions=preds, logits=np.asarray(logits, dtype=np.float64), correct=correct,
+            agree_recorded=int((preds == trace.predictions).sum()), spike_mismatches=mism, recorded_spikes=rec_spk,
+            max_logit_error=float(np.abs(np.asarray(logits, dtype=np.float64) - np.asarray(rec_logits, dtype=np.float64)).max()),
+            membrane_updates=_membrane_updates(changed, infos, n_total),
+            integer=ispec.describe() if ispec is not None else None,
+        )
+        counts.correct = correct
+    return counts
+
+
+def _recorded_spikes(trace: Trace, layer: int, chunk: int) -> np.ndarray:
+    """Recorded input spikes of ``layer`` per timestep, summed over samples."""
+    out = np.zeros(trace.timesteps, dtype=np.int64)
+    ev = trace.events(layer)
+    for a in range(0, trace.samples, chunk):
+        out += K.popcount_packed(np.ascontiguousarray(ev[a:a + chunk])).sum(axis=0)
+    return out
+
+
+def _membrane_updates(changed: np.ndarray, infos: list[LayerInfo], samples: int) -> np.ndarray:
+    """NeuroBench's MembraneUpdates rule: every neuron at t = 0, then the changed ones."""
+    mu = changed.copy()
+    mu[:, 0] = np.array([i.neurons for i in infos], dtype=np.int64) * samples
+    return mu
