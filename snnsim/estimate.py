@@ -292,7 +292,11 @@ def estimate_many(models: Sequence[str | os.PathLike[str] | SpikingNet], hw: Any
         accuracy = _trace_accuracy(tr)
         func = getattr(counts, "functional", None)
         spikes_per_inf = float(counts.per_sample("spikes_out").sum())
-        for cfg in configs:
+        bits = (net.quantization or {}).get("bits")
+        for base_cfg in configs:
+            # A k-bit quantized model stores k-bit weights: memory traffic scales with the width.
+            cfg = (base_cfg.with_numerics(weight_bits=int(bits))
+                   if bits and int(bits) < base_cfg.numerics.weight_bits else base_cfg)
             rep = cost_report(counts, cfg, first_layer=first_layer, skip_zero_weights=skip_zero_weights,
                               ann_layers=ann_layer_infos)
             lay = rep.snn.layers.copy()
