@@ -16,6 +16,7 @@ from typing import Any
 
 import click
 
+from snnsim.commands.common import data_dir_option, device_option, seed_option
 from snnsim.errors import SnnsimError
 
 # ============================================================================ report
@@ -211,7 +212,80 @@ def report(run_dir: str, out_dir: str | None) -> None:
 
 
 # ============================================================================ compare
-# (snnsim compare: appended here by the reports lead)
+COMPARE_COLUMNS = (
+    "model", "hw", "accuracy", "timesteps", "params", "spikes_per_inference",
+    "energy_snn_pj", "energy_ann_pj", "energy_ratio", "energy_ratio_compute", "latency_cycles", "latency_s",
+)
+
+
+def compare_table(summary: Any) -> Any:
+    """The tidy compare table: summary columns first, then energy by component, sorted by energy."""
+    cols = [c for c in COMPARE_COLUMNS if c in summary.columns]
+    comps = [c for c in summary.columns if c.startswith("snn_") and c.endswith("_pj")]
+    rest = [c for c in summary.columns if c not in cols and c not in comps]
+    table = summary[cols + comps + rest].rename(columns={c: "energy_" + c[len("snn_"):] for c in comps})
+    return table.sort_values("energy_snn_pj", kind="stable").reset_index(drop=True)
+
+
+@click.command("compare")
+@click.option("--model", "models", multiple=True, type=click.Path(),
+              help="SNN checkpoint (repeatable); default: the example model shipped with snnsim.")
+@click.option("--hw", "hws", multiple=True, help="Hardware config YAML or shipped name (repeatable).")
+@click.option("--all-hw", is_flag=True, help="Use every shipped hardware config.")
+@click.option("--trace", "traces", multiple=True, type=click.Path(),
+              help="Trace per model, in --model order (default: record once per model, then reuse).")
+@click.option("--dataset", default=None, help="Data set to trace on (default: each model's own).")
+@click.option("--samples", type=int, default=None, help="Test samples to trace (default: min(256, test set)).")
+@click.option("--baseline", type=click.Path(), default=None, help="ANN checkpoint for the non-spiking baseline.")
+@click.option("--first-layer", type=click.Choice(["mac_per_timestep", "mac_once"]), default="mac_per_timestep",
+              show_default=True)
+@click.option("--compute-only", is_flag=True, help="Charge compute only (the paper's #ops x energy/op).")
+@click.option("--out", "out", type=click.Path(), default="reports/compare", show_default=True)
+@click.option("--plots", is_flag=True, help="Also write PNG plots into <out>/plots.")
+@data_dir_option
+@device_option
+@seed_option
+def compare(models: tuple[str, ...], hws: tuple[str, ...], all_hw: bool, traces: tuple[str, ...],
+            dataset: str | None, samples: int | None, baseline: str | None, first_layer: str,
+            compute_only: bool, out: str, plots: bool, data_dir: str, device: str, seed: int) -> None:
+    """Every model on every hardware config: one compare.csv and a table sorted by energy.
+
+    Each model is traced once (or its trace reused from traces/) and replayed once; only the
+    costing runs per config.
+    """
+    from snnsim.commands.estimate import resolve_models
+    from snnsim.device import seed_everything
+    from snnsim.errors import SnnsimError
+    from snnsim.estimate import estimate_many, format_summary
+    from snnsim.hw import shipped_configs
+    from snnsim.io import write_csv
+
+    seed_everything(seed)
+    model_list = resolve_models(models)
+    if traces and len(traces) != len(model_list):
+        raise SnnsimError(f"got {len(traces)} --trace for {len(model_list)} --model", "pass one trace per model, or none")
+    hw_list = [str(p) for p in shipped_configs()] if all_hw else list(hws) or ["45nm"]
+    log_lines: list[str] = []
+
+    def log(msg: str) -> None:
+        log_lines.append(msg)
+        click.echo(f"snnsim: {msg}", err=True)
+
+    result = estimate_many(model_list, hw_list, traces=list(traces) if traces else None, dataset=dataset,
+                           samples=samples, baseline=baseline, first_layer=first_layer,
+                           compute_only=compute_only, data_dir=data_dir, device=device, seed=seed, log=log)
+    dest = Path(out)
+    written = result.write(dest)
+    table = compare_table(result.summary)
+    written.append(write_csv(table, dest / "compare.csv"))
+    recorded = sum(1 for m in log_lines if m.startswith("recording trace"))
+    reused = sum(1 for m in log_lines if m.startswith("reusing trace") or m.startswith("using trace"))
+    click.echo(format_summary(result.summary))
+    click.echo(f"{len(model_list)} model(s) x {len(hw_list)} config(s) = {len(table)} rows; "
+               f"traces: {recorded} recorded, {reused} reused; each model replayed once")
+    if plots:
+        written += make_plots(dest, dest / "plots")
+    click.echo(f"wrote {', '.join(str(p) for p in written)}")
 
 
 # ============================================================================ demo
