@@ -199,7 +199,7 @@ def float_logits(acc: np.ndarray | torch.Tensor, spec: IntegerSpec, timesteps: i
 
 def theta_error(spec: IntegerSpec, model: SpikingNet) -> float:
     """Largest relative rounding error of the integer thresholds (a quick sanity figure)."""
-    errs = [abs(lay.theta * lay.unit - float(model.thresholds[i])) / float(model.thresholds[i])
+    errs = [abs(lay.theta * lay.unit - model.thresholds[i].item()) / model.thresholds[i].item()
             for i, lay in enumerate(spec.layers) if lay.theta is not None]
     return max(errs) if errs else 0.0
 

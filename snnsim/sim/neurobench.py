@@ -25,12 +25,12 @@ when no functional replay ran). ``NeuronOperations`` = 4 x updates (snnTorch ``L
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from snnsim.arch import LayerInfo
@@ -128,11 +128,14 @@ def neurobench_call(x: torch.Tensor, layer: nn.Module) -> tuple[float, bool, flo
         xd = x.detach().to(torch.float64)
         is_ac = bool(((xd == 0) | (xd == 1) | (xd == -1)).all())
         xb = (xd != 0).to(torch.float64)
-        binl = copy.deepcopy(layer).to(torch.float64)
-        binl.weight.data = (binl.weight.data != 0).to(torch.float64)
-        if getattr(binl, "bias", None) is not None:
-            binl.bias.data.zero_()
-        eff = float(binl(xb).sum())
-        binl.weight.data.fill_(1.0)
-        dense = float(binl(torch.ones_like(xb)).sum())
-    return eff, is_ac, dense
+        wb = (layer.weight.detach() != 0).to(torch.float64)
+        ones = torch.ones_like(wb)
+
+        def run(inp: torch.Tensor, weight: torch.Tensor) -> float:  # bias excluded
+            if isinstance(layer, nn.Linear):
+                return float(F.linear(inp, weight).sum())
+            if isinstance(layer, nn.Conv2d):
+                return float(F.conv2d(inp, weight, None, layer.stride, layer.padding, layer.dilation, layer.groups).sum())
+            raise TypeError(f"unsupported layer type {type(layer).__name__}")
+
+        return run(xb, wb), is_ac, run(torch.ones_like(xb), ones)

@@ -71,7 +71,7 @@ def counts_ref(info: LayerInfo, weight: torch.Tensor, events: np.ndarray, analog
     input values [n, *source_shape] (same every timestep; results are then [n]).
     Returns dict of int64 arrays: events, syn, syn_nz, touched, nb_eff, nb_binary, sites.
     """
-    ev = torch.as_tensor(np.asarray(events), dtype=torch.float64)
+    ev = torch.as_tensor(np.array(events, dtype=np.float64))
     lead = ev.shape[:1] if analog else ev.shape[:2]
     flat = ev.reshape(-1, *info.source_shape)
     if analog:

@@ -1,0 +1,118 @@
+"""Small models and traces shared by the trace/simulator tests (kept tiny: 2 CPU cores)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from snnsim.arch import ArchSpec
+from snnsim.models import SpikingNet, build_model
+
+# conv -> avg pool -> conv -> max pool -> conv -> (flatten) fc -> out: every folding case.
+MIXED = ArchSpec("mixed", (8, "A", 12, "M", 16), (24,), (2, 8, 8), 10)
+# avg pool folded straight into the first linear layer (flatten + avg).
+AVG_FC = ArchSpec("avgfc", (6, 8, "A"), (16,), (1, 6, 6), 5)
+
+
+def spiking_model(spec: ArchSpec = MIXED, seed: int = 0, timesteps: int = 4, threshold: float = 0.3,
+                  prune: float = 0.0) -> SpikingNet:
+    """An untrained SNN with thresholds low enough to spike; ``prune`` zeroes that share of weights."""
+    model = build_model(spec, seed=seed, timesteps=timesteps)
+    g = torch.Generator().manual_seed(seed + 1)
+    with torch.no_grad():
+        model.thresholds.fill_(threshold)
+        model.leaks.copy_(torch.linspace(0.8, 1.0, model.leaks.numel()))
+        for syn in model.synapses:  # linear layers start at std 0.01: too quiet to spike
+            if isinstance(syn, torch.nn.Linear):
+                syn.weight.mul_(30.0)
+        if prune > 0:
+            for syn in model.synapses:
+                syn.weight[torch.rand(syn.weight.shape, generator=g) < prune] = 0.0
+    model.dataset_info = {"name": "synthetic", "mean": [0.5] * spec.input_shape[0], "std": [0.5] * spec.input_shape[0],
+                          "input_shape": list(spec.input_shape), "num_classes": spec.num_classes}
+    model.eval()
+    return model
+
+
+def inputs(spec: ArchSpec, n: int, seed: int = 0, zeros: float = 0.1) -> torch.Tensor:
+    """Normalised-looking inputs in [-1, 1] with some exact zeros (skipped MACs)."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.rand((n, *spec.input_shape), generator=g) * 2 - 1
+    x[torch.rand(x.shape, generator=g) < zeros] = 0.0
+    return x
+
+
+def quantize(model: SpikingNet, bits: int) -> SpikingNet:
+    """Per-layer symmetric quantization, the layout `snnsim quantize` writes (tests' own copy)."""
+    import copy
+
+    q = copy.deepcopy(model)
+    qmax = 2 ** (bits - 1) - 1
+    scales, ints = [], {}
+    with torch.no_grad():
+        for i, syn in enumerate(q.synapses):
+            w = syn.weight.detach().to(torch.float64)
+            scale = float(torch.tensor(float(w.abs().max()) / qmax, dtype=torch.float32))
+            codes = torch.clamp(torch.round(w / scale), -qmax, qmax).to(torch.int32)
+            syn.weight.copy_(codes.to(torch.float32) * torch.tensor(scale, dtype=torch.float32))
+            scales.append(scale)
+            ints[f"synapses.{i}.weight"] = codes
+    q.quantization = {"bits": bits, "scheme": "uniform-symmetric-per-layer", "scales": scales, "int_weights": ints}
+    return q
+
+
+def observed(model: SpikingNet, x: torch.Tensor, timesteps: int) -> tuple[torch.Tensor, dict[tuple[int, int], dict]]:
+    """Run the model with an observer; return logits and {(layer, t): inputs/potential/spikes}."""
+    seen: dict[tuple[int, int], dict] = {}
+
+    def obs(ev) -> None:
+        seen[(ev.layer.index, ev.t)] = {"inputs": ev.inputs.detach().clone(), "potential": ev.potential.detach().clone(),
+                                        "spikes": None if ev.spikes is None else ev.spikes.detach().clone(),
+                                        "current": ev.current.detach().clone()}
+
+    with torch.no_grad():
+        logits = model.forward_snn(x, timesteps, obs)
+    return logits, seen
+
+
+def digits_model(tmp: Path) -> tuple[SpikingNet, torch.Tensor, np.ndarray, str]:
+    """A trained digits SNN: the shipped/trained example checkpoint if one exists, else a small
+    SNN trained here for a few hundred BPTT steps on scikit-learn's 8x8 digits."""
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    x_all = torch.tensor((d.images / 16.0 - 0.5) / 0.5, dtype=torch.float32).unsqueeze(1)
+    y_all = torch.tensor(d.target, dtype=torch.int64)
+    perm = torch.randperm(len(y_all), generator=torch.Generator().manual_seed(0))
+    x_all, y_all = x_all[perm], y_all[perm]
+    x_test, y_test = x_all[:200], y_all[:200].numpy()
+    root = Path(__file__).resolve().parents[1]
+    for cand in sorted((root / "snnsim" / "examples").glob("*.pt")):
+        try:
+            from snnsim.checkpoint import load_model
+
+            m = load_model(cand)
+        except Exception:
+            continue
+        if m.kind == "snn" and tuple(m.spec.input_shape) == (1, 8, 8) and (m.dataset_info or {}).get("name") == "digits":
+            return m, x_test, y_test, f"checkpoint {cand.name}"
+    spec = ArchSpec("digits-small", (16, "A", 32, "A"), (64,), (1, 8, 8), 10, dropout_conv=0.0, dropout_fc=0.0)
+    model = build_model(spec, seed=0, timesteps=4)
+    model.dataset_info = {"name": "digits", "mean": [0.5], "std": [0.5], "input_shape": [1, 8, 8], "num_classes": 10}
+    with torch.no_grad():
+        model.thresholds.fill_(0.5)
+    x_train, y_train = x_all[200:], y_all[200:]
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    g = torch.Generator().manual_seed(1)
+    model.train()
+    for _ in range(40):
+        idx = torch.randint(0, len(y_train), (32,), generator=g)
+        loss = torch.nn.functional.cross_entropy(model.forward_snn(x_train[idx]), y_train[idx])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        model.clamp_leaks()
+    model.eval()
+    return model, x_test, y_test, "trained in-test (40 BPTT steps)"

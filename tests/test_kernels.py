@@ -1,0 +1,223 @@
+"""Numba kernels against their independent dense numpy/PyTorch references (snnsim.sim.reference)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from snnsim.arch import LayerInfo
+from snnsim.sim import kernels as K
+from snnsim.sim import reference as R
+from snnsim.sim.replay import _count_layer, plan_for
+
+FIELDS = {"events": K.COL_EVENTS, "syn": K.COL_SYN, "syn_nz": K.COL_SYN_NZ, "touched": K.COL_TOUCHED,
+          "nb_eff": K.COL_NB_EFF, "nb_binary": K.COL_NB_BINARY, "sites": K.COL_SITES}
+
+
+def conv_info(c_in: int, h: int, w: int, c_out: int, k: int, stride: int, pad: int, pool: str | None = None,
+              pk: int = 1) -> LayerInfo:
+    """A conv LayerInfo reading a (c_in, h, w) source, optionally pooled by ``pk`` first."""
+    hp, wp = (h // pk, w // pk) if pool else (h, w)
+    h_out = (hp + 2 * pad - k) // stride + 1
+    w_out = (wp + 2 * pad - k) // stride + 1
+    return LayerInfo(index=1, name="conv", kind="conv", in_shape=(c_in, hp, wp), out_shape=(c_out, h_out, w_out),
+                     source_shape=(c_in, h, w), kernel=k, stride=stride, padding=pad, pool=pool,  # type: ignore[arg-type]
+                     pool_kernel=pk if pool else 1)
+
+
+def linear_info(source: tuple[int, ...], out: int, pool: str | None = None, pk: int = 1) -> LayerInfo:
+    if len(source) == 3:
+        c, h, w = source
+        n_in = c * (h // pk) * (w // pk) if pool else c * h * w
+        in_shape: tuple[int, ...] = (n_in,)
+    else:
+        in_shape = source
+    return LayerInfo(index=1, name="fc", kind="linear", in_shape=in_shape, out_shape=(out,), source_shape=source,
+                     pool=pool, pool_kernel=pk if pool else 1, flatten=len(source) == 3)  # type: ignore[arg-type]
+
+
+def random_weight(info: LayerInfo, rng: np.random.Generator, prune: float) -> np.ndarray:
+    w = rng.standard_normal(info.weight_shape()).astype(np.float32)
+    w[rng.random(w.shape) < prune] = 0.0
+    return w
+
+
+def check_counts(info: LayerInfo, weight: np.ndarray, spikes: np.ndarray) -> np.ndarray:
+    """Kernel counts of packed ``spikes`` [n, T, *source] must equal the dense reference exactly."""
+    plan = plan_for(info, weight)
+    got = _count_layer(plan, R.pack(spikes), None, spikes.shape[1])
+    ref = R.counts_ref(info, torch.from_numpy(weight), spikes.astype(np.float64))
+    for name, col in FIELDS.items():
+        np.testing.assert_array_equal(got[..., col], ref[name], err_msg=f"{name} of {info}")
+    return got
+
+
+# ------------------------------------------------------------------------------------ fan-out
+@pytest.mark.parametrize("k,stride,pad", [(3, 1, 1), (3, 1, 0), (1, 1, 0), (5, 1, 2), (3, 2, 1), (4, 2, 1), (3, 3, 2)])
+def test_conv_fanout_matches_gradient_reference(k: int, stride: int, pad: int) -> None:
+    rng = np.random.default_rng(k * 10 + stride + pad)
+    info = conv_info(3, 9, 7, 5, k, stride, pad)
+    w = random_weight(info, rng, prune=0.4)
+    plan = plan_for(info, w)
+    np.testing.assert_array_equal(plan.fan, R.fanout_ref(info))
+    np.testing.assert_array_equal(plan.fan_nz, R.fanout_ref(info, torch.from_numpy(w)))
+    # every in-bounds connection is counted once: total = all-ones input through all-ones weights
+    assert plan.fan.sum() == R.counts_ref(info, torch.ones(info.weight_shape()),
+                                          np.ones((1, 1, *info.source_shape)))["syn"].sum()
+
+
+# ------------------------------------------------------------------------------------ counting
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 10_000), pool=st.sampled_from([None, "avg", "max"]), k=st.sampled_from([1, 3, 5]),
+       stride=st.sampled_from([1, 2]), pad=st.integers(0, 2), h=st.integers(3, 9), w=st.integers(3, 9),
+       density=st.sampled_from([0.0, 0.05, 0.3, 0.9, 1.0]))
+def test_conv_counts_equal_dense_reference(seed: int, pool: str | None, k: int, stride: int, pad: int, h: int, w: int,
+                                           density: float) -> None:
+    rng = np.random.default_rng(seed)
+    pk = 2 if pool else 1
+    if (h // pk + 2 * pad - k) < 0 or (w // pk + 2 * pad - k) < 0:
+        return  # kernel larger than the padded input: not a layer anyone builds
+    info = conv_info(int(rng.integers(1, 4)), h, w, int(rng.integers(1, 5)), k, stride, pad, pool, pk)
+    weight = random_weight(info, rng, prune=0.3)
+    spikes = rng.random((2, 3, *info.source_shape)) < density
+    check_counts(info, weight, spikes)
+
+
+@settings(max_examples=20, deadline=None)
+@given(seed=st.integers(0, 10_000), pool=st.sampled_from([None, "avg", "max"]), flat=st.booleans(),
+       density=st.sampled_from([0.0, 0.1, 0.5, 1.0]))
+def test_linear_counts_equal_dense_reference(seed: int, pool: str | None, flat: bool, density: float) -> None:
+    rng = np.random.default_rng(seed)
+    # flat: odd height, so pooling drops a row; else a plain 1-D source
+    info = linear_info((3, 5, 4), 7, pool, 2 if pool else 1) if flat else linear_info((13,), 6)
+    weight = random_weight(info, rng, prune=0.5)
+    spikes = rng.random((3, 2, *info.source_shape)) < density
+    check_counts(info, weight, spikes)
+
+
+@pytest.mark.parametrize("pool", [None, "avg", "max"])
+def test_all_spiking_gives_dense_and_silence_gives_zero(pool: str | None) -> None:
+    info = conv_info(4, 8, 8, 6, 3, 1, 1, pool, 2 if pool else 1)
+    weight = random_weight(info, np.random.default_rng(0), prune=0.0)
+    plan = plan_for(info, weight)
+    dense_inbounds = plan.fan.sum()
+    assert dense_inbounds < info.macs  # padding taps are not connections
+    full = check_counts(info, weight, np.ones((1, 2, *info.source_shape), dtype=bool))
+    factor = 4 if pool == "avg" else 1  # every one of the k^2 spikes of a window drives the synapses
+    assert (full[..., K.COL_SYN] == factor * dense_inbounds).all()
+    assert (full[..., K.COL_NB_EFF] == dense_inbounds).all()  # NeuroBench sees the pooled nonzeros once
+    assert (full[..., K.COL_TOUCHED] == info.neurons).all()
+    assert (full[..., K.COL_NB_BINARY] == 1).all()
+    none = check_counts(info, weight, np.zeros((1, 2, *info.source_shape), dtype=bool))
+    assert (none[..., [K.COL_EVENTS, K.COL_SYN, K.COL_SYN_NZ, K.COL_TOUCHED]] == 0).all()
+
+
+def test_avg_pool_partial_window_is_not_binary_but_stays_counted_per_spike() -> None:
+    info = conv_info(1, 4, 4, 2, 3, 1, 1, "avg", 2)
+    weight = np.ones(info.weight_shape(), dtype=np.float32)
+    spikes = np.zeros((1, 1, 1, 4, 4), dtype=bool)
+    spikes[0, 0, 0, 0, 0] = spikes[0, 0, 0, 1, 1] = True  # two spikes in the top-left window
+    got = check_counts(info, weight, spikes)
+    fan_top_left = 2 * 4  # pooled 2x2 map, 3x3 kernel, pad 1: the corner reaches all 4 outputs x 2 channels
+    assert got[0, 0, K.COL_EVENTS] == 2 and got[0, 0, K.COL_SYN] == 2 * fan_top_left
+    assert got[0, 0, K.COL_NB_BINARY] == 0 and got[0, 0, K.COL_NB_EFF] == fan_top_left
+
+
+def test_analog_layer_skips_zeros_and_flags_ternary_input() -> None:
+    info = LayerInfo(index=0, name="conv1", kind="conv", in_shape=(2, 5, 5), out_shape=(3, 5, 5), source_shape=(2, 5, 5),
+                     kernel=3, stride=1, padding=1, analog_input=True)
+    rng = np.random.default_rng(3)
+    weight = random_weight(info, rng, prune=0.2)
+    x = rng.standard_normal((4, 2, 5, 5)).astype(np.float32)
+    x[x < -0.5] = 0
+    x[1] = rng.integers(-1, 2, (2, 5, 5))
+    x[2] = 0
+    plan = plan_for(info, weight)
+    got = _count_layer(plan, None, x, 3)
+    ref = R.counts_ref(info, torch.from_numpy(weight), x, analog=True)
+    for name, col in FIELDS.items():
+        for t in range(3):
+            np.testing.assert_array_equal(got[:, t, col], ref[name], err_msg=name)
+    assert list(got[:, 0, K.COL_NB_BINARY]) == [0, 1, 1, 0]
+    assert got[2, 0, K.COL_SYN] == 0 and got[0, 0, K.COL_SYN] < plan.fan.sum()
+
+
+def test_sites_popcount_and_mismatch_match_numpy() -> None:
+    rng = np.random.default_rng(5)
+    spikes = rng.random((3, 2, 3, 7, 6)) < 0.4
+    packed = R.pack(spikes)
+    for pool, mode in (("avg", 1), ("max", 2)):
+        info = conv_info(3, 7, 6, 2, 3, 1, 1, pool, 2)
+        mult = K.sites_from_packed(packed, 3, 7, 6, mode, 2)
+        ref = R.multiplicity_ref(info, torch.from_numpy(spikes.reshape(-1, 3, 7, 6).astype(np.float64)))
+        np.testing.assert_array_equal(mult.reshape(-1), ref.numpy().reshape(-1).astype(np.int32))
+    np.testing.assert_array_equal(K.popcount_packed(packed), spikes.reshape(3, 2, -1).sum(axis=2))
+    other = R.pack(rng.random(spikes.shape) < 0.4)
+    diff = (np.unpackbits(packed, axis=2) != np.unpackbits(other, axis=2)).sum(axis=2)
+    np.testing.assert_array_equal(K.mismatch_packed(packed, other), diff)
+
+
+# ------------------------------------------------------------------------------------ functional pieces
+@pytest.mark.parametrize("stride,pad", [(1, 1), (2, 1), (1, 0)])
+def test_scatter_conv_equals_torch_conv(stride: int, pad: int) -> None:
+    rng = np.random.default_rng(stride + pad)
+    info = conv_info(3, 6, 6, 4, 3, stride, pad)
+    weight = random_weight(info, rng, prune=0.2)
+    plan = plan_for(info, weight)
+    c_out, h_out, w_out = info.out_shape
+    vals = (rng.random(3 * 36) < 0.3).astype(np.float32) * np.float32(0.25) * rng.integers(1, 5, 3 * 36).astype(np.float32)
+    cur = np.zeros(c_out * h_out * w_out, dtype=np.float32)
+    ops = K.scatter_conv(vals, plan.transposed(weight), cur, 3, 6, 6, c_out, h_out, w_out, 3, stride, pad)
+    ref = R.scatter_ref(info, torch.from_numpy(vals.reshape(1, 3, 6, 6)), torch.from_numpy(weight))[0]
+    np.testing.assert_allclose(cur.reshape(h_out, w_out, c_out).transpose(2, 0, 1), ref.numpy(), rtol=1e-5, atol=1e-5)
+    assert ops == R.counts_ref(info, torch.from_numpy(weight), (vals != 0).reshape(1, 1, 3, 6, 6))["syn"].sum()
+    # integers: exact
+    wi = rng.integers(-7, 8, info.weight_shape()).astype(np.int64)
+    vi = rng.integers(0, 5, 3 * 36).astype(np.int64)
+    cur_i = np.zeros(c_out * h_out * w_out, dtype=np.int64)
+    K.scatter_conv(vi, plan.transposed(wi), cur_i, 3, 6, 6, c_out, h_out, w_out, 3, stride, pad)
+    ref_i = R.scatter_ref(info, torch.from_numpy(vi.reshape(1, 3, 6, 6)).double(), torch.from_numpy(wi).double())[0]
+    np.testing.assert_array_equal(cur_i.reshape(h_out, w_out, c_out).transpose(2, 0, 1), ref_i.numpy().astype(np.int64))
+
+
+def test_scatter_linear_equals_torch_linear() -> None:
+    rng = np.random.default_rng(1)
+    info = linear_info((20,), 7)
+    weight = random_weight(info, rng, prune=0.3)
+    vals = (rng.random(20) < 0.5).astype(np.float32)
+    cur = np.zeros(7, dtype=np.float32)
+    assert K.scatter_linear(vals, plan_for(info, weight).transposed(weight), cur, 20, 7) == int((vals != 0).sum()) * 7
+    np.testing.assert_allclose(cur, weight @ vals, rtol=1e-6, atol=1e-6)
+
+
+def test_lif_steps_are_bitwise_the_torch_arithmetic() -> None:
+    rng = np.random.default_rng(2)
+    theta = np.float32(0.7)
+    # include values exactly at, just below and just above the threshold
+    cur = rng.standard_normal(4000).astype(np.float32)
+    cur[:3] = [theta, np.nextafter(theta, np.float32(0)), np.nextafter(theta, np.float32(2))]
+    u0 = rng.standard_normal(4000).astype(np.float32)
+    leak = np.float32(0.9901)
+    u = u0.copy()
+    c = cur.copy()
+    spikes = np.zeros(4000, dtype=np.bool_)
+    changed = K.lif_step_f32(u, c, leak, theta, spikes)
+    v, s, new = R.lif_step_ref(torch.from_numpy(u0), torch.from_numpy(cur), torch.tensor(leak), torch.tensor(theta))
+    np.testing.assert_array_equal(c, v.numpy())
+    np.testing.assert_array_equal(spikes, s.numpy().astype(bool))
+    np.testing.assert_array_equal(u, new.numpy())
+    assert changed == int((new.numpy() != u0).sum())
+    # integer step, negative potentials included (arithmetic shift = floor)
+    ui0 = rng.integers(-10**6, 10**6, 4000).astype(np.int64)
+    ci = rng.integers(-5000, 5000, 4000).astype(np.int64)
+    ui, cc = ui0.copy(), ci.copy()
+    spikes_i = np.zeros(4000, dtype=np.bool_)
+    K.lif_step_i64(ui, cc, np.int64(64887), np.int64(16), np.int64(2000), spikes_i)
+    vi, si, newi = R.lif_step_int_ref(torch.from_numpy(ui0), torch.from_numpy(ci), 64887, 16, 2000)
+    np.testing.assert_array_equal(cc, vi.numpy())
+    np.testing.assert_array_equal(spikes_i, si.numpy())
+    np.testing.assert_array_equal(ui, newi.numpy())
+    assert int(torch.bitwise_right_shift(torch.tensor(-3), 1)) == -2  # floor, as documented
