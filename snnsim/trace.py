@@ -296,10 +296,13 @@ def record_trace(model: SpikingNet, inputs: Any, out_dir: str | os.PathLike[str]
 
     layers = model.layer_infos
     in_shape = tuple(model.spec.input_shape)
-    dev = torch.device(device) if device is not None else next(model.parameters()).device
+    home = next(model.parameters()).device
+    dev = torch.device(device) if device is not None else home
     fp = model_fingerprint(model)
     was_training = model.training
     model.eval()
+    if dev != home:
+        model.to(dev)  # moved back in the finally clause
     label_list: list[int] | None = [] if labels is not None or not isinstance(inputs, torch.Tensor | np.ndarray) else None
     preds: list[int] = []
     absmax = 0.0
@@ -375,6 +378,8 @@ def record_trace(model: SpikingNet, inputs: Any, out_dir: str | os.PathLike[str]
             (tmp / META_FILE).write_text(json.dumps(meta, indent=1), encoding="utf-8")
     finally:
         model.train(was_training)
+        if dev != home:
+            model.to(home)
     return load_trace(out, check_finite=False)
 
 

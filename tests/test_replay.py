@@ -132,7 +132,7 @@ def test_progress_bar_is_shown(setup, capsys: pytest.CaptureFixture[str]) -> Non
     assert "replay" in capsys.readouterr().err
 
 
-def test_model_on_another_device_state_is_left_alone(setup) -> None:
+def test_functional_replay_leaves_the_model_untouched(setup) -> None:
     model, trace = setup
     before = {k: v.clone() for k, v in model.state_dict().items()}
     replay(trace, model, functional=True, progress=False)
