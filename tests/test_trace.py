@@ -206,3 +206,14 @@ def test_load_validation_errors_are_one_line(recorded, tmp_path: Path) -> None:
         load_trace(nan)
     assert "sample 6" in one_line(e) and "NaN" in str(e.value)
     assert isinstance(e.value, SnnsimError)
+
+
+def test_dataset_bundle_with_sample_count(tmp_path: Path) -> None:
+    from snnsim.data import load_dataset
+
+    bundle = load_dataset("synthetic", synthetic_size=(16, 9), synthetic_shape=MIXED.input_shape)
+    model = spiking_model(MIXED, timesteps=2)
+    trace = record_trace(model, bundle, tmp_path / "bundle", samples=7, batch_size=4, progress=False)
+    assert trace.samples == 7 and trace.dataset["name"] == "synthetic" and trace.dataset["split"] == "test"
+    assert list(trace.labels) == [int(bundle.test[i][1]) for i in range(7)]
+    np.testing.assert_array_equal(np.asarray(trace.analog_input()[3]), bundle.test[3][0].numpy())

@@ -23,6 +23,7 @@ its spikes diverge from the float trace.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,7 +35,7 @@ from snnsim.models import SpikingNet
 from snnsim.sim import kernels as K
 from snnsim.sim.integer import IntegerSpec, float_logits, integer_spec
 from snnsim.sim.neurobench import NeuroBenchCounts, aggregate, inbounds_connections
-from snnsim.trace import Trace, TraceChunk, check_trace_matches
+from snnsim.trace import Trace, TraceChunk, check_trace_matches, load_trace
 
 COUNTINGS = ("snnsim", "neurobench")
 FUNCTIONAL_MODES = ("float", "integer")
@@ -338,7 +339,7 @@ def default_chunk_size(trace: Trace, functional: bool) -> int:
     return int(max(1, min(trace.samples, 4096, _CHUNK_BUDGET // max(1, per))))
 
 
-def replay(trace: Trace, model: SpikingNet, counting: str = "snnsim", functional: bool | str = False,
+def replay(trace: Trace | str | os.PathLike[str], model: SpikingNet, counting: str = "snnsim", functional: bool | str = False,
            chunk_size: int | None = None, progress: bool = True, batch_size: int = 64,
            drive: str | None = None, input_scale: float | None = None, check_model: bool = True) -> SimCounts:
     """Replay ``trace`` through the simulator and count events (see the module docstring).
@@ -347,8 +348,12 @@ def replay(trace: Trace, model: SpikingNet, counting: str = "snnsim", functional
     rules; ``batch_size`` sets its per-call AC/MAC test). ``functional``: False, True/'float'
     or 'integer'. ``drive``: 'recorded' (default for float) or 'chained' (default for integer).
     ``input_scale``: Δ_x of the integer input quantizer (default from the model's data set).
+    ``trace`` may be a :class:`~snnsim.trace.Trace` or the path of a trace directory.
     """
     from tqdm.auto import tqdm
+
+    if not isinstance(trace, Trace):
+        trace = load_trace(trace)
 
     if counting not in COUNTINGS:
         raise SnnsimError(f"unknown counting profile {counting!r}", f"choose one of {', '.join(COUNTINGS)}")
