@@ -80,8 +80,10 @@ def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
         raise CheckpointError(f"model file {str(p)!r} is empty", "re-save or re-train the model")
     try:
         ckpt = torch.load(p, map_location="cpu", weights_only=True)
-    except (zipfile.BadZipFile, EOFError, RuntimeError) as exc:
-        kind = "truncated or corrupt" if zipfile.is_zipfile(p) or "zip" in str(exc).lower() else "not a PyTorch checkpoint"
+    except (zipfile.BadZipFile, EOFError, RuntimeError, OSError) as exc:
+        with open(p, "rb") as fh:
+            zip_magic = fh.read(4) == b"PK\x03\x04"  # torch.save's zip container; truncation loses the end
+        kind = "truncated or corrupt" if zip_magic or zipfile.is_zipfile(p) or "zip" in str(exc).lower() else "not a PyTorch checkpoint"
         raise CheckpointError(f"model file {str(p)!r} is {kind} ({type(exc).__name__})", "re-save or re-train the model") from None
     except Exception as exc:  # pickle errors, unsupported globals, ...
         raise CheckpointError(f"model file {str(p)!r} cannot be read as an snnsim checkpoint ({type(exc).__name__}: {str(exc).splitlines()[0][:120]})",

@@ -378,7 +378,7 @@ class _StopForward(Exception):
 def _percentile(values: torch.Tensor, percentile: float) -> float:
     """The ``percentile``-th percentile of all elements (nearest-rank; works above 16M elements)."""
     flat = values.detach().reshape(-1).float()
-    k = min(flat.numel(), max(1, math.ceil(percentile / 100.0 * flat.numel())))
+    k = min(flat.numel(), max(1, math.ceil(percentile / 100.0 * flat.numel() - 1e-9)))
     return float(flat.kthvalue(k).values)
 
 
