@@ -91,7 +91,10 @@ def test_trained_digits_model_float_and_integer(tmp_path) -> None:
     counts = replay(trace, model, functional="float", progress=False)
     f = counts.functional
     assert f is not None
-    assert int(f.spike_mismatches.sum()) == 0, f.summary()  # spike for spike
+    if source.startswith("trained in-test"):
+        assert int(f.spike_mismatches.sum()) == 0, f.summary()  # spike for spike
+    else:  # a shipped checkpoint: float32 summation order may flip a potential within 1 ulp of θ
+        assert f.spike_mismatches.sum() <= 1e-5 * f.recorded_spikes.sum(), f.summary()
     assert f.accuracy == pytest.approx(torch_acc)
     assert f.agree_recorded == len(y)
     q = quantize(model, 8)
