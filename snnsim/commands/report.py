@@ -289,4 +289,21 @@ def compare(models: tuple[str, ...], hws: tuple[str, ...], all_hw: bool, traces:
 
 
 # ============================================================================ demo
-# (snnsim demo: appended here by the reports lead)
+@click.command("demo")
+@click.option("--out", "out", type=click.Path(file_okay=False), default="reports/demo", show_default=True,
+              help="Where models, CSVs, plots and summary.md go.")
+@click.option("--fast", is_flag=True, help="Smoke run: few epochs and samples (figures not representative).")
+@click.option("--install-examples", is_flag=True,
+              help="Copy the resulting models into the package as the default example models.")
+@data_dir_option
+@device_option
+@seed_option
+def demo(out: str, fast: bool, install_examples: bool, data_dir: str, device: str, seed: int) -> None:
+    """The whole pipeline, offline, on the bundled digits data: train, PCA-prune, temporal-prune,
+    quantize, noise robustness, traces, energy/latency on every shipped config, plots, summary.md.
+    """
+    from snnsim.demo import run_demo
+
+    summary = run_demo(out, fast=fast, seed=seed, device=device, data_dir=data_dir,
+                       say=lambda m: click.echo(f"snnsim demo: {m}"), install_examples=install_examples)
+    click.echo(summary.read_text(encoding="utf-8"))
