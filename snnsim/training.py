@@ -222,8 +222,9 @@ def evaluate(model: nn.Module, loader: DataLoader, device: torch.device | str | 
             total += int(y.numel())
     finally:
         net.train(was_training)
-    sharded = type(getattr(loader, "sampler", None)).__name__ == "ShardSampler"
-    if dist_active() and sharded:
+    from snnsim.data import ShardSampler
+
+    if dist_active() and isinstance(getattr(loader, "sampler", None), ShardSampler):
         correct, total = (int(v) for v in _all_reduce_sum([correct, total], dev))
     if total == 0:
         raise SnnsimError("evaluation set is empty", "check the data set")
@@ -532,9 +533,10 @@ def hybrid_train(spec: ArchSpec, bundle: Any, ann_cfg: TrainConfig, snn_cfg: Tra
         history["ann"] = train_ann(ann, tr, te, ann_cfg, None if out is None else out / "ann_last.pt", resume)
         ann.provenance["history"] = history["ann"]
         ann.provenance["accuracy"] = evaluate(ann, te)
-        if out is not None and main:
+        if out is not None:
             ann.provenance["path"] = str(out / "ann.pt")
-            save_model(ann, out / "ann.pt")
+            if main:
+                save_model(ann, out / "ann.pt")
         _barrier()
     else:
         ann = _unwrap(ann)
@@ -570,15 +572,16 @@ def hybrid_train(spec: ArchSpec, bundle: Any, ann_cfg: TrainConfig, snn_cfg: Tra
              f"test {conv_acc:.2%} before SNN training", snn_cfg.progress and main)
     snn.provenance.update({"command": command, "seed": snn_cfg.seed, "stage": "snn",
                            "config": asdict(snn_cfg),
-                           "parent": str(out / "ann.pt") if out is not None else "ann"})
+                           "parent": ann.provenance.get("path") or (str(out / "ann.pt") if out is not None else "ann")})
     history["snn"] = train_snn(snn, tr, te, snn_cfg, timesteps, snn_last, resume)
     history["snn_test_acc"] = evaluate(snn, te, dev)
     snn.provenance["accuracy"] = history["snn_test_acc"]
     snn.provenance["history"] = history["snn"]
     snn.provenance.pop("path", None)
-    if out is not None and main:
+    if out is not None:
         snn.provenance["path"] = str(out / "snn.pt")
-        save_model(snn, out / "snn.pt")
+        if main:
+            save_model(snn, out / "snn.pt")
     _barrier()
     history["wall_s"] = time.perf_counter() - t_start
     return ann, snn, history

@@ -53,9 +53,9 @@ def test_first_layer_threshold_is_percentile_of_input_current(small_digits_ann, 
     with torch.no_grad():
         cur = small_digits_ann.synapses[0](x)
     expected = _percentile(cur, 99.0) * 0.5
-    assert math.isclose(float(snn.thresholds[0]), expected, rel_tol=1e-5)
+    assert math.isclose(float(snn.thresholds[0].detach()), expected, rel_tol=1e-5)
     assert len(snn.thresholds) == snn.num_layers - 1
-    assert all(float(t) > 0 for t in snn.thresholds)
+    assert bool((snn.thresholds > 0).all())
     # Weights are copied, the ANN is untouched, metadata carried over.
     for a, s in zip(small_digits_ann.synapses, snn.synapses, strict=True):
         assert torch.equal(a.weight, s.weight) and a.weight.data_ptr() != s.weight.data_ptr()
@@ -130,7 +130,7 @@ def test_train_snn_learns_and_keeps_leaks_in_range(tiny_spec, synthetic_bundle) 
     ann = build_model(tiny_spec, kind="ann", seed=0)
     tr, te = make_loaders(synthetic_bundle, batch_size=32)
     hist = train_ann(ann, tr, te, _cfg(epochs=3, lr=1e-2, optimizer="adam"))
-    assert [r["epoch"] for r in hist] == [1, 2, 3, 4]
+    assert [r["epoch"] for r in hist] == [1, 2, 3]
     assert hist[-1]["loss"] < hist[0]["loss"]
     assert ann.thresholds.requires_grad and ann.leaks.requires_grad  # restored after the ANN stage
     snn = convert_ann_to_snn(ann, tr, timesteps=3, scale=0.5, max_samples=128)
