@@ -68,7 +68,7 @@ def test_balancing_is_sequential(small_digits_ann, digits_bundle) -> None:
     tr, _ = make_loaders(digits_bundle, batch_size=128)
     snn = convert_ann_to_snn(small_digits_ann, tr, timesteps=4, max_samples=128)
     base = balance_thresholds(copy.deepcopy(snn), tr, 4, max_samples=128)
-    assert base == pytest.approx([float(t) for t in snn.thresholds])
+    assert base == pytest.approx(snn.thresholds.detach().tolist())
     # Scale 2 on everything: layer 0 doubles exactly, later layers do not simply double
     # (fewer spikes from layer 0 feed them).
     doubled = balance_thresholds(copy.deepcopy(snn), tr, 4, scale=2.0, max_samples=128)
