@@ -280,3 +280,12 @@ def test_vgg16_pruned_widths_reproduce_formula_counts() -> None:
     # first conv by formula: 3x3x3x21 weights and 9*3*32*32*21 MACs
     assert pruned.layers()[0].params == 9 * 3 * 21
     assert pruned.layers()[0].macs == 9 * 3 * 32 * 32 * 21
+
+
+def test_first_layer_current_rank_is_bounded_by_patch_size() -> None:
+    """conv1's input current is W . (3x3x1 patch): its PCA can have at most 9 dimensions."""
+    spec = make_arch("digits").with_widths([16, 8, 8, 8, 8], name="wide-conv1")
+    model = build_model(spec, "snn", timesteps=2, seed=3)
+    ana = analyze_spatial(model, _loader(60), 0.999, "current", progress=False)
+    assert ana.curves[0][8] == pytest.approx(1.0, abs=1e-9)
+    assert ana.dims_at(0.999999)[0] <= 9

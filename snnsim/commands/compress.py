@@ -97,12 +97,12 @@ def _setup(seed: int, device: str) -> Any:
     return dev
 
 
-def _recorded_config(model: Any, stage: str) -> dict[str, Any]:
+def _recorded_config(model: Any, stage: str, model_path: str | None = None) -> dict[str, Any]:
     """The training config recorded in ``model`` (stage 'snn') or in its parent ANN ('ann')."""
     prov = model.provenance or {}
     if stage == "snn":
         return dict(prov.get("config") or {})
-    ann = _find_ann(model, None)
+    ann = _find_ann(model, model_path)
     return dict((ann.provenance or {}).get("config") or {}) if ann is not None else {}
 
 
@@ -250,7 +250,7 @@ def prune_spatial(model_path: str, variance: float, samples: int | None, activat
     leak = float(conv.get("leak", float(model.leaks.detach().mean()) if model.leaks.numel() else 1.0))
     work = Path(out).with_name(f"{Path(out).stem}_retrain")
     if retrain == "hybrid":
-        ann_cfg = _train_config(_recorded_config(model, "ann"), FALLBACK_ANN, device, seed,
+        ann_cfg = _train_config(_recorded_config(model, "ann", model_path), FALLBACK_ANN, device, seed,
                                 epochs=ann_epochs, lr=ann_lr, batch_size=batch_size)
         click.echo(f"retraining {spec.describe()} (hybrid: ANN {ann_cfg.epochs} epochs -> convert -> "
                    f"SNN {snn_cfg.epochs} epochs at T={model.timesteps}); work files in {work}")
