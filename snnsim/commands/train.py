@@ -313,16 +313,17 @@ def describe_checkpoint(path: str) -> str:
     config = prov.pop("config", None)
     conversion = prov.pop("conversion", None)
     lines.append("provenance")
+    w = max([12, *(len(k) + 2 for k in prov)])
     for k in sorted(prov):
         v = prov[k]
-        lines.append(f"  {k:12s}{v:.4%}" if k == "accuracy" and isinstance(v, float) else f"  {k:12s}{_fmt(v)}")
+        lines.append(f"  {k:{w}s}{v:.4%}" if k == "accuracy" and isinstance(v, float) else f"  {k:{w}s}{_fmt(v)}")
     if config:
-        lines.append(f"  {'config':12s}{_fmt(config)}")
+        lines.append(f"  {'config':{w}s}{_fmt(config)}")
     if conversion:
-        lines.append(f"  {'conversion':12s}{_fmt(conversion)}")
+        lines.append(f"  {'conversion':{w}s}{_fmt(conversion)}")
     if hist:
         last = hist[-1]
-        lines.append(f"  {'history':12s}{len(hist)} epochs; last: loss {last.get('loss', float('nan')):.4f}, "
+        lines.append(f"  {'history':{w}s}{len(hist)} epochs; last: loss {last.get('loss', float('nan')):.4f}, "
                      f"test {last.get('test_acc', float('nan')):.2%}")
     extra = ckpt.get("extra")
     if isinstance(extra, dict):
