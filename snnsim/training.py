@@ -555,6 +555,9 @@ def hybrid_train(spec: ArchSpec, bundle: Any, ann_cfg: TrainConfig, snn_cfg: Tra
     snn_last = None if out is None else out / "snn_last.pt"
     if resume and snn_last is not None and snn_last.exists():
         snn = load_model(snn_last)
+        if snn.timesteps != timesteps:
+            raise SnnsimError(f"{str(snn_last)!r} was trained at T={snn.timesteps}, not T={timesteps}",
+                              f"resume with --timesteps {snn.timesteps}, or start a new --out")
         snn.to(dev)
         history["conversion"] = dict(snn.provenance.get("conversion") or {})
         history["conversion_test_acc"] = history["conversion"].get("test_acc")

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
+import pickle
 from collections.abc import Callable
+from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -81,3 +85,61 @@ def run_cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., tuple[int, str,
         return (0 if code is None else int(code)), captured.out, captured.err
 
     return run
+
+
+def _md5(path: Path) -> str:
+    return hashlib.md5(path.read_bytes()).hexdigest()
+
+
+def _write_fake_cifar(root: Path, kind: str, n_train: int, n_test: int, monkeypatch: pytest.MonkeyPatch) -> dict[str, np.ndarray]:
+    """Write a tiny data set in torchvision's on-disk pickle format and point the class's md5s at it.
+
+    The real torchvision loader runs unchanged (integrity check with md5, pickle loading,
+    meta file); only the expected md5 lists on the class are replaced by those of our files.
+    """
+    from torchvision import datasets
+
+    rng = np.random.default_rng(0)
+    classes = 10 if kind == "cifar10" else 100
+    cls = datasets.CIFAR10 if kind == "cifar10" else datasets.CIFAR100
+    folder = root / cls.base_folder
+    folder.mkdir(parents=True)
+    label_key = "labels" if kind == "cifar10" else "fine_labels"
+    arrays: dict[str, np.ndarray] = {}
+
+    def write(name: str, n: int) -> list[str]:
+        data = rng.integers(0, 256, size=(n, 3 * 32 * 32), dtype=np.uint8)
+        labels = [int(v) for v in rng.integers(0, classes, size=n)]
+        entry = {"data": data, label_key: labels, "batch_label": name.encode()}
+        if kind == "cifar100":
+            entry["coarse_labels"] = [v // 5 for v in labels]
+        with open(folder / name, "wb") as fh:
+            pickle.dump(entry, fh)
+        arrays[name] = data
+        arrays[name + "_labels"] = np.array(labels)
+        return [name, _md5(folder / name)]
+
+    train_names = [e[0] for e in cls.train_list]
+    per = max(1, n_train // len(train_names))
+    train_list = [write(name, per) for name in train_names]
+    test_list = [write(cls.test_list[0][0], n_test)]
+    meta_key = cls.meta["key"]
+    with open(folder / cls.meta["filename"], "wb") as fh:
+        pickle.dump({meta_key: [f"class{i}" for i in range(classes)]}, fh)
+    meta = {**cls.meta, "md5": _md5(folder / cls.meta["filename"])}
+    monkeypatch.setattr(cls, "train_list", train_list)
+    monkeypatch.setattr(cls, "test_list", test_list)
+    monkeypatch.setattr(cls, "meta", meta)
+    return arrays
+
+
+@pytest.fixture
+def fake_cifar(monkeypatch: pytest.MonkeyPatch) -> Callable[..., dict[str, np.ndarray]]:
+    """``fake_cifar(root, 'cifar10'|'cifar100', n_train, n_test)``: write a tiny CIFAR in
+    torchvision's on-disk format under ``root`` (md5s patched for this test); returns the
+    arrays written, by file name (``<name>`` pixels, ``<name>_labels``)."""
+
+    def make(root: Path, kind: str = "cifar10", n_train: int = 10, n_test: int = 6) -> dict[str, np.ndarray]:
+        return _write_fake_cifar(Path(root), kind, n_train, n_test, monkeypatch)
+
+    return make

@@ -36,6 +36,10 @@ def test_train_snn_end_to_end(tmp_path: Path, run_cli) -> None:
     code, _, err = run_cli("train", *more, "--out", out, "--seed", "5", "--resume")
     assert code == 0, err
     assert read_checkpoint(out / "snn_last.pt")["extra"]["epoch"] == 2
+    # Resuming at another T is refused (the checkpoint's T would silently win otherwise).
+    other_t = [a if i != FAST.index("--timesteps") + 1 else "3" for i, a in enumerate(more)]
+    code, _, err = run_cli("train", *other_t, "--out", out, "--seed", "5", "--resume")
+    assert code == 2 and "T=2" in err and len(err.strip().splitlines()) == 1
 
     # Start an SNN from the saved ANN, and info on the result.
     code, _, err = run_cli("train", *FAST, "--ann", out / "ann.pt", "--out", tmp_path / "from_ann")
@@ -69,3 +73,16 @@ def test_train_user_errors_are_one_line(tmp_path: Path, run_cli) -> None:
         assert code == 2 and len(lines) == 1 and lines[0].startswith("snnsim: error:"), (extra, err)
     code, _, err = run_cli("train", "--dataset", "cifar10", "--data-dir", tmp_path / "none", "--out", tmp_path / "c")
     assert code == 2 and "--download" in err and len(err.strip().splitlines()) == 1
+
+
+def test_train_on_cifar_files_through_the_cli(tmp_path: Path, fake_cifar, run_cli) -> None:
+    """The real torchvision CIFAR path (augmentation, worker processes) with a small VGG."""
+    fake_cifar(tmp_path / "data", "cifar10", n_train=10, n_test=6)
+    code, stdout, err = run_cli("train", "--dataset", "cifar10", "--data-dir", tmp_path / "data", "--arch", "vgg5",
+                                "--kind", "ann", "--ann-epochs", "1", "--batch-size", "5", "--workers", "1",
+                                "--device", "cpu", "--quiet", "--out", tmp_path / "c")
+    assert code == 0, err
+    ann = load_model(tmp_path / "c" / "ann.pt")
+    assert ann.spec.name == "vgg5" and ann.spec.input_shape == (3, 32, 32)
+    assert ann.dataset_info["name"] == "cifar10" and ann.dataset_info["mean"] == [0.5, 0.5, 0.5]
+    assert ann.dataset_info["augment"] == "crop32pad4+hflip"

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import pickle
 from pathlib import Path
 
 import numpy as np
@@ -110,55 +108,9 @@ def test_make_loaders_rejects_bad_input(synthetic_bundle) -> None:
 # ----------------------------------------------------------------------------- CIFAR (fake files)
 
 
-def _md5(path: Path) -> str:
-    return hashlib.md5(path.read_bytes()).hexdigest()
-
-
-def _write_fake_cifar(root: Path, kind: str, n_train: int, n_test: int, monkeypatch) -> dict[str, np.ndarray]:
-    """Write a tiny data set in torchvision's on-disk pickle format and point the class's md5s at it.
-
-    The real torchvision loader runs unchanged (integrity check with md5, pickle loading,
-    meta file); only the expected md5 lists on the class are replaced by those of our files.
-    """
-    from torchvision import datasets
-
-    rng = np.random.default_rng(0)
-    classes = 10 if kind == "cifar10" else 100
-    cls = datasets.CIFAR10 if kind == "cifar10" else datasets.CIFAR100
-    folder = root / cls.base_folder
-    folder.mkdir(parents=True)
-    label_key = "labels" if kind == "cifar10" else "fine_labels"
-    arrays: dict[str, np.ndarray] = {}
-
-    def write(name: str, n: int) -> list[str]:
-        data = rng.integers(0, 256, size=(n, 3 * 32 * 32), dtype=np.uint8)
-        labels = [int(v) for v in rng.integers(0, classes, size=n)]
-        entry = {"data": data, label_key: labels, "batch_label": name.encode()}
-        if kind == "cifar100":
-            entry["coarse_labels"] = [v // 5 for v in labels]
-        with open(folder / name, "wb") as fh:
-            pickle.dump(entry, fh)
-        arrays[name] = data
-        arrays[name + "_labels"] = np.array(labels)
-        return [name, _md5(folder / name)]
-
-    train_names = [e[0] for e in cls.train_list]
-    per = max(1, n_train // len(train_names))
-    train_list = [write(name, per) for name in train_names]
-    test_list = [write(cls.test_list[0][0], n_test)]
-    meta_key = cls.meta["key"]
-    with open(folder / cls.meta["filename"], "wb") as fh:
-        pickle.dump({meta_key: [f"class{i}" for i in range(classes)]}, fh)
-    meta = {**cls.meta, "md5": _md5(folder / cls.meta["filename"])}
-    monkeypatch.setattr(cls, "train_list", train_list)
-    monkeypatch.setattr(cls, "test_list", test_list)
-    monkeypatch.setattr(cls, "meta", meta)
-    return arrays
-
-
 @pytest.mark.parametrize("kind", ["cifar10", "cifar100"])
-def test_cifar_loaders_read_torchvision_files(tmp_path: Path, monkeypatch, kind: str) -> None:
-    arrays = _write_fake_cifar(tmp_path, kind, n_train=10, n_test=6, monkeypatch=monkeypatch)
+def test_cifar_loaders_read_torchvision_files(tmp_path: Path, fake_cifar, kind: str) -> None:
+    arrays = fake_cifar(tmp_path, kind, n_train=10, n_test=6)
     b = load_dataset(kind, data_dir=tmp_path)
     n_train = 10 if kind == "cifar10" else 10  # 5 batches x 2, or 1 file x 10
     assert (len(b.train), len(b.test)) == (n_train, 6)
@@ -193,8 +145,8 @@ def test_cifar_missing_folder_is_one_line_error(tmp_path: Path) -> None:
         load_dataset("cifar100", data_dir=tmp_path)
 
 
-def test_cifar_corrupt_files_are_one_line_error(tmp_path: Path, monkeypatch) -> None:
-    _write_fake_cifar(tmp_path, "cifar10", n_train=5, n_test=2, monkeypatch=monkeypatch)
+def test_cifar_corrupt_files_are_one_line_error(tmp_path: Path, fake_cifar) -> None:
+    fake_cifar(tmp_path, "cifar10", n_train=5, n_test=2)
     (tmp_path / "cifar-10-batches-py" / "test_batch").write_bytes(b"garbage")  # md5 mismatch
     with pytest.raises(DataError) as exc:
         load_dataset("cifar10", data_dir=tmp_path)

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -82,7 +83,8 @@ def _opt(value: Any, key: str, dataset: str) -> Any:
               help="Run directory (default runs/<arch>-<dataset>-<kind>-T<T>).")
 @click.option("--resume", is_flag=True, help="Continue an interrupted run in --out.")
 @click.option("--download", is_flag=True, help="Download CIFAR into --data-dir if missing (needs internet).")
-@click.option("--workers", type=int, default=0, show_default=True, help="DataLoader worker processes.")
+@click.option("--workers", type=int, default=None,
+              help="DataLoader worker processes (default: 0 for digits/synthetic, up to 4 for CIFAR).")
 @click.option("--synthetic-size", type=str, default="512,256", show_default=True,
               help="Synthetic data set: train,test sample counts.")
 @click.option("--quiet", is_flag=True, help="No progress bars or per-epoch lines.")
@@ -95,7 +97,7 @@ def train(arch: str | None, dataset: str, kind: str, timesteps: int, ann_epochs:
           snn_lr_step: int | None, snn_lr_gamma: float | None, batch_size: int | None,
           snn_batch_size: int | None, percentile: float, threshold_scale: float, leak: float,
           balance_samples: int, ann_path: str | None, out_dir: str | None, resume: bool, download: bool,
-          workers: int, synthetic_size: str, quiet: bool, seed: int, device: str, data_dir: str) -> None:
+          workers: int | None, synthetic_size: str, quiet: bool, seed: int, device: str, data_dir: str) -> None:
     """Train an ANN, or an SNN by the hybrid method: ANN -> threshold balancing -> BPTT.
 
     Writes ann.pt (and snn.pt) plus per-epoch ann_last.pt / snn_last.pt (with optimizer
@@ -128,6 +130,9 @@ def train(arch: str | None, dataset: str, kind: str, timesteps: int, ann_epochs:
         raise SnnsimError(f"--threshold-scale must be a positive number, got {threshold_scale}")
     if balance_samples < 1:
         raise SnnsimError(f"--balance-samples must be >= 1, got {balance_samples}")
+    if workers is None:
+        # In-memory tensors need no workers; CIFAR decodes and augments PIL images per item.
+        workers = min(4, max((os.cpu_count() or 1) - 1, 0)) if dataset.startswith("cifar") else 0
     if workers < 0:
         raise SnnsimError(f"--workers must be >= 0, got {workers}")
     if ann_path is not None and kind == "ann":
