@@ -193,7 +193,8 @@ def plot_energy_breakdown(layers: pd.DataFrame, path: str | os.PathLike[str],
             vals = g[col].to_numpy() / div
             ax.bar(x, vals, 0.7, bottom=bottom, color=color, label=lab, edgecolor="white", linewidth=0.4)
             bottom += vals
-        ax.margins(y=0.12)
+        if bottom.size and float(bottom.max()) > 0:
+            ax.set_ylim(0, float(bottom.max()) * 1.15)  # headroom for the total labels
         for xi, tot in zip(x, bottom, strict=True):
             ax.annotate(f"{tot:.3g}", (xi, tot), xytext=(0, 2), textcoords="offset points",
                         ha="center", va="bottom", fontsize=7)
@@ -451,8 +452,11 @@ def plot_accuracy_vs_energy(rows: pd.DataFrame, path: str | os.PathLike[str],
         ax.scatter(e[i], acc[i], s=70 if on else 40, marker=_MARKERS[m_k % len(_MARKERS)],
                    color=SERIES_COLORS[hw_k % len(SERIES_COLORS)], edgecolor="black" if on else "none",
                    linewidth=1.2, zorder=3)
-        ax.annotate(f"{df.at[i, '_model']} @ {df.at[i, '_hw']}", (e[i], acc[i]), xytext=(5, 4 if i % 2 else -9),
-                    textcoords="offset points", fontsize=7, fontweight="bold" if on else "normal")
+        # Label the Pareto points only (or every point when few): colour = hw, marker = model
+        # already identify the rest, and labels on every point overlap into a smear.
+        if on or len(df) <= 8:
+            ax.annotate(f"{df.at[i, '_model']} @ {df.at[i, '_hw']}", (e[i], acc[i]), xytext=(6, 4 if i % 2 else -10),
+                        textcoords="offset points", fontsize=7, fontweight="bold" if on else "normal")
     ax.set_xscale("log")
     _readable_log(ax.xaxis)
     ax.set_xlabel(f"SNN energy per inference ({unit}, log)" if energy_column == "energy_snn_pj"
