@@ -134,13 +134,15 @@ def run_demo(out: str | os.PathLike[str] = "reports/demo", fast: bool = False, s
 
 
 def install_example_models(named: dict[str, Path]) -> list[Path]:
-    """Copy the demo's final models into the package (``snnsim/examples``) for default use."""
+    """Copy the demo's final model into the package (``snnsim/examples``) for default use."""
     import snnsim
 
     ex = Path(snnsim.__file__).resolve().parent / "examples"
     ex.mkdir(exist_ok=True)
     out = []
     for label, src in named.items():
+        if label != f"pruned_T{FINAL_T}":  # ship only the final float model (a few hundred KB)
+            continue
         dest = ex / f"digits_{label}.pt"
         shutil.copyfile(src, dest)
         out.append(dest)
