@@ -135,3 +135,14 @@ def test_quantized_model_reports_its_weight_bits(workdir: Path) -> None:
     # 4-bit weights move fewer bits through memory than fp32 ones
     assert res.summary["snn_memory:sram_pj"].iloc[0] < full.summary["snn_memory:sram_pj"].iloc[0] or \
         np.isclose(full.summary["snn_memory:sram_pj"].iloc[0], 0)
+
+
+def test_estimate_without_model_uses_the_shipped_example(workdir: Path) -> None:
+    from snnsim.commands.estimate import default_model_paths
+
+    paths = default_model_paths()
+    assert paths, "the package ships an example digits model (snnsim/examples)"
+    r = CliRunner().invoke(cli, ["estimate", "--samples", "8", "--out", "rep"])
+    assert r.exit_code == 0, r.output
+    summary = pd.read_csv(workdir / "rep" / "summary.csv")
+    assert summary["samples"].iloc[0] == 8 and summary["params"].iloc[0] > 0
