@@ -12,7 +12,8 @@ command line, and the values used are printed and recorded in the checkpoints' p
   batch 32 (the first ~3 epochs sit at chance: the lineage's N(0, 0.01) FC init, no biases);
   SNN with the lineage's Adam lr 1e-4, wd 5e-4, for 5 epochs (conversion at T = 5 already keeps
   the ANN's accuracy; lr 1e-3 was measured to drift down by ~1 %, 1e-4 to hold or gain).
-* synthetic: a few epochs, for tests.
+* synthetic: 8 ANN + 2 SNN epochs, enough to learn the default 512-sample set (measured
+  ANN 86 %, SNN 93 % in ~30 s); tests pass their own, smaller, epoch counts.
 
 Threshold balancing defaults to the 99.9th percentile (DCT-SNN, [SEC]) times 0.5: at T = 5
 the lineage's percentile (designed for 100-2500 steps) gives thresholds too high to spike
@@ -40,7 +41,7 @@ TRAIN_DEFAULTS: dict[str, dict[str, Any]] = {
     "cifar100": _CIFAR,
     "digits": {"ann_epochs": 24, "ann_lr": 0.1, "ann_wd": 5e-4, "ann_step": 10, "ann_gamma": 0.1, "ann_batch": 32,
                "snn_epochs": 5, "snn_lr": 1e-4, "snn_wd": 5e-4, "snn_step": 5, "snn_gamma": 0.5, "snn_batch": 32},
-    "synthetic": {"ann_epochs": 3, "ann_lr": 0.05, "ann_wd": 5e-4, "ann_step": 0, "ann_gamma": 0.1, "ann_batch": 32,
+    "synthetic": {"ann_epochs": 8, "ann_lr": 0.1, "ann_wd": 5e-4, "ann_step": 0, "ann_gamma": 0.1, "ann_batch": 32,
                   "snn_epochs": 2, "snn_lr": 1e-3, "snn_wd": 5e-4, "snn_step": 0, "snn_gamma": 0.5, "snn_batch": 32},
 }
 RUN_FILES = ("ann.pt", "snn.pt", "ann_last.pt", "snn_last.pt")
