@@ -109,16 +109,64 @@ def sites_from_bits(bits: np.ndarray, c: int, h: int, w: int, pool_mode: int, k:
                     mult[s] += 1
 
 
+@njit(cache=True)
+def site_tables(c: int, h: int, w: int, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Index tables that replace per-event integer divisions in the hot loops.
+
+    ``site_of[j]`` (int32, C*H*W): the pooled site ``(ch, y // k, x // k)`` of source site ``j``,
+    -1 where floor pooling drops its row/column. ``spat[s]`` (int32, C*(H//k)*(W//k)): the
+    spatial position ``s % ((H//k)*(W//k))`` of pooled site ``s``. ``k = 1``: no pooling.
+    """
+    hp = h // k
+    wp = w // k
+    site_of = np.full(c * h * w, -1, dtype=np.int32)
+    for ch in range(c):
+        for y in range(hp * k):
+            py = y // k
+            for x in range(wp * k):
+                site_of[(ch * h + y) * w + x] = (ch * hp + py) * wp + x // k
+    hw_p = hp * wp
+    spat = np.empty(c * hw_p, dtype=np.int32)
+    for s in range(c * hw_p):
+        spat[s] = s % hw_p
+    return site_of, spat
+
+
+@njit(cache=True)
+def sites_from_bits_table(bits: np.ndarray, n_sites: int, site_of: np.ndarray, pool_mode: int,
+                          mult: np.ndarray) -> None:
+    """:func:`sites_from_bits` through a precomputed ``site_of`` table (no divisions)."""
+    mult[:] = 0
+    for byte_i in range(bits.shape[0]):
+        b = bits[byte_i]
+        if b == 0:
+            continue
+        base = byte_i * 8
+        for bit in range(8):
+            if b & (128 >> bit):
+                j = base + bit
+                if j >= n_sites:
+                    break
+                s = site_of[j]
+                if s < 0:
+                    continue
+                if pool_mode == 2:
+                    mult[s] = 1
+                else:
+                    mult[s] += 1
+
+
 @njit(cache=True, parallel=True)
 def sites_from_packed(packed: np.ndarray, c: int, h: int, w: int, pool_mode: int,
                       k: int) -> np.ndarray:
     """Multiplicities of every pooled site for packed maps ``[n, T, nbytes]`` -> int32 [n, T, S]."""
     n, steps, _ = packed.shape
     s_count = c * (h // k) * (w // k)
+    site_of, _spat = site_tables(c, h, w, k)
     out = np.zeros((n, steps, s_count), dtype=np.int32)
     for i in prange(n):
         for t in range(steps):
-            sites_from_bits(packed[i, t], c, h, w, pool_mode, k, out[i, t])
+            sites_from_bits_table(packed[i, t], c * h * w, site_of, pool_mode, out[i, t])
     return out
 
 
@@ -136,6 +184,11 @@ def touched_conv(spatial: np.ndarray, hp: int, wp: int, h_out: int, w_out: int, 
     for y in range(hp):
         for x in range(wp):
             if not spatial[y * wp + x]:
+                continue
+            if stride == 1:  # the valid taps are ranges: no division per tap
+                for oy in range(max(0, y + padding - k + 1), min(h_out - 1, y + padding) + 1):
+                    for ox in range(max(0, x + padding - k + 1), min(w_out - 1, x + padding) + 1):
+                        outmark[oy * w_out + ox] = True
                 continue
             for ky in range(k):
                 ny = y + padding - ky
@@ -224,6 +277,91 @@ def count_bits_direct(bits: np.ndarray, n_sites: int, hw: int, fan: np.ndarray,
     out[COL_SITES] = events
 
 
+@njit(cache=True)
+def count_bits_table(bits: np.ndarray, n_sites: int, spat: np.ndarray, fan: np.ndarray,
+                     fan_nz: np.ndarray, spatial: np.ndarray, out: np.ndarray) -> None:
+    """:func:`count_bits_direct` with the spatial position read from ``spat`` (no divisions)."""
+    spatial[:] = False
+    events = 0
+    syn = 0
+    syn_nz = 0
+    for byte_i in range(bits.shape[0]):
+        b = bits[byte_i]
+        if b == 0:
+            continue
+        base = byte_i * 8
+        for bit in range(8):
+            if b & (128 >> bit):
+                j = base + bit
+                if j >= n_sites:
+                    break
+                events += 1
+                syn += fan[j]
+                syn_nz += fan_nz[j]
+                spatial[spat[j]] = True
+    out[COL_EVENTS] = events
+    out[COL_SYN] = syn
+    out[COL_SYN_NZ] = syn_nz
+    out[COL_NB_EFF] = syn_nz
+    out[COL_NB_BINARY] = 1
+    out[COL_SITES] = events
+
+
+@njit(cache=True)
+def count_pooled_table(bits: np.ndarray, n_sites: int, site_of: np.ndarray, spat: np.ndarray,
+                       pool_mode: int, kk: int, fan: np.ndarray, fan_nz: np.ndarray,
+                       mult: np.ndarray, touched: np.ndarray, spatial: np.ndarray,
+                       out: np.ndarray) -> None:
+    """Counts of one pooled packed map (``out[0:7]``) in one pass over its bits plus one over the
+    pooled sites that received an event (listed in ``touched``), instead of a scan of every
+    pooled site. ``mult`` must be all zero on entry and is left all zero.
+    """
+    spatial[:] = False
+    nt = 0
+    for byte_i in range(bits.shape[0]):
+        b = bits[byte_i]
+        if b == 0:
+            continue
+        base = byte_i * 8
+        for bit in range(8):
+            if b & (128 >> bit):
+                j = base + bit
+                if j >= n_sites:
+                    break
+                s = site_of[j]
+                if s < 0:
+                    continue
+                m = mult[s]
+                if m == 0:
+                    touched[nt] = s
+                    nt += 1
+                    mult[s] = 1
+                elif pool_mode != 2:
+                    mult[s] = m + 1
+    events = 0
+    syn = 0
+    syn_nz = 0
+    nb_eff = 0
+    binary = 1
+    for q in range(nt):
+        s = touched[q]
+        m = mult[s]
+        mult[s] = 0
+        events += m
+        syn += m * fan[s]
+        syn_nz += m * fan_nz[s]
+        nb_eff += fan_nz[s]
+        if pool_mode == 1 and m != kk:
+            binary = 0
+        spatial[spat[s]] = True
+    out[COL_EVENTS] = events
+    out[COL_SYN] = syn
+    out[COL_SYN_NZ] = syn_nz
+    out[COL_NB_EFF] = nb_eff
+    out[COL_NB_BINARY] = binary
+    out[COL_SITES] = nt
+
+
 @njit(cache=True, parallel=True)
 def count_packed_layer(packed: np.ndarray, c: int, h: int, w: int, pool_mode: int, k: int,
                        fan: np.ndarray, fan_nz: np.ndarray, is_conv: bool, h_out: int,
@@ -240,18 +378,20 @@ def count_packed_layer(packed: np.ndarray, c: int, h: int, w: int, pool_mode: in
     wp = w // k
     hw_p = hp * wp
     n_sites_p = c * hw_p
+    site_of, spat = site_tables(c, h, w, k)  # once per call: no divisions per event below
     out = np.zeros((n, steps, N_COLS), dtype=np.int64)
     for i in prange(n):
         mult = np.zeros(n_sites_p, dtype=np.int32)
+        touched = np.zeros(n_sites_p, dtype=np.int32)
         spatial = np.zeros(hw_p, dtype=np.bool_)
         outmark = np.zeros(max(h_out * w_out, 1), dtype=np.bool_)
         for t in range(steps):
             row = out[i, t]
             if pool_mode == 0:
-                count_bits_direct(packed[i, t], c * h * w, h * w, fan, fan_nz, spatial, row)
+                count_bits_table(packed[i, t], c * h * w, spat, fan, fan_nz, spatial, row)
             else:
-                sites_from_bits(packed[i, t], c, h, w, pool_mode, k, mult)
-                count_sites(mult, pool_mode, k, hw_p, fan, fan_nz, spatial, row)
+                count_pooled_table(packed[i, t], c * h * w, site_of, spat, pool_mode, k * k, fan, fan_nz,
+                                   mult, touched, spatial, row)
             if row[COL_EVENTS] == 0:
                 row[COL_TOUCHED] = 0
             elif is_conv:
@@ -346,37 +486,54 @@ def scatter_conv(vals: np.ndarray, wt: np.ndarray, cur: np.ndarray, c_in: int, h
     (H_out, W_out, C_out) accumulator (not cleared here). Float32 in, float32 arithmetic; int64
     in, exact integer arithmetic. Returns the number of synaptic ops performed.
     """
-    hw = h_in * w_in
     ops = 0
-    for s in range(c_in * hw):
-        v = vals[s]
-        if v == 0:
-            continue
-        c = s // hw
-        r = s - c * hw
-        y = r // w_in
-        x = r - y * w_in
-        for ky in range(k):
-            ny = y + padding - ky
-            if ny < 0 or ny % stride != 0:
-                continue
-            oy = ny // stride
-            if oy >= h_out:
-                continue
-            for kx in range(k):
-                nx = x + padding - kx
-                if nx < 0 or nx % stride != 0:
+    # Nested loops instead of decoding s = (c, y, x) with divisions; for stride 1 the valid taps
+    # are a range computed once per row/event (no division or modulo per tap). Events are still
+    # visited in s order and taps in (ky, kx) order: the float sums are unchanged.
+    for c in range(c_in):
+        for y in range(h_in):
+            ky_lo = max(0, y + padding - h_out + 1)
+            ky_hi = min(k - 1, y + padding)
+            for x in range(w_in):
+                v = vals[(c * h_in + y) * w_in + x]
+                if v == 0:
                     continue
-                ox = nx // stride
-                if ox >= w_out:
+                if stride == 1:
+                    kx_lo = max(0, x + padding - w_out + 1)
+                    kx_hi = min(k - 1, x + padding)
+                    for ky in range(ky_lo, ky_hi + 1):
+                        oy = y + padding - ky
+                        for kx in range(kx_lo, kx_hi + 1):
+                            ox = x + padding - kx
+                            wbase = ((c * k + ky) * k + kx) * c_out
+                            obase = (oy * w_out + ox) * c_out
+                            cv = cur[obase:obase + c_out]  # views let LLVM vectorise (5x)
+                            wv = wt[wbase:wbase + c_out]
+                            for co in range(c_out):
+                                cv[co] += v * wv[co]
+                            ops += c_out
                     continue
-                wbase = ((c * k + ky) * k + kx) * c_out
-                obase = (oy * w_out + ox) * c_out
-                cv = cur[obase:obase + c_out]  # views let LLVM vectorise the inner loop (5x)
-                wv = wt[wbase:wbase + c_out]
-                for co in range(c_out):
-                    cv[co] += v * wv[co]
-                ops += c_out
+                for ky in range(k):
+                    ny = y + padding - ky
+                    if ny < 0 or ny % stride != 0:
+                        continue
+                    oy = ny // stride
+                    if oy >= h_out:
+                        continue
+                    for kx in range(k):
+                        nx = x + padding - kx
+                        if nx < 0 or nx % stride != 0:
+                            continue
+                        ox = nx // stride
+                        if ox >= w_out:
+                            continue
+                        wbase = ((c * k + ky) * k + kx) * c_out
+                        obase = (oy * w_out + ox) * c_out
+                        cv = cur[obase:obase + c_out]
+                        wv = wt[wbase:wbase + c_out]
+                        for co in range(c_out):
+                            cv[co] += v * wv[co]
+                        ops += c_out
     return ops
 
 
@@ -505,14 +662,22 @@ def functional_layer_f32(vals: np.ndarray, steps: int, wt: np.ndarray, is_conv: 
         cur = np.zeros(n_neurons, dtype=np.float32)
         spk = np.zeros(n_neurons, dtype=np.bool_)
         total = np.zeros(n_neurons, dtype=np.float32)
+        # constant input (Tv = 1, the analog layer): the current is the same at every step, so
+        # it is scattered once and copied (bit-identical: the same adds in the same order)
+        once = np.zeros(n_neurons if tv == 1 and steps > 1 else 0, dtype=np.float32)
         for t in range(steps):
-            cur[:] = 0
-            row = vals[i, t if tv > 1 else 0]
-            if is_conv:
-                scatter_conv(row, wt, cur, c_in, h_in, w_in, c_out, h_out, w_out, k, stride,
-                             padding)
+            if tv == 1 and t > 0:
+                cur[:] = once
             else:
-                scatter_linear(row, wt, cur, c_in * h_in * w_in, c_out)
+                cur[:] = 0
+                row = vals[i, t if tv > 1 else 0]
+                if is_conv:
+                    scatter_conv(row, wt, cur, c_in, h_in, w_in, c_out, h_out, w_out, k, stride,
+                                 padding)
+                else:
+                    scatter_linear(row, wt, cur, c_in * h_in * w_in, c_out)
+                if tv == 1 and steps > 1:
+                    once[:] = cur
             if spiking:
                 changed[i, t] = lif_step_f32(u, cur, leak, theta, spk)
                 pack_hwc(spk, is_conv, c_out, h_out, w_out, out_bits[i, t])
@@ -553,14 +718,22 @@ def functional_layer_i64(vals: np.ndarray, steps: int, wt: np.ndarray, is_conv: 
         cur = np.zeros(n_neurons, dtype=np.int64)
         spk = np.zeros(n_neurons, dtype=np.bool_)
         total = np.zeros(n_neurons, dtype=np.int64)
+        # constant input (Tv = 1, the analog layer): the current is the same at every step, so
+        # it is scattered once and copied (bit-identical: the same adds in the same order)
+        once = np.zeros(n_neurons if tv == 1 and steps > 1 else 0, dtype=np.int64)
         for t in range(steps):
-            cur[:] = 0
-            row = vals[i, t if tv > 1 else 0]
-            if is_conv:
-                scatter_conv(row, wt, cur, c_in, h_in, w_in, c_out, h_out, w_out, k, stride,
-                             padding)
+            if tv == 1 and t > 0:
+                cur[:] = once
             else:
-                scatter_linear(row, wt, cur, c_in * h_in * w_in, c_out)
+                cur[:] = 0
+                row = vals[i, t if tv > 1 else 0]
+                if is_conv:
+                    scatter_conv(row, wt, cur, c_in, h_in, w_in, c_out, h_out, w_out, k, stride,
+                                 padding)
+                else:
+                    scatter_linear(row, wt, cur, c_in * h_in * w_in, c_out)
+                if tv == 1 and steps > 1:
+                    once[:] = cur
             if spiking:
                 changed[i, t] = lif_step_i64(u, cur, leak_fx, frac_bits, theta, spk)
                 pack_hwc(spk, is_conv, c_out, h_out, w_out, out_bits[i, t])
