@@ -133,6 +133,8 @@ def noise_table(snn: SpikingNet, ann: SpikingNet | None, loader: Iterable[Any], 
         df["snn_std"] = a_snn.std(axis=1, ddof=1)
         df["ann_std"] = a_ann.std(axis=1, ddof=1)
         df["difference_std"] = (a_snn - a_ann).std(axis=1, ddof=1)
+    num = [c for c in df.columns if c != "noise_std"]
+    df[num] = df[num].round(12)  # accuracies are k/n: drop float dust such as 1e-16 stds
     df["repeats"] = repeats
     df["clip"] = bool(clip)
     return df

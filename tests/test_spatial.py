@@ -289,3 +289,11 @@ def test_first_layer_current_rank_is_bounded_by_patch_size() -> None:
     ana = analyze_spatial(model, _loader(60), 0.999, "current", progress=False)
     assert ana.curves[0][8] == pytest.approx(1.0, abs=1e-9)
     assert ana.dims_at(0.999999)[0] <= 9
+
+
+def test_default_variance_per_dataset() -> None:
+    from snnsim.compression.spatial import default_variance
+
+    assert default_variance("digits") == 0.998
+    assert default_variance("cifar10") == 0.999
+    assert default_variance(None) == 0.999

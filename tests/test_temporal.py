@@ -110,3 +110,31 @@ def test_bad_rescale_rejected() -> None:
     model, loader = _setup()
     with pytest.raises(SnnsimError):
         prune_temporal(model, [Stage(4, 1)], loader, loader, None, threshold_rescale=0.0)
+
+
+def test_rescale_factor_and_parse() -> None:
+    from snnsim.compression.temporal import parse_rescale, rescale_factor
+
+    assert rescale_factor("ratio", 5, 2) == pytest.approx(0.4)
+    assert rescale_factor(0.8, 5, 2) == 0.8
+    assert parse_rescale("ratio") == "ratio" and parse_rescale("0.7") == 0.7
+    for bad in ("-1", "0", "fast"):
+        with pytest.raises(SnnsimError):
+            parse_rescale(bad)
+
+
+def test_ratio_rescale_in_stage_loop() -> None:
+    model, loader = _setup()
+    seen: list[float] = []
+
+    def fake_train(net, train_loader, test_loader, cfg, timesteps=None):
+        seen.append(float(net.thresholds.detach()[0]))
+        return []
+
+    from snnsim.training import TrainConfig
+
+    cfg = TrainConfig(epochs=1, lr=1e-4, device="cpu", progress=False)
+    _, rows = prune_temporal(model, plan_schedule([5, 4, 2], 5, 1), loader, loader, cfg,
+                             train_fn=fake_train, threshold_rescale="ratio", progress=False)
+    assert seen == [pytest.approx(0.4 * 4 / 5), pytest.approx(0.4 * 2 / 5)]
+    assert [r["threshold_factor"] for r in rows] == [1.0, pytest.approx(0.8), pytest.approx(0.5)]

@@ -152,8 +152,8 @@ def prune() -> None:
 @prune.command("spatial")
 @click.option("--model", "model_path", required=True, type=click.Path(dir_okay=False),
               help="Trained SNN checkpoint (snn.pt).")
-@click.option("--variance", type=float, default=0.999, show_default=True,
-              help="Explained-variance threshold tau per layer (0.999: Garg et al. as recalled, [INF]).")
+@click.option("--variance", type=float, default=None,
+              help="Explained-variance threshold tau per layer [default: 0.999 (Garg et al. as recalled, [INF]); 0.998 for digits, measured].")
 @click.option("--samples", type=click.IntRange(min=2), default=None,
               help="Training images for the PCA [default: max(2048, 2 x widest FC), capped at the training set].")
 @click.option("--activation", type=click.Choice(["potential", "potential-after-reset", "current"]),
@@ -174,7 +174,7 @@ def prune() -> None:
 @data_dir_option
 @device_option
 @seed_option
-def prune_spatial(model_path: str, variance: float, samples: int | None, activation: str,
+def prune_spatial(model_path: str, variance: float | None, samples: int | None, activation: str,
                   widths: str | None, out: str, retrain: str, ann_epochs: int | None,
                   snn_epochs: int | None, ann_lr: float | None, snn_lr: float | None,
                   batch_size: int | None, dry_run: bool, resume: bool, report_dir: str | None,
@@ -193,16 +193,19 @@ def prune_spatial(model_path: str, variance: float, samples: int | None, activat
     from snnsim.compression.spatial import (
         analyze_spatial,
         default_samples,
+        default_variance,
         measure,
         pruned_spec,
         spatial_table,
     )
     from snnsim.io import write_csv
 
-    if not (0.0 < variance <= 1.0):
+    if variance is not None and not (0.0 < variance <= 1.0):
         raise SnnsimError(f"--variance must be in (0, 1], got {variance}", "use e.g. 0.999")
     dev = _setup(seed, device)
     model = _load(model_path, want_snn=True)
+    if variance is None:
+        variance = default_variance(model.dataset_info.get("name"))
     rdir = _report_dir(report_dir, "prune-spatial", model_path)
     snn_rec = _recorded_config(model, "snn")
     bs = batch_size or int(snn_rec.get("batch_size") or 64)
@@ -298,8 +301,8 @@ def prune_spatial(model_path: str, variance: float, samples: int | None, activat
 @click.option("--direct", "mode", flag_value="direct", help="Run only the direct cut to the final T (same total epochs).")
 @click.option("--compare-direct", "mode", flag_value="both", help="Run the gradual schedule and the direct cut, side by side.")
 @click.option("--gradual", "mode", flag_value="gradual", default=True, help="Run only the gradual schedule (default).")
-@click.option("--threshold-rescale", type=float, default=1.0, show_default=True,
-              help="Multiply all thresholds by this factor when entering each stage (1 = off).")
+@click.option("--threshold-rescale", default="ratio", show_default=True,
+              help="When entering each stage multiply all thresholds by T_new/T_prev ('ratio', measured best on digits) or by a number (1 = off).")
 @click.option("--lr", type=float, default=None, help="Fine-tuning learning rate [default: the model's SNN lr, else 1e-4].")
 @click.option("--optimizer", type=click.Choice(["adam", "sgd"]), default=None, help="[default: the model's].")
 @click.option("--lr-step", type=click.IntRange(min=0), default=None, help="StepLR period in epochs within a stage (0 = off) [default: the model's].")
@@ -309,7 +312,7 @@ def prune_spatial(model_path: str, variance: float, samples: int | None, activat
 @device_option
 @seed_option
 def prune_temporal(model_path: str, schedule: str, epochs_per_step: int, out: str, mode: str,
-                   threshold_rescale: float, lr: float | None, optimizer: str | None,
+                   threshold_rescale: str, lr: float | None, optimizer: str | None,
                    lr_step: int | None, batch_size: int | None, report_dir: str | None,
                    data_dir: str, device: str, seed: int) -> None:
     """Gradually reduce the timesteps, fine-tuning at each T from the previous stage's state.
@@ -319,7 +322,7 @@ def prune_temporal(model_path: str, schedule: str, epochs_per_step: int, out: st
     """
     import pandas as pd
 
-    from snnsim.compression.temporal import direct_plan, plan_schedule
+    from snnsim.compression.temporal import direct_plan, parse_rescale, plan_schedule
     from snnsim.compression.temporal import prune_temporal as run_plan
     from snnsim.data import make_loaders
     from snnsim.io import write_csv
@@ -327,8 +330,7 @@ def prune_temporal(model_path: str, schedule: str, epochs_per_step: int, out: st
     dev = _setup(seed, device)
     model = _load(model_path, want_snn=True)
     stages = plan_schedule(parse_int_list(schedule, "--schedule"), model.timesteps, epochs_per_step)
-    if threshold_rescale <= 0:
-        raise SnnsimError(f"--threshold-rescale must be > 0, got {threshold_rescale}")
+    rescale = parse_rescale(threshold_rescale)
     cfg = _train_config(_recorded_config(model, "snn"), FALLBACK_SNN, device, seed, epochs=epochs_per_step,
                         lr=lr, optimizer=optimizer, lr_step=lr_step, batch_size=batch_size)
     bundle = _bundle(model, data_dir, seed, augment=True)
@@ -341,7 +343,7 @@ def prune_temporal(model_path: str, schedule: str, epochs_per_step: int, out: st
         click.echo(f"\n{label}: " + " -> ".join(f"T={s.timesteps} ({s.epochs} ep)" for s in plan)
                    + f", lr {cfg.lr:g}, {cfg.optimizer}")
         _, stage_rows = run_plan(model, plan, train_loader, test_loader, cfg, out_dir=out, label=label,
-                                 threshold_rescale=threshold_rescale,
+                                 threshold_rescale=rescale,
                                  file_pattern="snn_T{t}.pt" if label == "gradual" else "direct_T{t}.pt",
                                  device=dev)
         rows.extend(stage_rows)
