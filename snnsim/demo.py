@@ -50,8 +50,8 @@ class DemoPlan:
     @classmethod
     def make(cls, fast: bool) -> DemoPlan:
         if fast:
-            return cls(ann_epochs=4, snn_epochs=2, retrain_ann_epochs=4, retrain_snn_epochs=2, epochs_per_step=1,
-                       schedule="5,3,2", samples=64, bits="8,5,3", noise="0,0.2,0.4,0.8")
+            return cls(ann_epochs=3, snn_epochs=1, retrain_ann_epochs=3, retrain_snn_epochs=1, epochs_per_step=1,
+                       schedule="5,2", samples=64, bits="8,5,3", noise="0,0.2,0.4,0.8")
         return cls(ann_epochs=None, snn_epochs=None, retrain_ann_epochs=None, retrain_snn_epochs=None,
                    epochs_per_step=3, schedule="5,4,3,2", samples=360, bits="8,7,6,5,4,3,2", noise="0,0.2,0.4,0.8")
 
