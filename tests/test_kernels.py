@@ -154,6 +154,11 @@ def test_sites_popcount_and_mismatch_match_numpy() -> None:
         mult = K.sites_from_packed(packed, 3, 7, 6, mode, 2)
         ref = R.multiplicity_ref(info, torch.from_numpy(spikes.reshape(-1, 3, 7, 6).astype(np.float64)))
         np.testing.assert_array_equal(mult.reshape(-1), ref.numpy().reshape(-1).astype(np.int32))
+        # the functional path's values: float32 mult / k^2 (avg) or mult (max), int64 mult
+        div = np.float32(4.0) if mode == 1 else np.float32(1.0)
+        want = ref.numpy().reshape(mult.shape).astype(np.float32) / div
+        np.testing.assert_array_equal(K.site_values_f32(packed, 3, 7, 6, mode, 2, div), want)
+        np.testing.assert_array_equal(K.site_values_i64(packed, 3, 7, 6, mode, 2), mult.astype(np.int64))
     np.testing.assert_array_equal(K.popcount_packed(packed), spikes.reshape(3, 2, -1).sum(axis=2))
     other = R.pack(rng.random(spikes.shape) < 0.4)
     diff = (np.unpackbits(packed, axis=2) != np.unpackbits(other, axis=2)).sum(axis=2)

@@ -272,13 +272,12 @@ def _values(plan: LayerPlan, bits: np.ndarray | None, analog: np.ndarray | None,
             return ispec.quantize_input_np(x)
         return np.ascontiguousarray(x)
     assert bits is not None
-    mult = K.sites_from_packed(np.ascontiguousarray(bits), plan.c, plan.h, plan.w, plan.pool_mode, plan.k)
+    packed = np.ascontiguousarray(bits)
     if mode == "integer":
-        return mult.astype(np.int64)
-    vals = mult.astype(np.float32)
-    if plan.pool_mode == 1:
-        vals /= np.float32(plan.k * plan.k)  # avg_pool2d: sum / k^2 in float32, as torch
-    return vals
+        return K.site_values_i64(packed, plan.c, plan.h, plan.w, plan.pool_mode, plan.k)
+    # avg_pool2d: sum / k^2 in float32, as torch (one float32 division; / 1 elsewhere is exact)
+    div = np.float32(plan.k * plan.k) if plan.pool_mode == 1 else np.float32(1.0)
+    return K.site_values_f32(packed, plan.c, plan.h, plan.w, plan.pool_mode, plan.k, div)
 
 
 def simulate_chunk(plans: list[LayerPlan], chunk: TraceChunk, steps: int, functional: str | None = None,
