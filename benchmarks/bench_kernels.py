@@ -246,19 +246,27 @@ def bench_replay(model: Any, trace: Any, mode: str | None, threads: list[int], r
     syn_rep = float(c.syn_ops.sum())
     trace_bytes = trace.bytes_per_sample() * n
     adds = adds_performed(plans, trace, 0, n, steps, analog_once=True) if mode else 0
+    def kernels_only() -> None:
+        for chunk in trace.iter_chunks(size):
+            simulate_chunk(plans, chunk, steps, mode, drive, model, ispec)
+
+    kernels_only()  # warm (and page the trace in)
+    # thread counts interleaved within every repetition, so a load change hits all of them
+    wall: dict[int, list[float]] = {th: [] for th in threads}
+    cpu: dict[int, list[float]] = {th: [] for th in threads}
+    end: dict[int, list[float]] = {th: [] for th in threads}
+    for _ in range(reps):
+        for th in threads:
+            numba.set_num_threads(th)
+            t, c_ = _time_cpu(kernels_only, 1)
+            wall[th].append(t)
+            cpu[th].append(c_)
+            end[th].append(_time(lambda: replay(trace, model, functional=mode or False, progress=False), 1))
     rows = []
     for th in threads:
-        numba.set_num_threads(th)
-
-        def kernels_only() -> None:
-            for chunk in trace.iter_chunks(size):
-                simulate_chunk(plans, chunk, steps, mode, drive, model, ispec)
-
-        kernels_only()  # warm (and page the trace in)
-        t_k, c_k = _time_cpu(kernels_only, reps)
-        t_e = _time(lambda: replay(trace, model, functional=mode or False, progress=False), reps)
         rows.append({"label": label, "path": mode or "counting", "threads": th, "samples": n, "chunk": size,
-                     "kernel_s": t_k, "kernel_cpu_s": c_k, "replay_s": t_e, "spikes": spikes, "syn_ops_represented": syn_rep,
+                     "kernel_s": median(wall[th]), "kernel_cpu_s": median(cpu[th]), "replay_s": median(end[th]),
+                     "kernel_s_all": wall[th], "spikes": spikes, "syn_ops_represented": syn_rep,
                      "adds_performed": adds, "trace_bytes": trace_bytes, "load": load_average()})
     return rows
 
@@ -321,7 +329,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter,
                                 epilog="See benchmarks/README.md.")
     p.add_argument("--samples", type=int, default=64, help="samples of the counting trace")
-    p.add_argument("--functional-samples", type=int, default=8, help="samples replayed functionally (float and integer)")
+    p.add_argument("--functional-samples", type=int, default=24, help="samples replayed functionally (float and integer)")
     p.add_argument("--timesteps", type=int, default=5)
     p.add_argument("--reps", type=int, default=3)
     p.add_argument("--threads", default="1,2", help="numba thread counts to compare")
