@@ -205,22 +205,13 @@ def write_summary(root: Path, named: dict[str, Path], times: dict[str, float], f
     parts.append("## Pipeline stages")
     parts.append(_md_table(pd.DataFrame([{"step": k, "wall time": f"{v:.1f} s"} for k, v in times.items()])))
     parts.append("")
-    if spatial is not None:
-        parts.append("## Spatial pruning (PCA of the average accumulated membrane potential)")
-        parts.append(_md_table(spatial.fillna("")))
-        parts.append("")
-    if temporal is not None:
-        parts.append("## Temporal pruning (gradual vs direct cut)")
-        parts.append(_md_table(temporal.fillna("")))
-        parts.append("")
-    if quant is not None:
-        parts.append("## Post-training weight quantization")
-        parts.append(_md_table(quant.fillna("")))
-        parts.append("")
-    if noise is not None:
-        parts.append("## Gaussian-noise robustness (same draws for SNN and ANN)")
-        parts.append(_md_table(noise.fillna("")))
-        parts.append("")
+    sections = (("Spatial pruning (PCA of the average accumulated membrane potential)", spatial),
+                ("Temporal pruning (gradual vs direct cut)", temporal),
+                ("Post-training weight quantization", quant),
+                ("Gaussian-noise robustness (same draws for SNN and ANN)", noise))
+    for title, table in sections:
+        if table is not None:
+            parts.extend([f"## {title}", _md_table(table.fillna("")), ""])
     if compare is not None:
         parts.append("## Energy and latency per hardware config (baseline: the unpruned ANN)")
         view = compare[["model", "hw", "accuracy", "timesteps", "params", "spikes_per_inference",
