@@ -473,11 +473,17 @@ class AnnBaseline:
 
 # --------------------------------------------------------------------------- loading
 def shipped_dir() -> Path:
-    """The folder holding the shipped configs (the repo's ``hwconfigs/`` next to the package)."""
+    """The folder holding the shipped configs.
+
+    The repo's ``hwconfigs/`` next to the package (editable install, checkout), else the copy a
+    wheel installs under ``<prefix>/share/snnsim/hwconfigs`` (pyproject ``data-files``).
+    """
+    import sys
+
     import snnsim
 
     pkg = Path(snnsim.__file__).resolve().parent
-    for cand in (pkg.parent / "hwconfigs", pkg / "hwconfigs"):
+    for cand in (pkg.parent / "hwconfigs", pkg / "hwconfigs", Path(sys.prefix) / "share" / "snnsim" / "hwconfigs"):
         if cand.is_dir():
             return cand
     return pkg.parent / "hwconfigs"

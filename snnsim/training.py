@@ -60,7 +60,9 @@ class TrainConfig:
     """Hyper-parameters of one training stage (ANN or SNN).
 
     ``lr_step``/``lr_gamma``: StepLR, multiply the LR by ``lr_gamma`` every ``lr_step`` epochs
-    (0 = constant LR). ``weight_decay`` applies to synaptic weights only, never to thresholds
+    (0 = constant LR). ``lr_schedule='cosine'`` instead anneals the LR from ``lr`` towards 0
+    over the stage's epochs (per epoch, ``CosineAnnealingLR``), so that every stage ends
+    settled however short it is (used per temporal-pruning stage). ``weight_decay`` applies to synaptic weights only, never to thresholds
     and leaks (decaying a threshold toward 0 has no regularising meaning; it only adds spikes).
     ``progress`` shows tqdm bars and the per-epoch line (rank 0 only).
     """
@@ -72,6 +74,7 @@ class TrainConfig:
     momentum: float = 0.9
     lr_step: int = 0
     lr_gamma: float = 0.5
+    lr_schedule: str = "step"  # 'step' (StepLR via lr_step, 0 = constant) | 'cosine'
     batch_size: int = 64
     device: str = "auto"
     seed: int = 0
@@ -89,6 +92,8 @@ class TrainConfig:
             raise SnnsimError(f"weight decay must be >= 0, got {self.weight_decay}")
         if self.lr_step < 0 or not (0 < self.lr_gamma <= 1):
             raise SnnsimError(f"lr schedule needs lr_step >= 0 and 0 < lr_gamma <= 1, got {self.lr_step}, {self.lr_gamma}")
+        if self.lr_schedule not in ("step", "cosine"):
+            raise SnnsimError(f"unknown lr schedule {self.lr_schedule!r}", "use step or cosine")
         if self.batch_size < 1:
             raise SnnsimError(f"batch size must be >= 1, got {self.batch_size}")
 
@@ -175,6 +180,15 @@ def _set_epoch(loader: DataLoader, epoch: int) -> None:
         sampler.set_epoch(epoch)  # type: ignore[union-attr]
 
 
+def _make_scheduler(opt: torch.optim.Optimizer, cfg: TrainConfig) -> Any:
+    """The per-epoch LR scheduler of ``cfg`` (None for a constant LR)."""
+    if cfg.lr_schedule == "cosine" and cfg.epochs > 0:
+        return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.epochs)
+    if cfg.lr_step > 0:
+        return torch.optim.lr_scheduler.StepLR(opt, cfg.lr_step, cfg.lr_gamma)
+    return None
+
+
 def _make_optimizer(model: SpikingNet, cfg: TrainConfig) -> torch.optim.Optimizer:
     neuron = [p for p in (model.thresholds, model.leaks) if p.requires_grad]
     weights = [p for p in model.synapses.parameters() if p.requires_grad]
@@ -250,7 +264,7 @@ def _fit(model: SpikingNet, stage: str, train_loader: DataLoader, test_loader: D
         net.leaks.requires_grad_(False)
     try:
         opt = _make_optimizer(net, cfg)
-        sched = torch.optim.lr_scheduler.StepLR(opt, cfg.lr_step, cfg.lr_gamma) if cfg.lr_step > 0 else None
+        sched = _make_scheduler(opt, cfg)
         history: list[dict[str, Any]] = []
         start = 0
         if resume and checkpoint is not None and Path(checkpoint).exists():

@@ -89,7 +89,28 @@ def test_temporal_gradual_and_direct(trained, tmp_path, monkeypatch) -> None:
     assert grad["timesteps"].tolist() == [3, 2, 1] and grad["epochs"].tolist() == [0, 1, 1]
     assert direct["timesteps"].tolist() == [3, 1] and direct["epochs"].tolist() == [0, 2]
     assert grad["cumulative_epochs"].iloc[-1] == direct["cumulative_epochs"].iloc[-1]
+    # the from-ANN control: the parent ANN converted at T=1, trained parent SNN epochs (1) + 2
+    from_ann = table[table["schedule"] == "from-ann"]
+    assert from_ann["timesteps"].tolist() == [1] and from_ann["epochs"].tolist() == [3]
+    parent_scale = load_model(trained / "snn.pt").provenance["conversion"]["scale"]
+    assert from_ann["threshold_factor"].iloc[0] == pytest.approx(parent_scale * 1 / 3)  # x T_final / T_parent
+    ctrl = load_model(tmp_path / "tp" / "from_ann_T1.pt")
+    assert ctrl.timesteps == 1 and ctrl.provenance["temporal"]["schedule"] == "from-ann"
     assert (tmp_path / "tp/temporal.csv").exists()
+
+
+def test_from_ann_control_needs_the_same_architecture(trained, tmp_path) -> None:
+    """A same-named ann.pt of another network beside the model is not taken as its parent ANN."""
+    from snnsim.checkpoint import save_model
+    from snnsim.commands.compress import _find_ann
+
+    snn = load_model(trained / "snn.pt")
+    assert _find_ann(snn, str(trained / "snn.pt")) is not None
+    other = load_model(trained / "ann.pt")
+    wider = type(other)(other.spec.with_widths([7, 6, 8, 8, 16], name="wider"), kind="ann", timesteps=3)
+    save_model(wider, tmp_path / "ann.pt")
+    snn.provenance = {"parent": "elsewhere/ann.pt"}
+    assert _find_ann(snn, str(tmp_path / "snn.pt")) is None
 
 
 def test_quantize_writes_checkpoints(trained, tmp_path, monkeypatch) -> None:

@@ -324,3 +324,21 @@ def test_energy_table_lists_every_charged_action() -> None:
     assert mac["energy_pj"] == pytest.approx(0.208)
     loihi_mac = next(r for r in load_hw("loihi").energy_table() if r["action"] == "mac")
     assert loihi_mac["energy_pj"] == pytest.approx(0.208) and "baseline" in loihi_mac["note"]
+
+
+def test_wheel_ships_every_hardware_config() -> None:
+    """pyproject's data-files puts every shipped config where shipped_dir() looks in a wheel install."""
+    import sys
+    from pathlib import Path
+
+    from snnsim.hw import shipped_configs, shipped_dir
+
+    tomllib = pytest.importorskip("tomllib")  # Python >= 3.11
+
+    root = Path(__file__).resolve().parent.parent
+    data_files = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["data-files"]
+    globs = data_files["share/snnsim/hwconfigs"]
+    packaged = {p.name for g in globs for p in root.glob(g)}
+    assert packaged == {p.name for p in shipped_configs()} and len(packaged) >= 6
+    assert (Path(sys.prefix) / "share/snnsim/hwconfigs").parts[-3:] == ("share", "snnsim", "hwconfigs")
+    assert shipped_dir().is_dir()

@@ -10,9 +10,12 @@ from snnsim.checkpoint import load_model
 from snnsim.compression.temporal import (
     Stage,
     direct_plan,
+    from_ann_epochs,
+    from_ann_scale,
     plan_schedule,
     prune_temporal,
     total_epochs,
+    train_from_ann,
 )
 from snnsim.errors import SnnsimError
 from snnsim.models import build_model
@@ -138,3 +141,46 @@ def test_ratio_rescale_in_stage_loop() -> None:
                              train_fn=fake_train, threshold_rescale="ratio", progress=False)
     assert seen == [pytest.approx(0.4 * 4 / 5), pytest.approx(0.4 * 2 / 5)]
     assert [r["threshold_factor"] for r in rows] == [1.0, pytest.approx(0.8), pytest.approx(0.5)]
+
+
+def test_from_ann_bookkeeping() -> None:
+    plan = plan_schedule([5, 4, 3, 2, 1], 5, 5)
+    assert from_ann_epochs(8, plan) == 8 + 20
+    assert from_ann_epochs(-3, plan) == 20
+    assert from_ann_scale({"scale": 0.5, "timesteps": 5}, 1) == pytest.approx(0.1)
+    assert from_ann_scale({"scale": 0.5, "timesteps": 5}, 2) == pytest.approx(0.2)
+    for bad in ({}, {"scale": 0.5}, {"scale": 0, "timesteps": 5}, {"scale": "x", "timesteps": 5}):
+        with pytest.raises(SnnsimError):
+            from_ann_scale(bad, 1)
+
+
+def test_train_from_ann_converts_at_final_t(tmp_path) -> None:
+    """The control converts the ANN at the final T with the scaled thresholds, then trains there."""
+    from snnsim.training import TrainConfig, balance_thresholds
+
+    model, loader = _setup()
+    ann = build_model(model.spec, "ann", timesteps=5, seed=1)
+    ann.dataset_info = dict(model.dataset_info)
+    calls: list[tuple[int, int]] = []
+
+    def fake_train(net, train_loader, test_loader, cfg, timesteps=None):
+        calls.append((timesteps, cfg.epochs))
+        return [{"epoch": 1, "train_acc": 0.25}]
+
+    cfg = TrainConfig(epochs=99, lr=1e-3, device="cpu", progress=False)
+    conversion = {"scale": 0.5, "timesteps": 5, "percentile": 99.0, "leak": 1.0, "samples": 32}
+    snn, row = train_from_ann(ann, 2, conversion, 7, loader, loader, cfg, out_path=tmp_path / "c.pt",
+                              train_fn=fake_train, progress=False)
+    assert calls == [(2, 7)]
+    assert snn.timesteps == 2 and snn.kind == "snn"
+    assert snn.provenance["conversion"]["scale"] == pytest.approx(0.2)
+    assert row["schedule"] == "from-ann" and row["timesteps"] == 2 and row["epochs"] == 7
+    assert row["train_accuracy_last"] == 0.25 and 0 <= row["accuracy"] <= 1
+    # thresholds are the balancing statistic at scale 0.2: rebalancing at 0.2 gives the same values
+    fresh = build_model(model.spec, "snn", timesteps=2, leak=1.0, seed=1)
+    with torch.no_grad():
+        for dst, src in zip(fresh.synapses, ann.synapses, strict=True):
+            dst.weight.copy_(src.weight)
+    expected = balance_thresholds(fresh, loader, 2, 99.0, 0.2, 32)
+    assert snn.provenance["conversion"]["thresholds"] == pytest.approx(expected)
+    assert load_model(tmp_path / "c.pt").provenance["temporal"]["conversion_scale"] == pytest.approx(0.2)

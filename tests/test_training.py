@@ -153,6 +153,14 @@ def test_lr_schedule_and_weight_decay_groups(tiny_spec, synthetic_bundle) -> Non
     assert [r["lr"] for r in hist] == pytest.approx([1e-3, 5e-4, 2.5e-4])
 
 
+def test_cosine_lr_schedule_anneals_within_the_stage(tiny_spec, synthetic_bundle) -> None:
+    snn = build_model(tiny_spec, kind="snn", timesteps=2, seed=0)
+    tr, te = make_loaders(synthetic_bundle, batch_size=128)
+    hist = train_snn(snn, tr, te, _cfg(epochs=4, lr=1e-3, optimizer="adam", lr_schedule="cosine", lr_step=1))
+    # lr_e = lr * (1 + cos(pi e / E)) / 2; lr_step is ignored under the cosine schedule
+    assert [r["lr"] for r in hist] == pytest.approx([1e-3, 8.5355e-4, 5e-4, 1.4645e-4], rel=1e-4)
+
+
 def test_resume_continues_bit_exactly(tmp_path: Path, tiny_spec, synthetic_bundle) -> None:
     """2 epochs in one go == 1 epoch, save, resume for the 2nd (ANN and SNN)."""
     tr, te = make_loaders(synthetic_bundle, batch_size=32)
@@ -198,7 +206,7 @@ def test_evaluate_noise_is_reproducible(small_digits_ann, digits_bundle) -> None
 
 def test_config_validation() -> None:
     for bad in ({"epochs": -1}, {"lr": 0.0}, {"lr": float("nan")}, {"optimizer": "rmsprop"},
-                {"lr_gamma": 0.0}, {"batch_size": 0}, {"weight_decay": -1.0}):
+                {"lr_gamma": 0.0}, {"batch_size": 0}, {"weight_decay": -1.0}, {"lr_schedule": "linear"}):
         with pytest.raises(SnnsimError):
             _cfg(**bad).validate()
 

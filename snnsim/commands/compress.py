@@ -119,8 +119,17 @@ def _train_config(recorded: dict[str, Any], fallback: dict[str, Any], device: st
     return cfg
 
 
+def _weight_shapes(model: Any) -> list[tuple[int, ...]]:
+    """Every layer's weight shape: equal lists mean the same network structure."""
+    return [layer.weight_shape() for layer in model.spec.layers()]
+
+
 def _find_ann(model: Any, model_path: str | None) -> Any:
-    """The ANN the SNN was converted from, if its provenance names an existing ANN checkpoint."""
+    """The ANN the SNN was converted from, if its provenance names an existing ANN checkpoint.
+
+    The ANN must have the SNN's architecture: a same-named ``ann.pt`` beside the model that
+    belongs to another network (e.g. the unpruned parent) is not taken.
+    """
     from snnsim.checkpoint import load_model
 
     prov = model.provenance or {}
@@ -137,7 +146,7 @@ def _find_ann(model: Any, model_path: str | None) -> Any:
                     ann = load_model(cand)
                 except SnnsimError:
                     continue
-                if ann.kind == "ann":
+                if ann.kind == "ann" and _weight_shapes(ann) == _weight_shapes(model):
                     ann.provenance.setdefault("path", str(cand))
                     return ann
     return None
@@ -297,15 +306,19 @@ def prune_spatial(model_path: str, variance: float | None, samples: int | None, 
 @click.option("--epochs-per-step", type=click.IntRange(min=1), default=5, show_default=True,
               help="Fine-tuning epochs at every new T.")
 @click.option("--out", required=True, type=click.Path(file_okay=False),
-              help="Directory for snn_T{t}.pt per stage (direct_T{t}.pt for the control).")
+              help="Directory for snn_T{t}.pt per stage (direct_T{t}.pt / from_ann_T{t}.pt for the controls).")
 @click.option("--direct", "mode", flag_value="direct", help="Run only the direct cut to the final T (same total epochs).")
-@click.option("--compare-direct", "mode", flag_value="both", help="Run the gradual schedule and the direct cut, side by side.")
+@click.option("--compare-direct", "mode", flag_value="both",
+              help="Run the gradual schedule and both controls: the direct cut, and (when the parent ANN is found) "
+                   "conversion of the ANN at the final T trained there directly.")
 @click.option("--gradual", "mode", flag_value="gradual", default=True, help="Run only the gradual schedule (default).")
 @click.option("--threshold-rescale", default="ratio", show_default=True,
               help="When entering each stage multiply all thresholds by T_new/T_prev ('ratio', measured best on digits) or by a number (1 = off).")
 @click.option("--lr", type=float, default=None, help="Fine-tuning learning rate [default: the model's SNN lr, else 1e-4].")
 @click.option("--optimizer", type=click.Choice(["adam", "sgd"]), default=None, help="[default: the model's].")
 @click.option("--lr-step", type=click.IntRange(min=0), default=None, help="StepLR period in epochs within a stage (0 = off) [default: the model's].")
+@click.option("--lr-schedule", type=click.Choice(["step", "cosine"]), default="cosine", show_default=True,
+              help="Per stage: 'step' (StepLR via --lr-step) or 'cosine' (anneal to 0 within every stage).")
 @batch_size_option
 @report_dir_option
 @data_dir_option
@@ -313,7 +326,7 @@ def prune_spatial(model_path: str, variance: float | None, samples: int | None, 
 @seed_option
 def prune_temporal(model_path: str, schedule: str, epochs_per_step: int, out: str, mode: str,
                    threshold_rescale: str, lr: float | None, optimizer: str | None,
-                   lr_step: int | None, batch_size: int | None, report_dir: str | None,
+                   lr_step: int | None, lr_schedule: str, batch_size: int | None, report_dir: str | None,
                    data_dir: str, device: str, seed: int) -> None:
     """Gradually reduce the timesteps, fine-tuning at each T from the previous stage's state.
 
@@ -322,7 +335,13 @@ def prune_temporal(model_path: str, schedule: str, epochs_per_step: int, out: st
     """
     import pandas as pd
 
-    from snnsim.compression.temporal import direct_plan, parse_rescale, plan_schedule
+    from snnsim.compression.temporal import (
+        direct_plan,
+        from_ann_epochs,
+        parse_rescale,
+        plan_schedule,
+        train_from_ann,
+    )
     from snnsim.compression.temporal import prune_temporal as run_plan
     from snnsim.data import make_loaders
     from snnsim.io import write_csv
@@ -332,7 +351,8 @@ def prune_temporal(model_path: str, schedule: str, epochs_per_step: int, out: st
     stages = plan_schedule(parse_int_list(schedule, "--schedule"), model.timesteps, epochs_per_step)
     rescale = parse_rescale(threshold_rescale)
     cfg = _train_config(_recorded_config(model, "snn"), FALLBACK_SNN, device, seed, epochs=epochs_per_step,
-                        lr=lr, optimizer=optimizer, lr_step=lr_step, batch_size=batch_size)
+                        lr=lr, optimizer=optimizer, lr_step=lr_step, lr_schedule=lr_schedule,
+                        batch_size=batch_size)
     bundle = _bundle(model, data_dir, seed, augment=True)
     train_loader, test_loader = make_loaders(bundle, cfg.batch_size, seed)
     model.provenance["source_model"] = str(model_path)
@@ -347,16 +367,30 @@ def prune_temporal(model_path: str, schedule: str, epochs_per_step: int, out: st
                                  file_pattern="snn_T{t}.pt" if label == "gradual" else "direct_T{t}.pt",
                                  device=dev)
         rows.extend(stage_rows)
+    final_t = stages[-1].timesteps
+    if mode == "both":
+        ann = _find_ann(model, model_path)
+        conversion = (model.provenance or {}).get("conversion")
+        if ann is None or not isinstance(conversion, dict):
+            click.echo("\nfrom-ann control skipped: the model's provenance names no readable parent ANN "
+                       "or conversion record (models from `snnsim train` / `prune spatial` have both)")
+        else:
+            epochs = from_ann_epochs(int(((model.provenance or {}).get("config") or {}).get("epochs", 0)), stages)
+            click.echo(f"\nfrom-ann: convert {ann.provenance.get('path', 'the parent ANN')} at T={final_t} "
+                       f"and train {epochs} epochs there")
+            _, row = train_from_ann(ann.to(dev), final_t, conversion, epochs, train_loader, test_loader, cfg,
+                                    out_path=Path(out) / f"from_ann_T{final_t}.pt", device=dev)
+            rows.append(row)
     table = pd.DataFrame(rows)
     rdir = _report_dir(report_dir, "prune-temporal", model_path)
     _print_table(table.drop(columns=["checkpoint"]), "Temporal pruning (test set)")
     write_csv(table, rdir / "temporal.csv")
     write_csv(table, Path(out) / "temporal.csv")
     if mode == "both":
-        final_t = stages[-1].timesteps
         fin = table[table["timesteps"] == final_t].groupby("schedule")["accuracy"].last()
-        click.echo(f"\nat T={final_t}: gradual {fin['gradual']:.2%} vs direct {fin['direct']:.2%} "
-                   f"({(fin['gradual'] - fin['direct']) * 100:+.2f} points)")
+        others = [f"{name} {fin[name]:.2%} ({(fin['gradual'] - fin[name]) * 100:+.2f} points)"
+                  for name in ("direct", "from-ann") if name in fin.index]
+        click.echo(f"\nat T={final_t}: gradual {fin['gradual']:.2%} vs " + ", ".join(others))
     click.echo(f"checkpoints in {out}; table in {rdir / 'temporal.csv'}")
 
 
