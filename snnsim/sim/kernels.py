@@ -18,6 +18,9 @@ tests compare it with. Conventions shared by all kernels:
   linear: the out features); the ``_nz`` variant counts only nonzero weights.
 * Conv output buffers inside the functional kernels are (H_out, W_out, C_out) so the innermost
   scatter loop is contiguous; everything returned is in (C, H, W) order.
+* One kernel serves float32 and int64 arrays: numba compiles it once per argument type. An
+  optional argument passed as ``None`` (``frac_bits`` of a float layer, ``divisor``, ``b``)
+  removes its branch at compile time.
 
 Everything is compiled with ``cache=True`` so the compile cost is paid once per machine.
 """
@@ -41,7 +44,26 @@ COL_SITES = 6  # nonzero pooled sites (the nonzeros of the tensor the synapses r
 N_COLS = 7
 
 
-# ---------------------------------------------------------------------------- fan-out maps
+# ---------------------------------------------------------------------------- conv geometry
+@njit(inline="always")
+def _taps(y: int, padding: int, k: int, stride: int, n_out: int) -> tuple[int, int, int]:
+    """The taps of input coordinate ``y`` along one conv axis, as ``(first, count, o_first)``.
+
+    Tap ``first + i * stride`` (i < count) reaches output ``o_first - i``; these are exactly the
+    ``ky`` in [0, k) with ``(y + padding - ky) / stride`` an integer in [0, n_out), in ascending
+    order, computed once per row/event instead of per tap (without any division for stride 1).
+    """
+    a = y + padding
+    last = min(k - 1, a)
+    if stride == 1:  # the common case, without divisions
+        first = max(0, a - n_out + 1)
+        return first, max(0, last - first + 1), a - first
+    first = max(0, a - stride * (n_out - 1))
+    first += (a - first) % stride
+    count = (last - first) // stride + 1 if last >= first else 0
+    return first, count, (a - first) // stride
+
+
 @njit(cache=True)
 def conv_fanout(col_count: np.ndarray, h_in: int, w_in: int, h_out: int, w_out: int,
                 stride: int, padding: int) -> np.ndarray:
@@ -56,59 +78,18 @@ def conv_fanout(col_count: np.ndarray, h_in: int, w_in: int, h_out: int, w_out: 
     fan = np.zeros(c_in * h_in * w_in, dtype=np.int64)
     for c in range(c_in):
         for y in range(h_in):
+            ky0, nky, _oy0 = _taps(y, padding, k, stride, h_out)
             for x in range(w_in):
+                kx0, nkx, _ox0 = _taps(x, padding, k, stride, w_out)
                 total = 0
-                for ky in range(k):
-                    ny = y + padding - ky
-                    if ny < 0 or ny % stride != 0 or ny // stride >= h_out:
-                        continue
-                    for kx in range(k):
-                        nx = x + padding - kx
-                        if nx < 0 or nx % stride != 0 or nx // stride >= w_out:
-                            continue
-                        total += col_count[c, ky, kx]
+                for i in range(nky):
+                    for j in range(nkx):
+                        total += col_count[c, ky0 + i * stride, kx0 + j * stride]
                 fan[(c * h_in + y) * w_in + x] = total
     return fan
 
 
 # ---------------------------------------------------------------------------- site multiplicities
-@njit(cache=True)
-def sites_from_bits(bits: np.ndarray, c: int, h: int, w: int, pool_mode: int, k: int,
-                    mult: np.ndarray) -> None:
-    """Fill ``mult`` (int32, C*(H//k)*(W//k)) with the multiplicity of every pooled site.
-
-    ``bits`` is one packed source map (C*H*W bits). See the module docstring for pooling.
-    """
-    hp = h // k
-    wp = w // k
-    hw = h * w
-    mult[:] = 0
-    n_sites = c * hw
-    for byte_i in range(bits.shape[0]):
-        b = bits[byte_i]
-        if b == 0:
-            continue
-        base = byte_i * 8
-        for bit in range(8):
-            if b & (128 >> bit):
-                j = base + bit
-                if j >= n_sites:
-                    break
-                ch = j // hw
-                r = j - ch * hw
-                y = r // w
-                x = r - y * w
-                py = y // k
-                px = x // k
-                if py >= hp or px >= wp:
-                    continue
-                s = (ch * hp + py) * wp + px
-                if pool_mode == 2:
-                    mult[s] = 1
-                else:
-                    mult[s] += 1
-
-
 @njit(cache=True)
 def site_tables(c: int, h: int, w: int, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Index tables that replace per-event integer divisions in the hot loops.
@@ -132,11 +113,16 @@ def site_tables(c: int, h: int, w: int, k: int) -> tuple[np.ndarray, np.ndarray]
     return site_of, spat
 
 
-@njit(cache=True)
-def sites_from_bits_table(bits: np.ndarray, n_sites: int, site_of: np.ndarray, pool_mode: int,
-                          mult: np.ndarray) -> None:
-    """:func:`sites_from_bits` through a precomputed ``site_of`` table (no divisions)."""
-    mult[:] = 0
+@njit(inline="always")
+def _collect_sites(bits: np.ndarray, n_src: int, site_of: np.ndarray, pool_mode: int,
+                   mult: np.ndarray, touched) -> int:
+    """One pass over the set bits of one packed source map (``n_src`` sites, through the
+    ``site_of`` table of :func:`site_tables`): ``mult[s]`` becomes the multiplicity of every
+    pooled site ``s``. ``mult`` must be all zero on entry. Unless ``touched`` is None, the
+    sites with an event are also listed there, in order of first event; returns how many
+    (0 without a list: :func:`site_values` scans every site anyway and was ~7% slower with it).
+    """
+    nt = 0
     for byte_i in range(bits.shape[0]):
         b = bits[byte_i]
         if b == 0:
@@ -145,68 +131,58 @@ def sites_from_bits_table(bits: np.ndarray, n_sites: int, site_of: np.ndarray, p
         for bit in range(8):
             if b & (128 >> bit):
                 j = base + bit
-                if j >= n_sites:
+                if j >= n_src:
                     break
                 s = site_of[j]
                 if s < 0:
                     continue
-                if pool_mode == 2:
+                if touched is None:
+                    if pool_mode == 2:
+                        mult[s] = 1
+                    else:
+                        mult[s] += 1
+                    continue
+                m = mult[s]
+                if m == 0:
+                    touched[nt] = s
+                    nt += 1
                     mult[s] = 1
-                else:
-                    mult[s] += 1
+                elif pool_mode != 2:
+                    mult[s] = m + 1
+    return nt
 
 
 @njit(cache=True, parallel=True)
-def sites_from_packed(packed: np.ndarray, c: int, h: int, w: int, pool_mode: int,
-                      k: int) -> np.ndarray:
-    """Multiplicities of every pooled site for packed maps ``[n, T, nbytes]`` -> int32 [n, T, S]."""
-    n, steps, _ = packed.shape
-    s_count = c * (h // k) * (w // k)
-    site_of, _spat = site_tables(c, h, w, k)
-    out = np.zeros((n, steps, s_count), dtype=np.int32)
-    for i in prange(n):
-        for t in range(steps):
-            sites_from_bits_table(packed[i, t], c * h * w, site_of, pool_mode, out[i, t])
-    return out
+def site_values(packed: np.ndarray, c: int, h: int, w: int, pool_mode: int, k: int, dtype,
+                divisor=None) -> np.ndarray:
+    """Values the synapses read per pooled site, packed maps ``[n, T, nbytes]`` -> ``dtype``
+    [n, T, S]: the multiplicity, divided by ``divisor`` unless it is None.
 
-
-@njit(cache=True, parallel=True)
-def site_values_f32(packed: np.ndarray, c: int, h: int, w: int, pool_mode: int, k: int,
-                    divisor: np.float32) -> np.ndarray:
-    """float32 values the synapses read, ``multiplicity / divisor`` per pooled site -> [n, T, S].
-
-    The same numbers as ``sites_from_packed(...).astype(np.float32) / divisor`` (one float32
-    division, as numpy does it), produced in parallel without the int32 intermediate.
+    float32 with a float32 ``divisor`` gives the same numbers as
+    ``multiplicities.astype(np.float32) / divisor`` (one float32 division, as numpy does it),
+    built in parallel without an integer intermediate.
     """
     n, steps, _ = packed.shape
     s_count = c * (h // k) * (w // k)
     site_of, _spat = site_tables(c, h, w, k)
-    out = np.empty((n, steps, s_count), dtype=np.float32)
+    out = np.empty((n, steps, s_count), dtype=dtype)
     for i in prange(n):
         mult = np.zeros(s_count, dtype=np.int32)
         for t in range(steps):
-            sites_from_bits_table(packed[i, t], c * h * w, site_of, pool_mode, mult)
+            _collect_sites(packed[i, t], c * h * w, site_of, pool_mode, mult, None)
             row = out[i, t]
-            for s in range(s_count):
-                row[s] = np.float32(mult[s]) / divisor
+            for s in range(s_count):  # a dense scan: faster here than a list of touched sites
+                m = mult[s]
+                mult[s] = 0
+                row[s] = m
+                if divisor is not None:
+                    row[s] = row[s] / divisor
     return out
 
 
-@njit(cache=True, parallel=True)
-def site_values_i64(packed: np.ndarray, c: int, h: int, w: int, pool_mode: int, k: int) -> np.ndarray:
-    """int64 multiplicities per pooled site -> [n, T, S] (``sites_from_packed`` as int64)."""
-    n, steps, _ = packed.shape
-    s_count = c * (h // k) * (w // k)
-    site_of, _spat = site_tables(c, h, w, k)
-    out = np.empty((n, steps, s_count), dtype=np.int64)
-    for i in prange(n):
-        mult = np.zeros(s_count, dtype=np.int32)
-        for t in range(steps):
-            sites_from_bits_table(packed[i, t], c * h * w, site_of, pool_mode, mult)
-            row = out[i, t]
-            for s in range(s_count):
-                row[s] = mult[s]
-    return out
+def sites_from_packed(packed: np.ndarray, c: int, h: int, w: int, pool_mode: int, k: int) -> np.ndarray:
+    """Multiplicities of every pooled site for packed maps ``[n, T, nbytes]`` -> int32 [n, T, S]."""
+    return site_values(packed, c, h, w, pool_mode, k, np.int32)
 
 
 # ---------------------------------------------------------------------------- counting
@@ -221,28 +197,13 @@ def touched_conv(spatial: np.ndarray, hp: int, wp: int, h_out: int, w_out: int, 
     """
     outmark[:] = False
     for y in range(hp):
+        _ky0, nky, oy0 = _taps(y, padding, k, stride, h_out)
         for x in range(wp):
             if not spatial[y * wp + x]:
                 continue
-            if stride == 1:  # the valid taps are ranges: no division per tap
-                for oy in range(max(0, y + padding - k + 1), min(h_out - 1, y + padding) + 1):
-                    for ox in range(max(0, x + padding - k + 1), min(w_out - 1, x + padding) + 1):
-                        outmark[oy * w_out + ox] = True
-                continue
-            for ky in range(k):
-                ny = y + padding - ky
-                if ny < 0 or ny % stride != 0:
-                    continue
-                oy = ny // stride
-                if oy >= h_out:
-                    continue
-                for kx in range(k):
-                    nx = x + padding - kx
-                    if nx < 0 or nx % stride != 0:
-                        continue
-                    ox = nx // stride
-                    if ox >= w_out:
-                        continue
+            _kx0, nkx, ox0 = _taps(x, padding, k, stride, w_out)
+            for oy in range(oy0 - nky + 1, oy0 + 1):
+                for ox in range(ox0 - nkx + 1, ox0 + 1):
                     outmark[oy * w_out + ox] = True
     count = 0
     for i in range(outmark.shape[0]):
@@ -251,49 +212,42 @@ def touched_conv(spatial: np.ndarray, hp: int, wp: int, h_out: int, w_out: int, 
     return count
 
 
-@njit(cache=True)
-def count_sites(mult: np.ndarray, pool_mode: int, k: int, hw_p: int, fan: np.ndarray,
-                fan_nz: np.ndarray, spatial: np.ndarray, out: np.ndarray) -> None:
-    """Counts of one (sample, timestep) from pooled-site multiplicities into ``out[0:7]``.
+@njit(inline="always")
+def _store_counts(row: np.ndarray, events: int, syn: int, syn_nz: int, nb_eff: int, binary: int,
+                  sites: int, spatial: np.ndarray, hp: int, wp: int, is_conv: bool, h_out: int,
+                  w_out: int, ksize: int, stride: int, padding: int, n_out: int,
+                  outmark: np.ndarray) -> None:
+    """Write one (sample, timestep)'s counts into ``row[0:7]``; the touched neurons are the
+    output positions reached from ``spatial`` times C_out for a conv, every output for a linear
+    layer (none without events)."""
+    row[COL_EVENTS] = events
+    row[COL_SYN] = syn
+    row[COL_SYN_NZ] = syn_nz
+    row[COL_NB_EFF] = nb_eff
+    row[COL_NB_BINARY] = binary
+    row[COL_SITES] = sites
+    if events == 0:
+        row[COL_TOUCHED] = 0
+    elif is_conv:
+        row[COL_TOUCHED] = n_out * touched_conv(spatial, hp, wp, h_out, w_out, ksize, stride,
+                                                padding, outmark)
+    else:
+        row[COL_TOUCHED] = n_out
 
-    Also marks ``spatial`` (bool, hp*wp; cleared here) where any channel has an event.
+
+@njit(inline="always")
+def _count_unpooled(bits: np.ndarray, n_src: int, spat: np.ndarray, fan: np.ndarray,
+                    fan_nz: np.ndarray, spatial: np.ndarray) -> tuple[int, int, int]:
+    """Events, synaptic ops and nonzero-weight ops of one unpooled packed map in a single pass
+    over its bits; marks ``spatial`` (cleared here) at each event's position.
+
+    Not folded into :func:`_collect_sites` (with ``mult = 1`` per event): that second pass
+    over the events made counting unpooled layers 1.6x slower.
     """
     spatial[:] = False
     events = 0
     syn = 0
     syn_nz = 0
-    nb_eff = 0
-    sites = 0
-    binary = 1
-    kk = k * k
-    for s in range(mult.shape[0]):
-        m = mult[s]
-        if m == 0:
-            continue
-        sites += 1
-        events += m
-        syn += m * fan[s]
-        syn_nz += m * fan_nz[s]
-        nb_eff += fan_nz[s]
-        if pool_mode == 1 and m != kk:
-            binary = 0
-        spatial[s % hw_p] = True
-    out[COL_EVENTS] = events
-    out[COL_SYN] = syn
-    out[COL_SYN_NZ] = syn_nz
-    out[COL_NB_EFF] = nb_eff
-    out[COL_NB_BINARY] = binary
-    out[COL_SITES] = sites
-
-
-@njit(cache=True)
-def count_bits_direct(bits: np.ndarray, n_sites: int, hw: int, fan: np.ndarray,
-                      fan_nz: np.ndarray, spatial: np.ndarray, out: np.ndarray) -> None:
-    """Counts of one unpooled packed map in a single pass over its bits (``out[0:7]``)."""
-    spatial[:] = False
-    events = 0
-    syn = 0
-    syn_nz = 0
     for byte_i in range(bits.shape[0]):
         b = bits[byte_i]
         if b == 0:
@@ -302,81 +256,23 @@ def count_bits_direct(bits: np.ndarray, n_sites: int, hw: int, fan: np.ndarray,
         for bit in range(8):
             if b & (128 >> bit):
                 j = base + bit
-                if j >= n_sites:
-                    break
-                events += 1
-                syn += fan[j]
-                syn_nz += fan_nz[j]
-                spatial[j % hw] = True
-    out[COL_EVENTS] = events
-    out[COL_SYN] = syn
-    out[COL_SYN_NZ] = syn_nz
-    out[COL_NB_EFF] = syn_nz
-    out[COL_NB_BINARY] = 1
-    out[COL_SITES] = events
-
-
-@njit(cache=True)
-def count_bits_table(bits: np.ndarray, n_sites: int, spat: np.ndarray, fan: np.ndarray,
-                     fan_nz: np.ndarray, spatial: np.ndarray, out: np.ndarray) -> None:
-    """:func:`count_bits_direct` with the spatial position read from ``spat`` (no divisions)."""
-    spatial[:] = False
-    events = 0
-    syn = 0
-    syn_nz = 0
-    for byte_i in range(bits.shape[0]):
-        b = bits[byte_i]
-        if b == 0:
-            continue
-        base = byte_i * 8
-        for bit in range(8):
-            if b & (128 >> bit):
-                j = base + bit
-                if j >= n_sites:
+                if j >= n_src:
                     break
                 events += 1
                 syn += fan[j]
                 syn_nz += fan_nz[j]
                 spatial[spat[j]] = True
-    out[COL_EVENTS] = events
-    out[COL_SYN] = syn
-    out[COL_SYN_NZ] = syn_nz
-    out[COL_NB_EFF] = syn_nz
-    out[COL_NB_BINARY] = 1
-    out[COL_SITES] = events
+    return events, syn, syn_nz
 
 
-@njit(cache=True)
-def count_pooled_table(bits: np.ndarray, n_sites: int, site_of: np.ndarray, spat: np.ndarray,
-                       pool_mode: int, kk: int, fan: np.ndarray, fan_nz: np.ndarray,
-                       mult: np.ndarray, touched: np.ndarray, spatial: np.ndarray,
-                       out: np.ndarray) -> None:
-    """Counts of one pooled packed map (``out[0:7]``) in one pass over its bits plus one over the
-    pooled sites that received an event (listed in ``touched``), instead of a scan of every
-    pooled site. ``mult`` must be all zero on entry and is left all zero.
-    """
+@njit(inline="always")
+def _tally_pooled(touched: np.ndarray, nt: int, mult: np.ndarray, pool_mode: int, kk: int,
+                  fan: np.ndarray, fan_nz: np.ndarray, spat: np.ndarray,
+                  spatial: np.ndarray) -> tuple[int, int, int, int, int]:
+    """Events, synaptic ops, nonzero-weight ops, NeuroBench effective ops and binary flag of
+    the ``nt`` pooled sites listed by :func:`_collect_sites`; marks ``spatial`` (cleared here)
+    and leaves ``mult`` all zero again. ``kk``: sites of an average-pooling window."""
     spatial[:] = False
-    nt = 0
-    for byte_i in range(bits.shape[0]):
-        b = bits[byte_i]
-        if b == 0:
-            continue
-        base = byte_i * 8
-        for bit in range(8):
-            if b & (128 >> bit):
-                j = base + bit
-                if j >= n_sites:
-                    break
-                s = site_of[j]
-                if s < 0:
-                    continue
-                m = mult[s]
-                if m == 0:
-                    touched[nt] = s
-                    nt += 1
-                    mult[s] = 1
-                elif pool_mode != 2:
-                    mult[s] = m + 1
     events = 0
     syn = 0
     syn_nz = 0
@@ -393,12 +289,7 @@ def count_pooled_table(bits: np.ndarray, n_sites: int, site_of: np.ndarray, spat
         if pool_mode == 1 and m != kk:
             binary = 0
         spatial[spat[s]] = True
-    out[COL_EVENTS] = events
-    out[COL_SYN] = syn
-    out[COL_SYN_NZ] = syn_nz
-    out[COL_NB_EFF] = nb_eff
-    out[COL_NB_BINARY] = binary
-    out[COL_SITES] = nt
+    return events, syn, syn_nz, nb_eff, binary
 
 
 @njit(cache=True, parallel=True)
@@ -410,13 +301,16 @@ def count_packed_layer(packed: np.ndarray, c: int, h: int, w: int, pool_mode: in
 
     ``packed`` is [n, T, nbytes] (the trace layout); ``fan``/``fan_nz`` are pooled-site
     fan-out maps; ``n_out`` is C_out for a conv (touched = positions x C_out) or out_features
-    for a linear layer (every output is touched once any event arrives).
+    for a linear layer (every output is touched once any event arrives). An unpooled map takes
+    one pass over its bits; a pooled one a pass over its bits plus one over the pooled sites
+    that received an event (not a scan of every pooled site).
     """
     n, steps, _ = packed.shape
     hp = h // k
     wp = w // k
     hw_p = hp * wp
     n_sites_p = c * hw_p
+    kk = k * k
     site_of, spat = site_tables(c, h, w, k)  # once per call: no divisions per event below
     out = np.zeros((n, steps, N_COLS), dtype=np.int64)
     for i in prange(n):
@@ -425,19 +319,16 @@ def count_packed_layer(packed: np.ndarray, c: int, h: int, w: int, pool_mode: in
         spatial = np.zeros(hw_p, dtype=np.bool_)
         outmark = np.zeros(max(h_out * w_out, 1), dtype=np.bool_)
         for t in range(steps):
-            row = out[i, t]
             if pool_mode == 0:
-                count_bits_table(packed[i, t], c * h * w, spat, fan, fan_nz, spatial, row)
+                events, syn, syn_nz = _count_unpooled(packed[i, t], c * h * w, spat, fan, fan_nz,
+                                                      spatial)
+                nb_eff, binary, sites = syn_nz, 1, events
             else:
-                count_pooled_table(packed[i, t], c * h * w, site_of, spat, pool_mode, k * k, fan, fan_nz,
-                                   mult, touched, spatial, row)
-            if row[COL_EVENTS] == 0:
-                row[COL_TOUCHED] = 0
-            elif is_conv:
-                row[COL_TOUCHED] = n_out * touched_conv(spatial, hp, wp, h_out, w_out, ksize,
-                                                        stride, padding, outmark)
-            else:
-                row[COL_TOUCHED] = n_out
+                sites = _collect_sites(packed[i, t], c * h * w, site_of, pool_mode, mult, touched)
+                events, syn, syn_nz, nb_eff, binary = _tally_pooled(touched, sites, mult, pool_mode,
+                                                                    kk, fan, fan_nz, spat, spatial)
+            _store_counts(out[i, t], events, syn, syn_nz, nb_eff, binary, sites, spatial, hp, wp,
+                          is_conv, h_out, w_out, ksize, stride, padding, n_out, outmark)
     return out
 
 
@@ -470,51 +361,37 @@ def count_analog_layer(x: np.ndarray, h: int, w: int, fan: np.ndarray, fan_nz: n
             spatial[j % hw] = True
             if v != 1 and v != -1:
                 binary = 0
-        out[i, COL_EVENTS] = events
-        out[i, COL_SYN] = syn
-        out[i, COL_SYN_NZ] = syn_nz
-        out[i, COL_NB_EFF] = syn_nz
-        out[i, COL_NB_BINARY] = binary
-        out[i, COL_SITES] = events
-        if events == 0:
-            out[i, COL_TOUCHED] = 0
-        elif is_conv:
-            out[i, COL_TOUCHED] = n_out * touched_conv(spatial, h, w, h_out, w_out, ksize, stride,
-                                                       padding, outmark)
-        else:
-            out[i, COL_TOUCHED] = n_out
+        _store_counts(out[i], events, syn, syn_nz, syn_nz, binary, events, spatial, h, w,
+                      is_conv, h_out, w_out, ksize, stride, padding, n_out, outmark)
     return out
 
 
 @njit(cache=True, parallel=True)
-def popcount_packed(packed: np.ndarray) -> np.ndarray:
-    """Number of set bits per (sample, timestep) of [n, T, nbytes] -> int64 [n, T]."""
-    n, steps, nbytes = packed.shape
-    out = np.zeros((n, steps), dtype=np.int64)
-    for i in prange(n):
-        for t in range(steps):
-            total = 0
-            for b in range(nbytes):
-                total += POPCOUNT8[packed[i, t, b]]
-            out[i, t] = total
-    return out
-
-
-@njit(cache=True, parallel=True)
-def mismatch_packed(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Number of differing bits per (sample, timestep) of two [n, T, nbytes] maps -> int64 [n, T]."""
+def popcount_packed(a: np.ndarray, b=None) -> np.ndarray:
+    """Number of set bits per (sample, timestep) of [n, T, nbytes] maps -> int64 [n, T]: of
+    ``a``, or with ``b`` given of ``a ^ b`` (the number of differing bits)."""
     n, steps, nbytes = a.shape
     out = np.zeros((n, steps), dtype=np.int64)
     for i in prange(n):
         for t in range(steps):
             total = 0
             for j in range(nbytes):
-                total += POPCOUNT8[a[i, t, j] ^ b[i, t, j]]
+                byte = a[i, t, j]
+                if b is not None:
+                    byte ^= b[i, t, j]
+                total += POPCOUNT8[byte]
             out[i, t] = total
     return out
 
 
 # ---------------------------------------------------------------------------- functional mode
+@njit(inline="always")
+def _axpy(dst: np.ndarray, src: np.ndarray, v) -> None:
+    """``dst += v * src`` over ``src``'s length (contiguous views: LLVM vectorises it, ~5x)."""
+    for i in range(src.shape[0]):
+        dst[i] += v * src[i]
+
+
 @njit(cache=True)
 def scatter_conv(vals: np.ndarray, wt: np.ndarray, cur: np.ndarray, c_in: int, h_in: int,
                  w_in: int, c_out: int, h_out: int, w_out: int, k: int, stride: int,
@@ -526,53 +403,25 @@ def scatter_conv(vals: np.ndarray, wt: np.ndarray, cur: np.ndarray, c_in: int, h
     in, exact integer arithmetic. Returns the number of synaptic ops performed.
     """
     ops = 0
-    # Nested loops instead of decoding s = (c, y, x) with divisions; for stride 1 the valid taps
-    # are a range computed once per row/event (no division or modulo per tap). Events are still
-    # visited in s order and taps in (ky, kx) order: the float sums are unchanged.
+    # Nested loops instead of decoding s = (c, y, x) with divisions, and the valid taps computed
+    # once per row/event (no division or modulo per tap). Events are visited in s order and taps
+    # in (ky, kx) order: the float sums are those of the plain loop.
     for c in range(c_in):
         for y in range(h_in):
-            ky_lo = max(0, y + padding - h_out + 1)
-            ky_hi = min(k - 1, y + padding)
+            ky0, nky, oy0 = _taps(y, padding, k, stride, h_out)
             for x in range(w_in):
                 v = vals[(c * h_in + y) * w_in + x]
                 if v == 0:
                     continue
-                if stride == 1:
-                    kx_lo = max(0, x + padding - w_out + 1)
-                    kx_hi = min(k - 1, x + padding)
-                    for ky in range(ky_lo, ky_hi + 1):
-                        oy = y + padding - ky
-                        for kx in range(kx_lo, kx_hi + 1):
-                            ox = x + padding - kx
-                            wbase = ((c * k + ky) * k + kx) * c_out
-                            obase = (oy * w_out + ox) * c_out
-                            cv = cur[obase:obase + c_out]  # views let LLVM vectorise (5x)
-                            wv = wt[wbase:wbase + c_out]
-                            for co in range(c_out):
-                                cv[co] += v * wv[co]
-                            ops += c_out
-                    continue
-                for ky in range(k):
-                    ny = y + padding - ky
-                    if ny < 0 or ny % stride != 0:
-                        continue
-                    oy = ny // stride
-                    if oy >= h_out:
-                        continue
-                    for kx in range(k):
-                        nx = x + padding - kx
-                        if nx < 0 or nx % stride != 0:
-                            continue
-                        ox = nx // stride
-                        if ox >= w_out:
-                            continue
-                        wbase = ((c * k + ky) * k + kx) * c_out
-                        obase = (oy * w_out + ox) * c_out
-                        cv = cur[obase:obase + c_out]
-                        wv = wt[wbase:wbase + c_out]
-                        for co in range(c_out):
-                            cv[co] += v * wv[co]
-                        ops += c_out
+                kx0, nkx, ox0 = _taps(x, padding, k, stride, w_out)
+                for iy in range(nky):
+                    wrow = (c * k + ky0 + iy * stride) * k + kx0
+                    orow = (oy0 - iy) * w_out + ox0
+                    for ix in range(nkx):
+                        wbase = (wrow + ix * stride) * c_out
+                        obase = (orow - ix) * c_out
+                        _axpy(cur[obase:obase + c_out], wt[wbase:wbase + c_out], v)
+                ops += nky * nkx * c_out
     return ops
 
 
@@ -588,52 +437,32 @@ def scatter_linear(vals: np.ndarray, wt: np.ndarray, cur: np.ndarray, n_in: int,
         v = vals[i]
         if v == 0:
             continue
-        wv = wt[i * n_out:(i + 1) * n_out]
-        for o in range(n_out):
-            cur[o] += v * wv[o]
+        _axpy(cur, wt[i * n_out:(i + 1) * n_out], v)
         ops += n_out
     return ops
 
 
 @njit(cache=True)
-def lif_step_f32(u: np.ndarray, cur: np.ndarray, leak: np.float32, theta: np.float32,
-                 spikes: np.ndarray) -> int:
-    """One float32 LIF step, bit-for-bit the PyTorch model's arithmetic.
+def lif_step(u: np.ndarray, cur: np.ndarray, leak, theta, frac_bits, spikes: np.ndarray) -> int:
+    """One LIF step over all neurons; float32 when ``frac_bits`` is None, else int64.
 
-    ``u <- leak*u + cur`` (two float32 roundings, like torch's mul then add);
-    fire iff ``float32(u / theta) - 1 > 0``; potentials before reset are left in ``cur``
-    (for inspection), ``u`` gets the soft reset ``u - theta*s``. Returns the number of
-    neurons whose potential changed over the step (NeuroBench's membrane-update rule).
-    """
-    one = np.float32(1.0)
-    zero = np.float32(0.0)
-    changed = 0
-    for j in range(u.shape[0]):
-        old = u[j]
-        v = leak * old + cur[j]
-        z = v / theta - one
-        s = z > zero
-        spikes[j] = s
-        cur[j] = v
-        new = v - theta if s else v
-        if new != old:
-            changed += 1
-        u[j] = new
-    return changed
-
-
-@njit(cache=True)
-def lif_step_i64(u: np.ndarray, cur: np.ndarray, leak_fx: np.int64, frac_bits: np.int64,
-                 theta: np.int64, spikes: np.ndarray) -> int:
-    """One integer LIF step: ``u <- ((u * leak_fx) >> F) + cur``; fire iff ``u > theta``;
-    soft reset ``u - theta``. ``>>`` is an arithmetic shift (floor). Potentials before reset are
-    left in ``cur``. Returns the number of neurons whose potential changed.
+    float32: ``u <- leak*u + cur`` (two float32 roundings, like torch's mul then add); fire iff
+    ``float32(u / theta) - 1 > 0``: bit-for-bit the PyTorch model's arithmetic.
+    int64: ``u <- ((u * leak) >> frac_bits) + cur`` with ``leak`` the fixed-point leak and ``>>``
+    an arithmetic shift (floor); fire iff ``u > theta``.
+    Both: potentials before reset are left in ``cur`` (for inspection), ``u`` gets the soft
+    reset ``u - theta*s``. Returns the number of neurons whose potential changed over the step
+    (NeuroBench's membrane-update rule).
     """
     changed = 0
     for j in range(u.shape[0]):
         old = u[j]
-        v = ((old * leak_fx) >> frac_bits) + cur[j]
-        s = v > theta
+        if frac_bits is None:
+            v = leak * old + cur[j]
+            s = v / theta - np.float32(1.0) > np.float32(0.0)
+        else:
+            v = ((old * leak) >> frac_bits) + cur[j]
+            s = v > theta
         spikes[j] = s
         cur[j] = v
         new = v - theta if s else v
@@ -676,34 +505,37 @@ def to_chw(src: np.ndarray, dst: np.ndarray, is_conv: bool, c_out: int, h_out: i
 
 
 @njit(cache=True, parallel=True)
-def functional_layer_f32(vals: np.ndarray, steps: int, wt: np.ndarray, is_conv: bool,
-                         c_in: int, h_in: int, w_in: int, c_out: int, h_out: int, w_out: int,
-                         k: int, stride: int, padding: int, spiking: bool, leak: np.float32,
-                         theta: np.float32, keep_potentials: bool):
-    """Run one layer of float32 neurons over all timesteps, event by event.
+def functional_layer(vals: np.ndarray, steps: int, wt: np.ndarray, is_conv: bool, c_in: int,
+                     h_in: int, w_in: int, c_out: int, h_out: int, w_out: int, k: int,
+                     stride: int, padding: int, spiking: bool, leak, theta, frac_bits,
+                     keep_potentials: bool):
+    """Run one layer of neurons over all timesteps, event by event, in ``vals``' dtype.
 
-    ``vals`` [n, Tv, S] float32 are the values the synapses read at each pooled site (Tv = 1
-    for the analog input, repeated every step). Returns ``(out_bits [n, T, ceil(N/8)] uint8,
-    potentials [n, T, N] float32 (empty unless ``keep_potentials``), changed [n, T] int64,
-    acc [n, N] float32 (the output layer's accumulated currents; zeros when spiking))``.
+    ``vals`` [n, Tv, S] are the values the synapses read at each pooled site (Tv = 1 for the
+    analog input, repeated every step): float32 with float32 ``leak``/``theta`` and
+    ``frac_bits=None``, or int64 with the integer LIF parameters (see :func:`lif_step`).
+    Returns ``(out_bits [n, T, ceil(N/8)] uint8, potentials [n, T, N] (empty unless
+    ``keep_potentials``), changed [n, T] int64, acc [n, N] (the output layer's accumulated
+    currents; zeros when spiking))``.
     """
     n = vals.shape[0]
     tv = vals.shape[1]
+    dtype = vals.dtype
     n_neurons = c_out * h_out * w_out
     nbytes = (n_neurons + 7) // 8
     out_bits = np.zeros((n, steps, nbytes), dtype=np.uint8)
     pot = np.zeros((n, steps if keep_potentials else 0, n_neurons if keep_potentials else 0),
-                   dtype=np.float32)
+                   dtype=dtype)
     changed = np.zeros((n, steps), dtype=np.int64)
-    acc = np.zeros((n, n_neurons), dtype=np.float32)
+    acc = np.zeros((n, n_neurons), dtype=dtype)
     for i in prange(n):
-        u = np.zeros(n_neurons, dtype=np.float32)
-        cur = np.zeros(n_neurons, dtype=np.float32)
+        u = np.zeros(n_neurons, dtype=dtype)
+        cur = np.zeros(n_neurons, dtype=dtype)
         spk = np.zeros(n_neurons, dtype=np.bool_)
-        total = np.zeros(n_neurons, dtype=np.float32)
+        total = np.zeros(n_neurons, dtype=dtype)
         # constant input (Tv = 1, the analog layer): the current is the same at every step, so
         # it is scattered once and copied (bit-identical: the same adds in the same order)
-        once = np.zeros(n_neurons if tv == 1 and steps > 1 else 0, dtype=np.float32)
+        once = np.zeros(n_neurons if tv == 1 and steps > 1 else 0, dtype=dtype)
         for t in range(steps):
             if tv == 1 and t > 0:
                 cur[:] = once
@@ -718,63 +550,7 @@ def functional_layer_f32(vals: np.ndarray, steps: int, wt: np.ndarray, is_conv: 
                 if tv == 1 and steps > 1:
                     once[:] = cur
             if spiking:
-                changed[i, t] = lif_step_f32(u, cur, leak, theta, spk)
-                pack_hwc(spk, is_conv, c_out, h_out, w_out, out_bits[i, t])
-                if keep_potentials:
-                    to_chw(cur, pot[i, t], is_conv, c_out, h_out, w_out)
-            else:
-                nchg = 0
-                for j in range(n_neurons):
-                    new = total[j] + cur[j]
-                    if new != total[j] or t == 0:
-                        nchg += 1
-                    total[j] = new
-                changed[i, t] = nchg
-                if keep_potentials:
-                    to_chw(total, pot[i, t], is_conv, c_out, h_out, w_out)
-        if not spiking:
-            to_chw(total, acc[i], is_conv, c_out, h_out, w_out)
-    return out_bits, pot, changed, acc
-
-
-@njit(cache=True, parallel=True)
-def functional_layer_i64(vals: np.ndarray, steps: int, wt: np.ndarray, is_conv: bool,
-                         c_in: int, h_in: int, w_in: int, c_out: int, h_out: int, w_out: int,
-                         k: int, stride: int, padding: int, spiking: bool, leak_fx: np.int64,
-                         frac_bits: np.int64, theta: np.int64, keep_potentials: bool):
-    """Integer twin of :func:`functional_layer_f32` (int64 values, weights and potentials)."""
-    n = vals.shape[0]
-    tv = vals.shape[1]
-    n_neurons = c_out * h_out * w_out
-    nbytes = (n_neurons + 7) // 8
-    out_bits = np.zeros((n, steps, nbytes), dtype=np.uint8)
-    pot = np.zeros((n, steps if keep_potentials else 0, n_neurons if keep_potentials else 0),
-                   dtype=np.int64)
-    changed = np.zeros((n, steps), dtype=np.int64)
-    acc = np.zeros((n, n_neurons), dtype=np.int64)
-    for i in prange(n):
-        u = np.zeros(n_neurons, dtype=np.int64)
-        cur = np.zeros(n_neurons, dtype=np.int64)
-        spk = np.zeros(n_neurons, dtype=np.bool_)
-        total = np.zeros(n_neurons, dtype=np.int64)
-        # constant input (Tv = 1, the analog layer): the current is the same at every step, so
-        # it is scattered once and copied (bit-identical: the same adds in the same order)
-        once = np.zeros(n_neurons if tv == 1 and steps > 1 else 0, dtype=np.int64)
-        for t in range(steps):
-            if tv == 1 and t > 0:
-                cur[:] = once
-            else:
-                cur[:] = 0
-                row = vals[i, t if tv > 1 else 0]
-                if is_conv:
-                    scatter_conv(row, wt, cur, c_in, h_in, w_in, c_out, h_out, w_out, k, stride,
-                                 padding)
-                else:
-                    scatter_linear(row, wt, cur, c_in * h_in * w_in, c_out)
-                if tv == 1 and steps > 1:
-                    once[:] = cur
-            if spiking:
-                changed[i, t] = lif_step_i64(u, cur, leak_fx, frac_bits, theta, spk)
+                changed[i, t] = lif_step(u, cur, leak, theta, frac_bits, spk)
                 pack_hwc(spk, is_conv, c_out, h_out, w_out, out_bits[i, t])
                 if keep_potentials:
                     to_chw(cur, pot[i, t], is_conv, c_out, h_out, w_out)

@@ -274,10 +274,10 @@ def _values(plan: LayerPlan, bits: np.ndarray | None, analog: np.ndarray | None,
     assert bits is not None
     packed = np.ascontiguousarray(bits)
     if mode == "integer":
-        return K.site_values_i64(packed, plan.c, plan.h, plan.w, plan.pool_mode, plan.k)
+        return K.site_values(packed, plan.c, plan.h, plan.w, plan.pool_mode, plan.k, np.int64)
     # avg_pool2d: sum / k^2 in float32, as torch (one float32 division; / 1 elsewhere is exact)
     div = np.float32(plan.k * plan.k) if plan.pool_mode == 1 else np.float32(1.0)
-    return K.site_values_f32(packed, plan.c, plan.h, plan.w, plan.pool_mode, plan.k, div)
+    return K.site_values(packed, plan.c, plan.h, plan.w, plan.pool_mode, plan.k, np.float32, div)
 
 
 def simulate_chunk(plans: list[LayerPlan], chunk: TraceChunk, steps: int, functional: str | None = None,
@@ -317,19 +317,19 @@ def simulate_chunk(plans: list[LayerPlan], chunk: TraceChunk, steps: int, functi
                 leak, theta = np.float32(model.leaks[li].item()), np.float32(model.thresholds[li].item())
             else:
                 leak, theta = np.float32(1.0), np.float32(1.0)
-            bits, pot, changed, acc = K.functional_layer_f32(*args, leak, theta, keep_potentials)
+            bits, pot, changed, acc = K.functional_layer(*args, leak, theta, None, keep_potentials)
         else:
             assert ispec is not None
             lay = ispec.layers[li]
-            bits, pot, changed, acc = K.functional_layer_i64(*args, np.int64(lay.leak_fx or 0), np.int64(ispec.frac_bits),
-                                                             np.int64(lay.theta or 1), keep_potentials)
+            bits, pot, changed, acc = K.functional_layer(*args, np.int64(lay.leak_fx or 0), np.int64(lay.theta or 1),
+                                                         np.int64(ispec.frac_bits), keep_potentials)
         res.changed[:, li] = changed
         if res.potentials is not None:
             res.potentials.append(pot)
         if plan.info.spiking:
             res.out_bits[li] = bits
             spikes_out[:, li] = K.popcount_packed(bits if drive == "chained" else recorded[li + 1])
-            res.mismatches[:, li] = K.mismatch_packed(bits, recorded[li + 1])
+            res.mismatches[:, li] = K.popcount_packed(bits, recorded[li + 1])  # set bits of bits ^ recorded
             own_prev = bits
         else:
             res.acc = acc
