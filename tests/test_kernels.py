@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from snnsim.arch import LayerInfo
 from snnsim.sim import kernels as K
 from snnsim.sim import reference as R
-from snnsim.sim.replay import _count_layer, plan_for
+from snnsim.sim.replay import LayerPlan, _count_layer, plan_for
 
 FIELDS = {"events": K.COL_EVENTS, "syn": K.COL_SYN, "syn_nz": K.COL_SYN_NZ, "touched": K.COL_TOUCHED,
           "nb_eff": K.COL_NB_EFF, "nb_binary": K.COL_NB_BINARY, "sites": K.COL_SITES}
@@ -45,6 +45,19 @@ def random_weight(info: LayerInfo, rng: np.random.Generator, prune: float) -> np
     return w
 
 
+# (k, stride, pad) of the conv kernel tests: every tap pattern of the stride-1 and general paths
+CONV_GEOMETRIES = [(3, 1, 1), (3, 1, 0), (1, 1, 0), (5, 1, 2), (3, 2, 1), (4, 2, 1), (3, 3, 2)]
+
+
+def random_conv(k: int, stride: int, pad: int, c_in: int, h: int, w: int, c_out: int,
+                prune: float) -> tuple[LayerInfo, np.ndarray, LayerPlan, np.random.Generator]:
+    """A conv layer with random pruned weights, its plan, and the rng (seeded by the geometry)."""
+    rng = np.random.default_rng(k * 10 + stride + pad)
+    info = conv_info(c_in, h, w, c_out, k, stride, pad)
+    weight = random_weight(info, rng, prune=prune)
+    return info, weight, plan_for(info, weight), rng
+
+
 def check_counts(info: LayerInfo, weight: np.ndarray, spikes: np.ndarray) -> np.ndarray:
     """Kernel counts of packed ``spikes`` [n, T, *source] must equal the dense reference exactly."""
     plan = plan_for(info, weight)
@@ -56,12 +69,9 @@ def check_counts(info: LayerInfo, weight: np.ndarray, spikes: np.ndarray) -> np.
 
 
 # ------------------------------------------------------------------------------------ fan-out
-@pytest.mark.parametrize("k,stride,pad", [(3, 1, 1), (3, 1, 0), (1, 1, 0), (5, 1, 2), (3, 2, 1), (4, 2, 1), (3, 3, 2)])
+@pytest.mark.parametrize("k,stride,pad", CONV_GEOMETRIES)
 def test_conv_fanout_matches_gradient_reference(k: int, stride: int, pad: int) -> None:
-    rng = np.random.default_rng(k * 10 + stride + pad)
-    info = conv_info(3, 9, 7, 5, k, stride, pad)
-    w = random_weight(info, rng, prune=0.4)
-    plan = plan_for(info, w)
+    info, w, plan, _ = random_conv(k, stride, pad, 3, 9, 7, 5, prune=0.4)
     np.testing.assert_array_equal(plan.fan, R.fanout_ref(info))
     np.testing.assert_array_equal(plan.fan_nz, R.fanout_ref(info, torch.from_numpy(w)))
     # every in-bounds connection is counted once: total = all-ones input through all-ones weights
@@ -166,12 +176,9 @@ def test_sites_popcount_and_mismatch_match_numpy() -> None:
 
 
 # ------------------------------------------------------------------------------------ functional pieces
-@pytest.mark.parametrize("k,stride,pad", [(3, 1, 1), (3, 2, 1), (3, 1, 0), (1, 1, 0), (4, 2, 1), (3, 3, 2), (5, 1, 2)])
+@pytest.mark.parametrize("k,stride,pad", CONV_GEOMETRIES)
 def test_scatter_conv_equals_torch_conv(k: int, stride: int, pad: int) -> None:
-    rng = np.random.default_rng(k * 10 + stride + pad)
-    info = conv_info(3, 6, 6, 4, k, stride, pad)
-    weight = random_weight(info, rng, prune=0.2)
-    plan = plan_for(info, weight)
+    info, weight, plan, rng = random_conv(k, stride, pad, 3, 6, 6, 4, prune=0.2)
     c_out, h_out, w_out = info.out_shape
     vals = (rng.random(3 * 36) < 0.3).astype(np.float32) * np.float32(0.25) * rng.integers(1, 5, 3 * 36).astype(np.float32)
     cur = np.zeros(c_out * h_out * w_out, dtype=np.float32)
