@@ -4,9 +4,8 @@ The demo runs the *same commands a user would type*, in-process, in order, and t
 tables they wrote, so every figure in ``summary.md`` is exactly what those commands printed:
 
 1. ``train``: ANN, threshold balancing, hybrid SNN at T=5;
-2. ``prune spatial``: PCA of the average accumulated membrane potential, narrower VGG, retrain,
-   at tau = 0.996 (3.4X on the demo's base model; the digits default 0.998
-   gives 2.25X on it, see ``benchmarks/compression_digits.md``);
+2. ``prune spatial``: PCA of the average accumulated membrane potential, narrower VGG, retrain
+   (digits default tau = 0.995, see ``benchmarks/compression_digits.md``);
 3. ``prune temporal``: T = 5 -> 4 -> 3 -> 2 -> 1 gradually, plus both controls (direct cut,
    and the ANN converted and trained at T=1);
 4. ``quantize``: post-training k-bit weights of the T=2 model (the issue's T <= 2 target);
@@ -57,7 +56,7 @@ class DemoPlan:
             return cls(ann_epochs=3, snn_epochs=1, retrain_ann_epochs=3, retrain_snn_epochs=1, epochs_per_step=1,
                        schedule="5,2", variance=None, samples=64, bits="8,5,3", noise="0,0.2,0.4,0.8")
         return cls(ann_epochs=None, snn_epochs=None, retrain_ann_epochs=None, retrain_snn_epochs=None,
-                   epochs_per_step=5, schedule="5,4,3,2,1", variance="0.996", samples=360, bits="8,7,6,5,4,3,2", noise="0,0.2,0.4,0.8")
+                   epochs_per_step=5, schedule="5,4,3,2,1", variance=None, samples=360, bits="8,7,6,5,4,3,2", noise="0,0.2,0.4,0.8")
 
 
 def _run(args: list[str], say: Callable[[str], None]) -> None:

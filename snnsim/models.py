@@ -107,9 +107,18 @@ class SpikingNet(nn.Module):
 
     # ------------------------------------------------------------------ helpers
     def _init_weights(self) -> None:
-        for m in self.synapses:
+        """Kaiming (He) init for every layer that feeds a ReLU/spiking layer; N(0, 0.01) for the output.
+
+        There is no batch norm here, so hidden FC layers at N(0, 0.01) (the torchvision VGG init,
+        made for BN nets) shrink the signal about 10X per layer: the narrow retrained nets of
+        spatial pruning sat at chance for 4-5 of their 24 ANN epochs and ended under-trained.
+        """
+        last = len(self.synapses) - 1
+        for i, m in enumerate(self.synapses):
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            elif i < last:
+                nn.init.kaiming_normal_(m.weight, mode="fan_in", nonlinearity="relu")
             else:
                 nn.init.normal_(m.weight, 0.0, 0.01)
 
