@@ -24,9 +24,8 @@ def spiking_model(spec: ArchSpec = MIXED, seed: int = 0, timesteps: int = 4, thr
     with torch.no_grad():
         model.thresholds.fill_(threshold)
         model.leaks.copy_(torch.linspace(0.8, 1.0, model.leaks.numel()))
-        for syn in model.synapses:  # linear layers start at std 0.01: too quiet to spike
-            if isinstance(syn, torch.nn.Linear):
-                syn.weight.mul_(30.0)
+        # the output layer starts at std 0.01 (hidden layers are He-initialised): too quiet
+        model.synapses[-1].weight.mul_(30.0)
         if prune > 0:
             for syn in model.synapses:
                 syn.weight[torch.rand(syn.weight.shape, generator=g) < prune] = 0.0

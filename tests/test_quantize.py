@@ -108,7 +108,8 @@ def test_float_reference_is_identity_and_high_bits_match_float() -> None:
         assert torch.equal(a, b)
     g = torch.Generator().manual_seed(0)
     x = torch.randn(64, 1, 8, 8, generator=g)
-    y = m(x).argmax(1)  # labels = the float model's own predictions
+    with torch.no_grad():
+        y = m.eval()(x).argmax(1)  # labels = the float model's own predictions (eval: no dropout)
     loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=32)
     assert measure(ident, loader, progress=False).accuracy == 1.0
     q16 = quantize_model(m, 16)
