@@ -149,6 +149,24 @@ def total_epochs(stages: Iterable[Stage]) -> int:
 TrainFn = Callable[..., list[dict[str, Any]]]
 
 
+def stage_row(schedule: str, timesteps: int, epochs: int, cumulative: int, cut: Any, after: Any,
+              threshold_factor: float, model: SpikingNet, history: list[dict[str, Any]]) -> dict[str, Any]:
+    """One ``temporal.csv`` row: accuracy right after the cut (``cut``) and after fine-tuning."""
+    return {
+        "schedule": schedule,
+        "timesteps": timesteps,
+        "epochs": epochs,
+        "cumulative_epochs": cumulative,
+        "accuracy_cut": cut.accuracy,
+        "accuracy": after.accuracy,
+        "spikes_per_inference": after.total_spikes,
+        "threshold_factor": threshold_factor,
+        "threshold_mean": float(model.thresholds.detach().mean()) if model.thresholds.numel() else float("nan"),
+        "train_accuracy_last": float(history[-1].get("train_acc", float("nan"))) if history else float("nan"),
+        "checkpoint": "",
+    }
+
+
 def prune_temporal(model: SpikingNet, stages: Sequence[Stage], train_loader: Any, test_loader: Any,
                    cfg: Any, out_dir: str | Path | None = None, label: str = "gradual",
                    threshold_rescale: Rescale = 1.0, file_pattern: str = "snn_T{t}.pt",
@@ -189,19 +207,7 @@ def prune_temporal(model: SpikingNet, stages: Sequence[Stage], train_loader: Any
             model.timesteps = t
         cumulative += stage.epochs
         after = measure(model, test_loader, device, t, desc=f"{label} T={t}", progress=progress)
-        row = {
-            "schedule": label,
-            "timesteps": t,
-            "epochs": int(stage.epochs),
-            "cumulative_epochs": cumulative,
-            "accuracy_cut": cut.accuracy,
-            "accuracy": after.accuracy,
-            "spikes_per_inference": after.total_spikes,
-            "threshold_factor": factor,
-            "threshold_mean": float(model.thresholds.detach().mean()) if model.thresholds.numel() else float("nan"),
-            "train_accuracy_last": float(history[-1].get("train_acc", float("nan"))) if history else float("nan"),
-            "checkpoint": "",
-        }
+        row = stage_row(label, t, int(stage.epochs), cumulative, cut, after, factor, model, history)
         model.provenance.update({
             "temporal": {"schedule": label, "stage": k, "timesteps": t, "from_timesteps": parent_t,
                          "epochs": int(stage.epochs), "cumulative_epochs": cumulative,
@@ -262,19 +268,7 @@ def train_from_ann(ann: SpikingNet, final_t: int, parent_conversion: dict[str, A
     snn.provenance.update({"temporal": {"schedule": "from-ann", "timesteps": final_t, "epochs": int(epochs),
                                         "conversion_scale": scale},
                            "accuracy": after.accuracy})
-    row = {
-        "schedule": "from-ann",
-        "timesteps": int(final_t),
-        "epochs": int(epochs),
-        "cumulative_epochs": int(epochs),
-        "accuracy_cut": cut.accuracy,
-        "accuracy": after.accuracy,
-        "spikes_per_inference": after.total_spikes,
-        "threshold_factor": scale,
-        "threshold_mean": float(snn.thresholds.detach().mean()) if snn.thresholds.numel() else float("nan"),
-        "train_accuracy_last": float(history[-1].get("train_acc", float("nan"))) if history else float("nan"),
-        "checkpoint": "",
-    }
+    row = stage_row("from-ann", int(final_t), int(epochs), int(epochs), cut, after, scale, snn, history)
     if out_path is not None:
         save_model(snn, out_path)
         row["checkpoint"] = str(out_path)
