@@ -9,7 +9,8 @@ command line, and the values used are printed and recorded in the checkpoints' p
   without batch norm at lr 0.01; pass ``--lr 0.01`` if the ANN loss diverges.)
 * digits: chosen here, by measurement, to reach >= 95 % SNN test accuracy in well under 5
   minutes on 2 (shared) CPU cores: ANN SGD lr 0.1, wd 5e-4, lr/10 every 10 epochs, 24 epochs,
-  batch 32 (the first ~3 epochs sit at chance: the lineage's N(0, 0.01) FC init, no biases);
+  batch 32 (learning starts in epoch 1-2 with He-initialised hidden FC layers; with the
+  lineage's N(0, 0.01) FC init and no biases the first 3-5 epochs sat at chance);
   SNN with the lineage's Adam lr 1e-4, wd 5e-4, for 5 epochs (conversion at T = 5 already keeps
   the ANN's accuracy; lr 1e-3 was measured to drift down by ~1 %, 1e-4 to hold or gain).
 * synthetic: 8 ANN + 2 SNN epochs, enough to learn the default 512-sample set (measured
