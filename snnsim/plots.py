@@ -322,6 +322,7 @@ def plot_temporal(temporal: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
     ax = axes[0]
     acc, _ = _percent(df["accuracy"])
     cut = _percent(df["accuracy_cut"])[0] if "accuracy_cut" in df.columns else None
+    labelled: dict[float, list[str]] = {}  # value labels placed at each T: side by side, not overlaid
     for k, sched in enumerate(_ordered_unique(df["_schedule"])):
         m = (df["_schedule"] == sched).to_numpy()
         t = df.loc[m, "timesteps"].to_numpy(dtype=float)
@@ -329,9 +330,12 @@ def plot_temporal(temporal: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
         marker = _MARKERS[k % len(_MARKERS)]
         ax.plot(t, acc[m], marker=marker, color=color, label=f"{sched}: fine-tuned", linewidth=1.8)
         for ti, ai in zip(t, acc[m], strict=True):
-            if np.isfinite(ai):
-                ax.annotate(f"{ai:.1f}", (ti, ai), xytext=(0, 6), textcoords="offset points",
-                            ha="center", fontsize=7, color=color)
+            text = f"{ai:.1f}"
+            if not np.isfinite(ai) or text in labelled.setdefault(float(ti), []):
+                continue  # e.g. the shared starting row of every schedule
+            ax.annotate(text, (ti, ai), xytext=(20 * len(labelled[float(ti)]), 6), textcoords="offset points",
+                        ha="center", fontsize=7, color=color)
+            labelled[float(ti)].append(text)
         if cut is not None and np.isfinite(cut[m]).any():
             ax.plot(t, cut[m], marker=marker, color=color, linestyle="--", alpha=0.45, markerfacecolor="none",
                     label=f"{sched}: right after cut")

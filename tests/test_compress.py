@@ -99,6 +99,21 @@ def test_temporal_gradual_and_direct(trained, tmp_path, monkeypatch) -> None:
     assert (tmp_path / "tp/temporal.csv").exists()
 
 
+def test_from_ann_control_is_skipped_without_a_parent_ann(trained, tmp_path, monkeypatch, capsys) -> None:
+    from snnsim.checkpoint import save_model
+
+    monkeypatch.chdir(tmp_path)
+    orphan = load_model(trained / "snn.pt")
+    orphan.provenance = {k: v for k, v in orphan.provenance.items() if k not in ("ann", "parent")}
+    save_model(orphan, tmp_path / "orphan.pt")
+    code = run(["prune", "temporal", "--model", "orphan.pt", "--schedule", "3,2", "--epochs-per-step", "1",
+                "--out", "tp", "--compare-direct", "--device", "cpu"])
+    assert code == 0
+    assert "from-ann control skipped" in capsys.readouterr().out
+    table = pd.read_csv(tmp_path / "tp/temporal.csv")
+    assert set(table["schedule"]) == {"gradual", "direct"}
+
+
 def test_from_ann_control_needs_the_same_architecture(trained, tmp_path) -> None:
     """A same-named ann.pt of another network beside the model is not taken as its parent ANN."""
     from snnsim.checkpoint import save_model
