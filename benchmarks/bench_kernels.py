@@ -37,11 +37,13 @@ from __future__ import annotations
 
 import os
 
-# Idle OpenMP workers (torch and numba both use OpenMP here) spin by default; on a shared, loaded
-# machine the spinning steals the cores the other thread needs and 2-thread runs were measured
-# 5-40x slower than 1-thread runs. PASSIVE makes idle workers sleep. Set it in the environment
-# to override (it must be set before torch/numba load their OpenMP runtime).
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# Idle OpenMP workers (torch and numba both use libgomp here) spin 300,000 iterations by default;
+# on a shared, loaded machine that spinning steals the cores the other thread needs (2-thread
+# runs were measured 5-40x slower than 1-thread runs), while never spinning (PASSIVE) costs a
+# wake-up per short parallel region (float replay scaled 1.47-1.55x instead of 1.74-1.82x).
+# A short spin, the CLI's setting (snnsim/cli.py), does both jobs. Set GOMP_SPINCOUNT or
+# OMP_WAIT_POLICY in the environment to override (before torch/numba load their OpenMP runtime).
+os.environ.setdefault("GOMP_SPINCOUNT", "10000")
 
 import argparse
 import json

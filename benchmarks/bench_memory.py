@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import os
 
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see bench_kernels.py
+os.environ.setdefault("GOMP_SPINCOUNT", "10000")  # see bench_kernels.py
 
 import argparse  # noqa: E402
 import json  # noqa: E402

@@ -39,11 +39,7 @@ from __future__ import annotations
 
 import os
 
-# Idle OpenMP workers (torch and numba both use OpenMP here) spin by default; on a shared, loaded
-# machine the spinning steals the cores the other thread needs and 2-thread runs were measured
-# 5-40x slower than 1-thread runs. PASSIVE makes idle workers sleep. Set it in the environment
-# to override (it must be set before torch/numba load their OpenMP runtime).
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+os.environ.setdefault("GOMP_SPINCOUNT", "10000")  # a short OpenMP spin: see bench_kernels.py
 
 import argparse
 import gc

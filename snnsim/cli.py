@@ -56,12 +56,18 @@ def cli() -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the CLI, turning user errors into one line and exit code 2."""
-    # Idle OpenMP threads sleep instead of spinning (must be set before torch loads; the
-    # subcommands import torch lazily). On a shared or oversubscribed CPU, spinning made
-    # `snnsim train` 5-6x slower (measured: one digits SNN epoch 81 s -> 17 s at load 4 on 2 cores).
+    # Idle OpenMP threads (torch and numba both use libgomp) spin only briefly before sleeping
+    # (must be set before torch loads; the subcommands import torch lazily). libgomp's default
+    # spin (300,000 iterations) made `snnsim train` 5-6x slower on an oversubscribed 2-core CPU
+    # (one digits SNN epoch 81 s -> 17 s with OMP_WAIT_POLICY=PASSIVE, no spin). But never
+    # spinning costs a wake-up at every short parallel region: with PASSIVE, numba's float
+    # replay scaled only 1.47-1.55x from 1 to 2 threads. A 10,000-iteration spin measured best
+    # on both counts: replay 1.74x, a short digits training 20.5 s quiet / 39.9 s next to two
+    # CPU hogs, vs 22.2 s / 46.5 s with PASSIVE (benchmarks/perf_results.md). Set either
+    # variable yourself to override.
     import os
 
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    os.environ.setdefault("GOMP_SPINCOUNT", "10000")
     try:
         cli.main(args=argv, prog_name="snnsim", standalone_mode=False)
     except SnnsimError as exc:
