@@ -45,7 +45,6 @@ class DemoPlan:
     retrain_snn_epochs: int | None
     epochs_per_step: int
     schedule: str
-    variance: str | None
     samples: int
     bits: str
     noise: str
@@ -54,9 +53,9 @@ class DemoPlan:
     def make(cls, fast: bool) -> DemoPlan:
         if fast:
             return cls(ann_epochs=3, snn_epochs=1, retrain_ann_epochs=3, retrain_snn_epochs=1, epochs_per_step=1,
-                       schedule="5,2", variance=None, samples=64, bits="8,5,3", noise="0,0.2,0.4,0.8")
+                       schedule="5,2", samples=64, bits="8,5,3", noise="0,0.2,0.4,0.8")
         return cls(ann_epochs=None, snn_epochs=None, retrain_ann_epochs=None, retrain_snn_epochs=None,
-                   epochs_per_step=5, schedule="5,4,3,2,1", variance=None, samples=360, bits="8,7,6,5,4,3,2", noise="0,0.2,0.4,0.8")
+                   epochs_per_step=5, schedule="5,4,3,2,1", samples=360, bits="8,7,6,5,4,3,2", noise="0,0.2,0.4,0.8")
 
 
 def _run(args: list[str], say: Callable[[str], None]) -> None:
@@ -94,8 +93,6 @@ def run_demo(out: str | os.PathLike[str] = "reports/demo", fast: bool = False, s
 
     pruned = models / "pruned.pt"
     spatial_args = ["prune", "spatial", "--model", str(snn), "--out", str(pruned), "--report-dir", str(root / "spatial"), *common]
-    if plan.variance is not None:
-        spatial_args += ["--variance", plan.variance]
     if plan.retrain_ann_epochs is not None:
         spatial_args += ["--ann-epochs", str(plan.retrain_ann_epochs), "--snn-epochs", str(plan.retrain_snn_epochs)]
     step("prune spatial (PCA + retrain)", spatial_args)

@@ -62,8 +62,8 @@ class TrainConfig:
     ``lr_step``/``lr_gamma``: StepLR, multiply the LR by ``lr_gamma`` every ``lr_step`` epochs
     (0 = constant LR). ``lr_schedule='cosine'`` instead anneals the LR from ``lr`` towards 0
     over the stage's epochs (per epoch, ``CosineAnnealingLR``), so that every stage ends
-    settled however short it is (used per temporal-pruning stage). ``weight_decay`` applies to synaptic weights only, never to thresholds
-    and leaks (decaying a threshold toward 0 has no regularising meaning; it only adds spikes).
+    settled however short it is (used per temporal-pruning stage). ``weight_decay`` applies to
+    synaptic weights only, never to thresholds and leaks (decaying a threshold toward 0 has no regularising meaning; it only adds spikes).
     ``progress`` shows tqdm bars and the per-epoch line (rank 0 only).
     """
 

@@ -30,9 +30,9 @@ from snnsim.errors import SnnsimError
 FALLBACK_ANN = {"epochs": 20, "lr": 1e-3, "optimizer": "adam", "weight_decay": 0.0, "lr_step": 0,
                 "lr_gamma": 0.5, "batch_size": 64}
 # Fine-tuning lr of `prune temporal` per data set when --lr is not given (else the model's SNN lr).
-# digits: measured (benchmarks/compression_digits.md §2): with 5 epochs per step, Adam at 1e-4
-# (the digits SNN-training lr) leaves T=2 at 91 % without rescaling and T=1 at 91 % with it;
-# 1e-3 reaches 97-98 %. CIFAR keeps the model's lr (IIR-SNN: 1e-4 per stage, paper.md §2.10).
+# digits: measured (benchmarks/compression_digits.md §2): Adam at 1e-4 (the digits SNN-training
+# lr) left T=2 at 91 % without rescaling (10 epochs per step) and T=1 at 91 % with it (3 epochs
+# per step, constant lr); 1e-3 reaches 96-98 %. CIFAR keeps the model's lr (IIR-SNN: 1e-4 per stage, paper.md §2.10).
 TEMPORAL_LR: dict[str, float] = {"digits": 1e-3}
 FALLBACK_SNN = {"epochs": 10, "lr": 1e-4, "optimizer": "adam", "weight_decay": 0.0, "lr_step": 0,
                 "lr_gamma": 0.5, "batch_size": 64}
@@ -358,7 +358,8 @@ def prune_temporal(model_path: str, schedule: str, epochs_per_step: int, out: st
     rescale = parse_rescale(threshold_rescale)
     if lr is None:
         lr = TEMPORAL_LR.get(str((model.dataset_info or {}).get("name", "")))
-    cfg = _train_config(_recorded_config(model, "snn"), FALLBACK_SNN, device, seed, epochs=epochs_per_step,
+    snn_rec = _recorded_config(model, "snn")
+    cfg = _train_config(snn_rec, FALLBACK_SNN, device, seed, epochs=epochs_per_step,
                         lr=lr, optimizer=optimizer, lr_step=lr_step, lr_schedule=lr_schedule,
                         batch_size=batch_size)
     bundle = _bundle(model, data_dir, seed, augment=True)
@@ -383,7 +384,7 @@ def prune_temporal(model_path: str, schedule: str, epochs_per_step: int, out: st
             click.echo("\nfrom-ann control skipped: the model's provenance names no readable parent ANN "
                        "or conversion record (models from `snnsim train` / `prune spatial` have both)")
         else:
-            epochs = from_ann_epochs(int(((model.provenance or {}).get("config") or {}).get("epochs", 0)), stages)
+            epochs = from_ann_epochs(int(snn_rec.get("epochs", 0)), stages)
             click.echo(f"\nfrom-ann: convert {ann.provenance.get('path', 'the parent ANN')} at T={final_t} "
                        f"and train {epochs} epochs there")
             _, row = train_from_ann(ann.to(dev), final_t, conversion, epochs, train_loader, test_loader, cfg,

@@ -21,8 +21,8 @@ first author's IIR-SNN code (paper.md §2.10, §6.3):
     as the failure mode of training at very low T (paper.md §2.10). This is the CLI default,
     chosen by measurement on digits (``benchmarks/compression_digits.md``): at T=2 it gives
     96.9% mean over 3 seeds vs 93.3% without rescaling (T=5: 98.3%; 3 epochs per step, constant
-    lr), and T=1 trains where without it every layer falls silent (10%, chance). The library default stays 1.0
-    (no change) so that :func:`prune_temporal` does only what it is asked;
+    lr), and T=1 trains where without it every layer falls silent (10%, chance). The library
+    default stays 1.0 (no change) so that :func:`prune_temporal` does only what it is asked;
 * every stage anneals its own learning rate (CLI default ``--lr-schedule cosine``: from the
   fine-tuning lr to 0 over the stage), as each IIR-SNN stage is a fresh run with its own decay
   (paper.md §2.10: lr/5 at 60/80/90 % of the run). A fresh, un-annealed Adam at every stage
@@ -259,9 +259,11 @@ def train_from_ann(ann: SpikingNet, final_t: int, parent_conversion: dict[str, A
 
     scale = from_ann_scale(parent_conversion, final_t)
     torch.manual_seed(int(cfg.seed))
-    snn = convert_ann_to_snn(ann, train_loader, final_t, float(parent_conversion.get("percentile", 99.9)), scale,
-                             float(parent_conversion.get("leak", 0.9901)),
-                             int(parent_conversion.get("samples", 512)))
+    # the parent's recorded settings; convert_ann_to_snn's own defaults for any it lacks
+    recorded = {arg: cast(parent_conversion[key]) for key, arg, cast in
+                (("percentile", "percentile", float), ("leak", "leak", float), ("samples", "max_samples", int))
+                if key in parent_conversion}
+    snn = convert_ann_to_snn(ann, train_loader, final_t, scale=scale, **recorded)
     cut = measure(snn, test_loader, device, final_t, desc=f"from-ann T={final_t} converted", progress=progress)
     history = train_fn(snn, train_loader, test_loader, dataclasses.replace(cfg, epochs=int(epochs)),
                        timesteps=final_t) if epochs > 0 else []
