@@ -182,7 +182,7 @@ def test_scatter_conv_equals_torch_conv(k: int, stride: int, pad: int) -> None:
     c_out, h_out, w_out = info.out_shape
     vals = (rng.random(3 * 36) < 0.3).astype(np.float32) * np.float32(0.25) * rng.integers(1, 5, 3 * 36).astype(np.float32)
     cur = np.zeros(c_out * h_out * w_out, dtype=np.float32)
-    ops = K.scatter_conv(vals, plan.transposed(weight), cur, 3, 6, 6, c_out, h_out, w_out, k, stride, pad)
+    ops = K.scatter_conv(vals[None], plan.transposed(weight), cur[None], 3, 6, 6, c_out, h_out, w_out, k, stride, pad)
     ref = R.scatter_ref(info, torch.from_numpy(vals.reshape(1, 3, 6, 6)), torch.from_numpy(weight))[0]
     np.testing.assert_allclose(cur.reshape(h_out, w_out, c_out).transpose(2, 0, 1), ref.numpy(), rtol=1e-5, atol=1e-5)
     assert ops == R.counts_ref(info, torch.from_numpy(weight), (vals != 0).reshape(1, 1, 3, 6, 6))["syn"].sum()
@@ -190,7 +190,7 @@ def test_scatter_conv_equals_torch_conv(k: int, stride: int, pad: int) -> None:
     wi = rng.integers(-7, 8, info.weight_shape()).astype(np.int64)
     vi = rng.integers(0, 5, 3 * 36).astype(np.int64)
     cur_i = np.zeros(c_out * h_out * w_out, dtype=np.int64)
-    K.scatter_conv(vi, plan.transposed(wi), cur_i, 3, 6, 6, c_out, h_out, w_out, k, stride, pad)
+    K.scatter_conv(vi[None], plan.transposed(wi), cur_i[None], 3, 6, 6, c_out, h_out, w_out, k, stride, pad)
     ref_i = R.scatter_ref(info, torch.from_numpy(vi.reshape(1, 3, 6, 6)).double(), torch.from_numpy(wi).double())[0]
     np.testing.assert_array_equal(cur_i.reshape(h_out, w_out, c_out).transpose(2, 0, 1), ref_i.numpy().astype(np.int64))
 
@@ -201,7 +201,7 @@ def test_scatter_linear_equals_torch_linear() -> None:
     weight = random_weight(info, rng, prune=0.3)
     vals = (rng.random(20) < 0.5).astype(np.float32)
     cur = np.zeros(7, dtype=np.float32)
-    assert K.scatter_linear(vals, plan_for(info, weight).transposed(weight), cur, 20, 7) == int((vals != 0).sum()) * 7
+    assert K.scatter_linear(vals[None], plan_for(info, weight).transposed(weight), cur[None], 20, 7) == int((vals != 0).sum()) * 7
     np.testing.assert_allclose(cur, weight @ vals, rtol=1e-6, atol=1e-6)
 
 

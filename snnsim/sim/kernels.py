@@ -398,61 +398,75 @@ def scatter_conv(vals: np.ndarray, wt: np.ndarray, cur: np.ndarray, c_in: int, h
                  padding: int) -> int:
     """Event-driven conv: for every nonzero input site add ``v * W[:, c, ky, kx]`` to the outputs.
 
-    ``vals`` (C_in*H*W), ``wt`` the weights as (C_in, k, k, C_out) flattened, ``cur`` the
-    (H_out, W_out, C_out) accumulator (not cleared here). Float32 in, float32 arithmetic; int64
-    in, exact integer arithmetic. Returns the number of synaptic ops performed.
+    ``vals`` [R, C_in*H*W] holds R rows of input values (R timesteps, or one), ``cur`` the R
+    matching (H_out, W_out, C_out) accumulators [R, H_out*W_out*C_out] (not cleared here), ``wt``
+    the weights as (C_in, k, k, C_out) flattened. Float32 in, float32 arithmetic; int64 in,
+    exact integer arithmetic. Returns the number of synaptic ops performed.
+
+    The rows are visited inside the input-channel loop, so channel ``c``'s weight slice is read
+    from cache for every row: with R = T, a layer whose weights exceed the cache streams them
+    once per sample instead of once per timestep. Within one row events are visited in (c, y, x)
+    order and taps in (ky, kx) order, so every row's float sums are those of the plain loop,
+    whatever R is.
     """
     ops = 0
+    rows = vals.shape[0]
     # Nested loops instead of decoding s = (c, y, x) with divisions, and the valid taps computed
-    # once per row/event (no division or modulo per tap). Events are visited in s order and taps
-    # in (ky, kx) order: the float sums are those of the plain loop.
+    # once per row/event (no division or modulo per tap).
     for c in range(c_in):
-        for y in range(h_in):
-            ky0, nky, oy0 = _taps(y, padding, k, stride, h_out)
-            for x in range(w_in):
-                v = vals[(c * h_in + y) * w_in + x]
-                if v == 0:
-                    continue
-                kx0, nkx, ox0 = _taps(x, padding, k, stride, w_out)
-                if stride == 1:
-                    # the hot case, written without the stride products: measured 15-30 % faster
-                    # than the general loop below on VGG16 float replay (benchmarks/perf_results.md)
-                    for ky in range(ky0, ky0 + nky):
-                        oy = oy0 - (ky - ky0)
-                        for kx in range(kx0, kx0 + nkx):
-                            wbase = ((c * k + ky) * k + kx) * c_out
-                            obase = (oy * w_out + ox0 - (kx - kx0)) * c_out
-                            cv = cur[obase:obase + c_out]  # views let LLVM vectorise
-                            wv = wt[wbase:wbase + c_out]
-                            for co in range(c_out):
-                                cv[co] += v * wv[co]
+        for r in range(rows):
+            vrow = vals[r]
+            crow = cur[r]
+            for y in range(h_in):
+                ky0, nky, oy0 = _taps(y, padding, k, stride, h_out)
+                for x in range(w_in):
+                    v = vrow[(c * h_in + y) * w_in + x]
+                    if v == 0:
+                        continue
+                    kx0, nkx, ox0 = _taps(x, padding, k, stride, w_out)
+                    if stride == 1:
+                        # the hot case, written without the stride products: measured 15-30 % faster
+                        # than the general loop below on VGG16 float replay (benchmarks/perf_results.md)
+                        for ky in range(ky0, ky0 + nky):
+                            oy = oy0 - (ky - ky0)
+                            for kx in range(kx0, kx0 + nkx):
+                                wbase = ((c * k + ky) * k + kx) * c_out
+                                obase = (oy * w_out + ox0 - (kx - kx0)) * c_out
+                                cv = crow[obase:obase + c_out]  # views let LLVM vectorise
+                                wv = wt[wbase:wbase + c_out]
+                                for co in range(c_out):
+                                    cv[co] += v * wv[co]
+                        ops += nky * nkx * c_out
+                        continue
+                    for iy in range(nky):
+                        wrow = (c * k + ky0 + iy * stride) * k + kx0
+                        orow = (oy0 - iy) * w_out + ox0
+                        for ix in range(nkx):
+                            wbase = (wrow + ix * stride) * c_out
+                            obase = (orow - ix) * c_out
+                            _axpy(crow[obase:obase + c_out], wt[wbase:wbase + c_out], v)
                     ops += nky * nkx * c_out
-                    continue
-                for iy in range(nky):
-                    wrow = (c * k + ky0 + iy * stride) * k + kx0
-                    orow = (oy0 - iy) * w_out + ox0
-                    for ix in range(nkx):
-                        wbase = (wrow + ix * stride) * c_out
-                        obase = (orow - ix) * c_out
-                        _axpy(cur[obase:obase + c_out], wt[wbase:wbase + c_out], v)
-                ops += nky * nkx * c_out
     return ops
 
 
 @njit(cache=True)
 def scatter_linear(vals: np.ndarray, wt: np.ndarray, cur: np.ndarray, n_in: int,
                    n_out: int) -> int:
-    """Event-driven linear layer: ``cur += v * W[:, i]`` for every nonzero input ``i``.
+    """Event-driven linear layer: ``cur[r] += v * W[:, i]`` for every nonzero input ``vals[r, i]``.
 
-    ``wt`` is W transposed, (in, out) flattened. Returns the number of synaptic ops.
+    ``vals`` [R, in], ``cur`` [R, out]; ``wt`` is W transposed, (in, out) flattened. Weight row
+    ``i`` is read once for all R rows (see :func:`scatter_conv`). Returns the synaptic ops.
     """
     ops = 0
+    rows = vals.shape[0]
     for i in range(n_in):
-        v = vals[i]
-        if v == 0:
-            continue
-        _axpy(cur, wt[i * n_out:(i + 1) * n_out], v)
-        ops += n_out
+        w = wt[i * n_out:(i + 1) * n_out]
+        for r in range(rows):
+            v = vals[r, i]
+            if v == 0:
+                continue
+            _axpy(cur[r], w, v)
+            ops += n_out
     return ops
 
 
@@ -522,12 +536,16 @@ def to_chw(src: np.ndarray, dst: np.ndarray, is_conv: bool, c_out: int, h_out: i
 def functional_layer(vals: np.ndarray, steps: int, wt: np.ndarray, is_conv: bool, c_in: int,
                      h_in: int, w_in: int, c_out: int, h_out: int, w_out: int, k: int,
                      stride: int, padding: int, spiking: bool, leak, theta, frac_bits,
-                     keep_potentials: bool):
+                     keep_potentials: bool, all_steps: bool = False):
     """Run one layer of neurons over all timesteps, event by event, in ``vals``' dtype.
 
     ``vals`` [n, Tv, S] are the values the synapses read at each pooled site (Tv = 1 for the
     analog input, repeated every step): float32 with float32 ``leak``/``theta`` and
     ``frac_bits=None``, or int64 with the integer LIF parameters (see :func:`lif_step`).
+    ``all_steps``: scatter every timestep's events in one pass before the neuron updates (each
+    weight slice read once per sample, for layers whose weights do not fit in cache) instead of
+    one timestep at a time (a single current buffer, for layers with small weights and large
+    maps). The currents are the same floats either way; only the memory traffic differs.
     Returns ``(out_bits [n, T, ceil(N/8)] uint8, potentials [n, T, N] (empty unless
     ``keep_potentials``), changed [n, T] int64, acc [n, N] (the output layer's accumulated
     currents; zeros when spiking))``.
@@ -536,33 +554,41 @@ def functional_layer(vals: np.ndarray, steps: int, wt: np.ndarray, is_conv: bool
     tv = vals.shape[1]
     dtype = vals.dtype
     n_neurons = c_out * h_out * w_out
+    n_in = c_in * h_in * w_in
     nbytes = (n_neurons + 7) // 8
     out_bits = np.zeros((n, steps, nbytes), dtype=np.uint8)
     pot = np.zeros((n, steps if keep_potentials else 0, n_neurons if keep_potentials else 0),
                    dtype=dtype)
     changed = np.zeros((n, steps), dtype=np.int64)
     acc = np.zeros((n, n_neurons), dtype=dtype)
+    # a constant input (Tv = 1, the analog layer) is scattered once and its current reused at
+    # every step (bit-identical: the same adds in the same order)
+    rows = tv if all_steps else 1
     for i in prange(n):
         u = np.zeros(n_neurons, dtype=dtype)
         cur = np.zeros(n_neurons, dtype=dtype)
         spk = np.zeros(n_neurons, dtype=np.bool_)
         total = np.zeros(n_neurons, dtype=dtype)
-        # constant input (Tv = 1, the analog layer): the current is the same at every step, so
-        # it is scattered once and copied (bit-identical: the same adds in the same order)
-        once = np.zeros(n_neurons if tv == 1 and steps > 1 else 0, dtype=dtype)
+        buf = np.zeros((rows, n_neurons), dtype=dtype)
         for t in range(steps):
-            if tv == 1 and t > 0:
-                cur[:] = once
+            if all_steps:
+                if t == 0:  # every timestep's events in one pass
+                    if is_conv:
+                        scatter_conv(vals[i], wt, buf, c_in, h_in, w_in, c_out, h_out, w_out, k,
+                                     stride, padding)
+                    else:
+                        scatter_linear(vals[i], wt, buf, n_in, c_out)
+                cur[:] = buf[t if tv > 1 else 0]
             else:
-                cur[:] = 0
-                row = vals[i, t if tv > 1 else 0]
-                if is_conv:
-                    scatter_conv(row, wt, cur, c_in, h_in, w_in, c_out, h_out, w_out, k, stride,
-                                 padding)
-                else:
-                    scatter_linear(row, wt, cur, c_in * h_in * w_in, c_out)
-                if tv == 1 and steps > 1:
-                    once[:] = cur
+                if tv > 1 or t == 0:  # this timestep's events
+                    src = t if tv > 1 else 0
+                    buf[0] = 0
+                    if is_conv:
+                        scatter_conv(vals[i, src:src + 1], wt, buf, c_in, h_in, w_in, c_out,
+                                     h_out, w_out, k, stride, padding)
+                    else:
+                        scatter_linear(vals[i, src:src + 1], wt, buf, n_in, c_out)
+                cur[:] = buf[0]
             if spiking:
                 changed[i, t] = lif_step(u, cur, leak, theta, frac_bits, spk)
                 pack_hwc(spk, is_conv, c_out, h_out, w_out, out_bits[i, t])
