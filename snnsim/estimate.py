@@ -158,19 +158,23 @@ def baseline_layers(model: SpikingNet, baseline: str | os.PathLike[str] | Spikin
     return net.spec.layers(), label
 
 
-def trace_cache_dir(model: SpikingNet, dataset: str, samples: int, root: str | os.PathLike[str] = "traces") -> Path:
-    """Where a recorded trace of this exact model (fingerprint) on this data lives."""
+def trace_cache_dir(model: SpikingNet, dataset: str, samples: int, root: str | os.PathLike[str] = "traces",
+                    engine: str = "torch") -> Path:
+    """Where a recorded trace of this exact model (fingerprint) on this data lives (traces of
+    the event engine get an ``-event`` suffix: they may differ from PyTorch's by rounding flips)."""
     from snnsim.trace import model_fingerprint
 
     fp = model_fingerprint(model)[:12]
-    return Path(root) / f"{model.spec.name}-{dataset}-{samples}-T{model.timesteps}-{fp}"
+    suffix = "" if engine == "torch" else f"-{engine}"
+    return Path(root) / f"{model.spec.name}-{dataset}-{samples}-T{model.timesteps}-{fp}{suffix}"
 
 
 def obtain_trace(model: SpikingNet, trace: str | os.PathLike[str] | None = None, dataset: str | None = None,
                  samples: int | None = None, data_dir: str | os.PathLike[str] = "data",
                  trace_root: str | os.PathLike[str] = "traces", device: str = "auto", seed: int = 0,
-                 progress: bool = True, log: Callable[[str], None] | None = None) -> Any:
-    """Load ``trace`` (checking it matches the model) or record/reuse one on ``dataset``."""
+                 progress: bool = True, log: Callable[[str], None] | None = None, engine: str = "torch") -> Any:
+    """Load ``trace`` (checking it matches the model) or record/reuse one on ``dataset`` with
+    ``engine`` ('torch' or 'event', see :func:`snnsim.trace.record_trace`)."""
     from snnsim.trace import check_trace_matches, load_trace, record_trace
 
     say = log or (lambda _msg: None)
@@ -193,7 +197,7 @@ def obtain_trace(model: SpikingNet, trace: str | os.PathLike[str] | None = None,
         raise SnnsimError(f"--samples must be >= 1, got {n}")
     if n > n_test:
         raise SnnsimError(f"asked for {n} samples but the {name} test set has {n_test}", f"use --samples {n_test} or fewer")
-    cache = trace_cache_dir(model, name, n, trace_root)
+    cache = trace_cache_dir(model, name, n, trace_root, engine)
     if (cache / "meta.json").exists():
         try:
             tr = load_trace(cache)
@@ -202,11 +206,12 @@ def obtain_trace(model: SpikingNet, trace: str | os.PathLike[str] | None = None,
             return tr
         except TraceError:
             say(f"cached trace {str(cache)!r} is unusable; recording it again")
-    say(f"recording trace of {n} {name} test samples at T={model.timesteps} -> {str(cache)!r}")
+    say(f"recording trace of {n} {name} test samples at T={model.timesteps} ({engine} engine) -> {str(cache)!r}")
     dev = resolve_device(device)
     model.to(dev)
     try:
-        return record_trace(model, bundle, cache, samples=n, split="test", device=dev, progress=progress)
+        return record_trace(model, bundle, cache, samples=n, split="test", device=dev, progress=progress,
+                            engine=engine)
     finally:
         model.to("cpu")
 
@@ -233,7 +238,8 @@ def estimate(model: str | os.PathLike[str] | SpikingNet, hw: Any = DEFAULT_HW, t
              first_layer: str = "mac_per_timestep", skip_zero_weights: bool = False, compute_only: bool = False,
              functional: bool | str = False, data_dir: str | os.PathLike[str] = "data",
              trace_root: str | os.PathLike[str] = "traces", device: str = "auto", seed: int = 0,
-             progress: bool = True, log: Callable[[str], None] | None = None) -> EstimateResult:
+             progress: bool = True, log: Callable[[str], None] | None = None,
+             engine: str = "torch") -> EstimateResult:
     """Estimate energy and latency of ``model`` on each hardware config in ``hw``.
 
     ``hw``: a config path, a shipped config name (``45nm``, ``loihi``...), a loaded
@@ -244,7 +250,7 @@ def estimate(model: str | os.PathLike[str] | SpikingNet, hw: Any = DEFAULT_HW, t
                          samples=samples, counting=counting, baseline=baseline, first_layer=first_layer,
                          skip_zero_weights=skip_zero_weights, compute_only=compute_only, functional=functional,
                          data_dir=data_dir, trace_root=trace_root, device=device, seed=seed,
-                         progress=progress, log=log)
+                         progress=progress, log=log, engine=engine)
 
 
 def estimate_many(models: Sequence[str | os.PathLike[str] | SpikingNet], hw: Any = DEFAULT_HW,
@@ -255,8 +261,9 @@ def estimate_many(models: Sequence[str | os.PathLike[str] | SpikingNet], hw: Any
                   compute_only: bool = False, functional: bool | str = False,
                   data_dir: str | os.PathLike[str] = "data", trace_root: str | os.PathLike[str] = "traces",
                   device: str = "auto", seed: int = 0, progress: bool = True,
-                  log: Callable[[str], None] | None = None) -> EstimateResult:
-    """Every model on every config: each model is traced and replayed once, then costed per config."""
+                  log: Callable[[str], None] | None = None, engine: str = "torch") -> EstimateResult:
+    """Every model on every config: each model is traced (by ``engine``) and replayed once, then
+    costed per config."""
     from snnsim.cost import FIRST_LAYER_CHOICES, cost_report
     from snnsim.sim.replay import replay
 
@@ -284,7 +291,7 @@ def estimate_many(models: Sequence[str | os.PathLike[str] | SpikingNet], hw: Any
             label = f"{label}#{mi}"
         labels_seen.add(label)
         tr = obtain_trace(net, traces[mi] if traces is not None else None, dataset, samples, data_dir,
-                          trace_root, device, seed, progress, say)
+                          trace_root, device, seed, progress, say, engine)
         trace_dirs[label] = Path(tr.path)
         counts = replay(tr, net, counting=counting, functional=functional, progress=progress)
         all_counts[label] = counts

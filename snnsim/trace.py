@@ -264,7 +264,8 @@ def record_trace(model: SpikingNet, inputs: Any, out_dir: str | os.PathLike[str]
                  samples: int | None = None, batch_size: int = 64, labels: Any = None,
                  timesteps: int | None = None, sample_ids: list[Any] | None = None,
                  split: str = "test", dataset: str | None = None,
-                 device: str | torch.device | None = None, progress: bool = True) -> Trace:
+                 device: str | torch.device | None = None, progress: bool = True,
+                 engine: str = "torch") -> Trace:
     """Run ``model`` (as an SNN) on ``inputs`` and write its spike trace to ``out_dir``.
 
     ``inputs``: a tensor/array (N, C, H, W) of normalised images (``labels`` optional), a
@@ -272,13 +273,21 @@ def record_trace(model: SpikingNet, inputs: Any, out_dir: str | os.PathLike[str]
     the first ``samples`` items are recorded (all by default), ``batch_size`` at a time.
     ``timesteps`` defaults to ``model.timesteps``. The directory is written atomically; an
     existing trace at ``out_dir`` is replaced. Returns the loaded :class:`Trace`.
+    ``engine``: 'torch' (the model's PyTorch forward pass, on ``device``) or 'event' (the
+    simulator's event-driven kernels on the CPU, see :mod:`snnsim.sim.engine`).
     """
     from tqdm.auto import tqdm
+
+    from snnsim.sim.engine import ENGINES, event_forward
+    from snnsim.sim.kernels import popcount_packed
+    from snnsim.sim.replay import layer_plans
 
     if model.kind != "snn":
         raise TraceError("the model is an ANN; only SNNs have spikes to trace", "convert it first (`snnsim train` produces an SNN)")
     if batch_size < 1:
         raise TraceError(f"batch size must be >= 1, got {batch_size}")
+    if engine not in ENGINES:
+        raise TraceError(f"unknown trace engine {engine!r}", f"choose one of {', '.join(ENGINES)}")
     steps = int(timesteps or model.timesteps)
     if steps < 1:
         raise TraceError(f"timesteps must be >= 1, got {steps}")
@@ -297,8 +306,9 @@ def record_trace(model: SpikingNet, inputs: Any, out_dir: str | os.PathLike[str]
     layers = model.layer_infos
     in_shape = tuple(model.spec.input_shape)
     home = next(model.parameters()).device
-    dev = torch.device(device) if device is not None else home
+    dev = torch.device(device) if device is not None and engine == "torch" else home
     fp = model_fingerprint(model)
+    plans = layer_plans(model) if engine == "event" else None
     was_training = model.training
     model.eval()
     if dev != home:
@@ -318,7 +328,7 @@ def record_trace(model: SpikingNet, inputs: Any, out_dir: str | os.PathLike[str]
             spikes_mm = np.lib.format.open_memmap(tmp / SPIKES_FILE, mode="w+", dtype=np.int64, shape=(n, len(layers) - 1))
             spikes_mm[:] = 0
             pos = 0
-            with torch.no_grad(), tqdm(total=n, desc="trace", unit="sample", disable=not progress) as bar:
+            with torch.no_grad(), tqdm(total=n, desc=f"trace ({engine})", unit="sample", disable=not progress) as bar:
                 for xb, yb in batches:
                     b = int(xb.shape[0])
                     if tuple(xb.shape[1:]) != in_shape:
@@ -331,15 +341,22 @@ def record_trace(model: SpikingNet, inputs: Any, out_dir: str | os.PathLike[str]
                     absmax = max(absmax, float(np.abs(x_np).max()) if x_np.size else 0.0)
                     sl = slice(pos, pos + b)
 
-                    def observer(ev: LayerEvent, sl: slice = sl, b: int = b) -> None:
-                        i = ev.layer.index
-                        if i == 0:
-                            return
-                        bits = (ev.inputs.detach() != 0).reshape(b, -1).cpu().numpy()
-                        ev_mm[i][sl, ev.t] = np.packbits(bits, axis=1)
-                        spikes_mm[sl, i - 1] += bits.sum(axis=1)
+                    if plans is not None:
+                        events, logits_np = event_forward(model, x_np, steps, plans)
+                        for i, bits_i in enumerate(events, start=1):
+                            ev_mm[i][sl] = bits_i
+                            spikes_mm[sl, i - 1] = popcount_packed(bits_i).sum(axis=1)
+                        logits = torch.from_numpy(logits_np)
+                    else:
+                        def observer(ev: LayerEvent, sl: slice = sl, b: int = b) -> None:
+                            i = ev.layer.index
+                            if i == 0:
+                                return
+                            bits = (ev.inputs.detach() != 0).reshape(b, -1).cpu().numpy()
+                            ev_mm[i][sl, ev.t] = np.packbits(bits, axis=1)
+                            spikes_mm[sl, i - 1] += bits.sum(axis=1)
 
-                    logits = model.forward_snn(xb.to(dev), steps, observer)
+                        logits = model.forward_snn(xb.to(dev), steps, observer)
                     logits_mm[pos:pos + b] = logits.detach().cpu().numpy().astype(np.float32)
                     preds.extend(int(p) for p in logits.argmax(dim=1).cpu())
                     if label_list is not None:
@@ -364,6 +381,7 @@ def record_trace(model: SpikingNet, inputs: Any, out_dir: str | os.PathLike[str]
                 "timesteps": steps,
                 "samples": n,
                 "encoding": "direct",
+                "engine": engine,
                 "input": {"file": INPUT_FILE, "shape": [n, *in_shape], "dtype": "float32",
                           "repeated_every_timestep": True, "absmax": absmax},
                 "layers": [_layer_meta(info, steps) for info in layers],

@@ -25,6 +25,12 @@ def data_dir_option(f: F) -> F:
                         help="Where CIFAR data sets live (torchvision layout).")(f)
 
 
+def engine_option(f: F) -> F:
+    return click.option("--engine", type=click.Choice(["torch", "event"]), default="torch", show_default=True,
+                        help="Record traces with PyTorch's forward pass, or event by event with the simulator's "
+                             "kernels (CPU; faster on large models; equal up to float32 rounding flips).")(f)
+
+
 def parse_int_list(text: str, what: str) -> list[int]:
     """Parse '5,4,3' into [5, 4, 3], with a one-line error naming ``what``."""
     from snnsim.errors import SnnsimError

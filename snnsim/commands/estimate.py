@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from snnsim.commands.common import data_dir_option, device_option, seed_option
+from snnsim.commands.common import data_dir_option, device_option, engine_option, seed_option
 
 COUNTINGS = ["snnsim", "neurobench"]
 FIRST_LAYERS = ["mac_per_timestep", "mac_once"]
@@ -42,12 +42,17 @@ def resolve_models(models: tuple[str, ...]) -> list[str]:
 @click.option("--samples", type=int, default=None, help="Test samples to record (default: min(256, test set)).")
 @click.option("--out", "out", type=click.Path(), default=None, help="Trace directory (default traces/<model>-<data>-<n>-T<t>-<fp>).")
 @click.option("--batch-size", type=int, default=64, show_default=True)
+@engine_option
 @data_dir_option
 @device_option
 @seed_option
 def trace(model_path: str, dataset: str | None, samples: int | None, out: str | None, batch_size: int,
-          data_dir: str, device: str, seed: int) -> None:
-    """Record a model's spike trace (bit-packed input events of every layer) to disk."""
+          engine: str, data_dir: str, device: str, seed: int) -> None:
+    """Record a model's spike trace (bit-packed input events of every layer) to disk.
+
+    ``--engine event`` computes the spikes with the simulator's event-driven kernels instead of
+    PyTorch (faster for large models on a CPU; see ``snnsim.sim.engine`` for how the two agree).
+    """
     from snnsim.checkpoint import load_model
     from snnsim.data import load_dataset
     from snnsim.device import resolve_device, seed_everything
@@ -64,10 +69,10 @@ def trace(model_path: str, dataset: str | None, samples: int | None, out: str | 
     n = min(DEFAULT_SAMPLES, len(bundle.test)) if samples is None else samples
     if n < 1 or n > len(bundle.test):
         raise SnnsimError(f"--samples must be in 1..{len(bundle.test)} for the {name} test set, got {n}")
-    dest = Path(out) if out else trace_cache_dir(model, name, n)
+    dest = Path(out) if out else trace_cache_dir(model, name, n, engine=engine)
     dev = resolve_device(device)
     model.to(dev)
-    tr = record_trace(model, bundle, dest, samples=n, batch_size=batch_size, split="test", device=dev)
+    tr = record_trace(model, bundle, dest, samples=n, batch_size=batch_size, split="test", device=dev, engine=engine)
     click.echo(tr.describe())
 
 
@@ -91,13 +96,14 @@ def trace(model_path: str, dataset: str | None, samples: int | None, out: str | 
 @click.option("--functional", type=click.Choice(["off", "float", "integer"]), default="off", show_default=True,
               help="Also run the network event by event and report the accuracy the hardware gives.")
 @click.option("--plots", is_flag=True, help="Also write PNG plots into <out>/plots.")
+@engine_option
 @data_dir_option
 @device_option
 @seed_option
 def estimate(models: tuple[str, ...], hws: tuple[str, ...], all_hw: bool, trace_dir: str | None, dataset: str | None,
              samples: int | None, out: str | None, counting: str, baseline: str | None, first_layer: str,
-             skip_zero_weights: bool, compute_only: bool, functional: str, plots: bool, data_dir: str,
-             device: str, seed: int) -> None:
+             skip_zero_weights: bool, compute_only: bool, functional: str, plots: bool, engine: str,
+             data_dir: str, device: str, seed: int) -> None:
     """Energy and latency of SNN model(s) on hardware config(s), vs the non-spiking network."""
     from snnsim.device import seed_everything
     from snnsim.estimate import estimate_many, model_label
@@ -111,7 +117,7 @@ def estimate(models: tuple[str, ...], hws: tuple[str, ...], all_hw: bool, trace_
         samples=samples, counting=counting, baseline=baseline, first_layer=first_layer,
         skip_zero_weights=skip_zero_weights, compute_only=compute_only,
         functional=False if functional == "off" else functional, data_dir=data_dir, device=device, seed=seed,
-        log=lambda m: click.echo(f"snnsim: {m}", err=True),
+        log=lambda m: click.echo(f"snnsim: {m}", err=True), engine=engine,
     )
     dest = Path(out) if out else Path("reports") / f"estimate-{model_label(Path(model_list[0])).replace('/', '-')}"
     written = result.write(dest)

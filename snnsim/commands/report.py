@@ -16,7 +16,7 @@ from typing import Any
 
 import click
 
-from snnsim.commands.common import data_dir_option, device_option, seed_option
+from snnsim.commands.common import data_dir_option, device_option, engine_option, seed_option
 from snnsim.errors import SnnsimError
 
 # ============================================================================ report
@@ -242,12 +242,13 @@ def compare_table(summary: Any) -> Any:
 @click.option("--compute-only", is_flag=True, help="Charge compute only (the paper's #ops x energy/op).")
 @click.option("--out", "out", type=click.Path(), default="reports/compare", show_default=True)
 @click.option("--plots", is_flag=True, help="Also write PNG plots into <out>/plots.")
+@engine_option
 @data_dir_option
 @device_option
 @seed_option
 def compare(models: tuple[str, ...], hws: tuple[str, ...], all_hw: bool, traces: tuple[str, ...],
             dataset: str | None, samples: int | None, baseline: str | None, first_layer: str,
-            compute_only: bool, out: str, plots: bool, data_dir: str, device: str, seed: int) -> None:
+            compute_only: bool, out: str, plots: bool, engine: str, data_dir: str, device: str, seed: int) -> None:
     """Every model on every hardware config: one compare.csv and a table sorted by energy.
 
     Each model is traced once (or its trace reused from traces/) and replayed once; only the
@@ -273,7 +274,8 @@ def compare(models: tuple[str, ...], hws: tuple[str, ...], all_hw: bool, traces:
 
     result = estimate_many(model_list, hw_list, traces=list(traces) if traces else None, dataset=dataset,
                            samples=samples, baseline=baseline, first_layer=first_layer,
-                           compute_only=compute_only, data_dir=data_dir, device=device, seed=seed, log=log)
+                           compute_only=compute_only, data_dir=data_dir, device=device, seed=seed, log=log,
+                           engine=engine)
     dest = Path(out)
     written = result.write(dest)
     table = compare_table(result.summary)

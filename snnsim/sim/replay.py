@@ -266,7 +266,7 @@ def _count_layer(plan: LayerPlan, bits: np.ndarray | None, analog: np.ndarray | 
                                 plan.stride, plan.padding, plan.n_out)
 
 
-def _values(plan: LayerPlan, bits: np.ndarray | None, analog: np.ndarray | None, mode: str,
+def layer_values(plan: LayerPlan, bits: np.ndarray | None, analog: np.ndarray | None, mode: str,
             ispec: IntegerSpec | None) -> np.ndarray:
     """Values the synapses read, [n, Tv, S]: float32 (float mode) or int64 (integer mode)."""
     if analog is not None:
@@ -282,6 +282,31 @@ def _values(plan: LayerPlan, bits: np.ndarray | None, analog: np.ndarray | None,
     # avg_pool2d: sum / k^2 in float32, as torch (one float32 division; / 1 elsewhere is exact)
     div = np.float32(plan.k * plan.k) if plan.pool_mode == 1 else np.float32(1.0)
     return K.site_values(packed, plan.c, plan.h, plan.w, plan.pool_mode, plan.k, np.float32, div)
+
+
+def run_layer(plan: LayerPlan, li: int, vals: np.ndarray, steps: int, mode: str, model: SpikingNet,
+              ispec: IntegerSpec | None = None, keep_potentials: bool = False
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Run layer ``li`` event by event on the site values ``vals`` (see :func:`layer_values`).
+
+    ``mode``: 'float' (the model's float32 arithmetic) or 'integer' (``ispec``'s fixed point).
+    Returns :func:`kernels.functional_layer`'s (out_bits, potentials, changed, acc).
+    """
+    wt_src = plan.weight if mode == "float" else ispec.layers[li].weight  # type: ignore[union-attr]
+    wt = plan.scatter_weights(mode, wt_src)
+    args = (vals, steps, wt, plan.is_conv, plan.cp, plan.hp, plan.wp, plan.c_out, plan.h_out, plan.w_out,
+            plan.ksize, plan.stride, plan.padding, plan.info.spiking)
+    all_steps = wt.nbytes > ALL_STEPS_WEIGHT_BYTES
+    if mode == "float":
+        if plan.info.spiking:
+            leak, theta = np.float32(model.leaks[li].item()), np.float32(model.thresholds[li].item())
+        else:
+            leak, theta = np.float32(1.0), np.float32(1.0)
+        return K.functional_layer(*args, leak, theta, None, keep_potentials, all_steps)
+    assert ispec is not None
+    lay = ispec.layers[li]
+    return K.functional_layer(*args, np.int64(lay.leak_fx or 0), np.int64(lay.theta or 1),
+                              np.int64(ispec.frac_bits), keep_potentials, all_steps)
 
 
 def simulate_chunk(plans: list[LayerPlan], chunk: TraceChunk, steps: int, functional: str | None = None,
@@ -311,23 +336,8 @@ def simulate_chunk(plans: list[LayerPlan], chunk: TraceChunk, steps: int, functi
                 spikes_out[:, li] = K.popcount_packed(recorded[li + 1])
             continue
         assert model is not None and res.mismatches is not None and res.changed is not None and res.out_bits is not None
-        vals = _values(plan, bits_in, analog if is_first else None, functional, ispec)
-        wt_src = plan.weight if functional == "float" else ispec.layers[li].weight  # type: ignore[union-attr]
-        wt = plan.scatter_weights(functional, wt_src)
-        args = (vals, steps, wt, plan.is_conv, plan.cp, plan.hp, plan.wp, plan.c_out, plan.h_out, plan.w_out,
-                plan.ksize, plan.stride, plan.padding, plan.info.spiking)
-        all_steps = wt.nbytes > ALL_STEPS_WEIGHT_BYTES
-        if functional == "float":
-            if plan.info.spiking:
-                leak, theta = np.float32(model.leaks[li].item()), np.float32(model.thresholds[li].item())
-            else:
-                leak, theta = np.float32(1.0), np.float32(1.0)
-            bits, pot, changed, acc = K.functional_layer(*args, leak, theta, None, keep_potentials, all_steps)
-        else:
-            assert ispec is not None
-            lay = ispec.layers[li]
-            bits, pot, changed, acc = K.functional_layer(*args, np.int64(lay.leak_fx or 0), np.int64(lay.theta or 1),
-                                                         np.int64(ispec.frac_bits), keep_potentials, all_steps)
+        vals = layer_values(plan, bits_in, analog if is_first else None, functional, ispec)
+        bits, pot, changed, acc = run_layer(plan, li, vals, steps, functional, model, ispec, keep_potentials)
         res.changed[:, li] = changed
         if res.potentials is not None:
             res.potentials.append(pot)
