@@ -12,6 +12,12 @@ The same SNN and the same inputs are counted three ways, in one process:
   the script checks them and prints OK or MISMATCH (exit status 1 on a mismatch).
 * **snnsim, counting='snnsim'**: ``replay(counting='snnsim')`` of the same trace, snnsim's own
   conventions (docs/counting.md), printed layer by layer next to NeuroBench's.
+* **snnsim, event engine**: ``record_trace(engine='event')`` computes the spikes with snnsim's
+  event-driven kernels instead of PyTorch, then ``replay(counting='neurobench')``. Its spikes
+  can differ from PyTorch's where a potential lies within float32 rounding of the threshold
+  (the currents are summed in another order). The script counts those flips, layer by layer,
+  and the resulting count difference to NeuroBench, next to the flips PyTorch itself makes
+  when the same model runs with batch size 1 instead of B (``--flip-ref-samples``).
 
 Timings are medians over ``--reps`` repetitions, the three pipelines interleaved in every
 repetition (the machine is shared: interleaving spreads load changes evenly). A plain
@@ -67,7 +73,7 @@ from common import (  # noqa: E402
 
 from snnsim.models import SpikingNet  # noqa: E402
 from snnsim.sim import replay  # noqa: E402
-from snnsim.trace import record_trace  # noqa: E402
+from snnsim.trace import load_trace, record_trace  # noqa: E402
 
 NB_KEYS = ("Effective_MACs", "Effective_ACs", "Dense")
 # NeuroBench sums every call's conv/linear output in float32 before int(): totals are exact
@@ -116,6 +122,27 @@ def warm_up(model: SpikingNet, x: torch.Tensor, timesteps: int, batch_size: int,
     tr = record_trace(model, x[:n], work / "warmup", batch_size=n, timesteps=timesteps, progress=False)
     replay(tr, model, counting="neurobench", batch_size=n, progress=False)
     replay(tr, model, counting="snnsim", progress=False)
+    record_trace(model, x[:n], work / "warmup", batch_size=n, timesteps=timesteps, progress=False, engine="event")
+
+
+def spike_flips(a: Any, b: Any, stop: int | None = None) -> list[int]:
+    """Per layer >= 1: input spikes that differ between traces ``a`` and ``b`` (first ``stop`` samples)."""
+    import numpy as np
+
+    from snnsim.sim.kernels import popcount_packed
+
+    out = []
+    for li in range(1, len(a.layers)):
+        ea = np.ascontiguousarray(a.events(li)[:stop])
+        eb = np.ascontiguousarray(b.events(li)[:stop])
+        out.append(int(popcount_packed(ea, eb).sum()))
+    return out
+
+
+def total_spikes(tr: Any, stop: int | None = None) -> int:
+    import numpy as np
+
+    return int(np.asarray(tr.spike_counts())[:stop].sum())
 
 
 def layer_table(nb: Any, sn: Any) -> list[dict[str, Any]]:
@@ -151,10 +178,13 @@ def bench_model(label: str, model: SpikingNet, x: torch.Tensor, y: torch.Tensor,
           + (f", NeuroBench on the first {n_nb} samples (time EXTRAPOLATED x{n / n_nb:.2f})" if n_nb < n else ""))
     print(f"    spec {model.spec.describe()}")
     warm_up(model, x, steps, args.batch_size, work)
-    times: dict[str, list[float]] = {k: [] for k in ("neurobench", "forward", "trace", "replay_nb", "replay_snnsim")}
+    times: dict[str, list[float]] = {k: [] for k in ("neurobench", "forward", "trace", "replay_nb", "replay_snnsim",
+                                                      "trace_event", "replay_nb_event")}
     nb_res: dict[str, float] = {}
     counts_nb = counts_sn = None
     trace_dir = work / f"trace-{label}"
+    event_dir = work / f"trace-{label}-event"
+    counts_ev = None
     nb_peak = 0.0
     for rep in range(args.reps):
         loads = [load_average()]
@@ -178,6 +208,14 @@ def bench_model(label: str, model: SpikingNet, x: torch.Tensor, y: torch.Tensor,
             t0 = time.perf_counter()
             counts_sn = replay(tr, model, counting="snnsim", progress=False)
             times["replay_snnsim"].append(time.perf_counter() - t0)
+        if not args.skip_event:
+            t0 = time.perf_counter()
+            tr_ev = record_trace(model, x, event_dir, batch_size=args.batch_size, timesteps=steps, labels=y.numpy(),
+                                 progress=False, engine="event")
+            times["trace_event"].append(time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            counts_ev = replay(tr_ev, model, counting="neurobench", batch_size=args.batch_size, progress=False)
+            times["replay_nb_event"].append(time.perf_counter() - t0)
         loads.append(load_average())
         print(f"  rep {rep + 1}/{args.reps}: " + ", ".join(f"{k} {v[-1]:.2f}s" for k, v in times.items() if v)
               + f"  (load {loads[0]} -> {loads[1]})")
@@ -208,6 +246,44 @@ def bench_model(label: str, model: SpikingNet, x: torch.Tensor, y: torch.Tensor,
     if nb_res:
         print(f"  parity: {'OK' if ok else 'MISMATCH'} (relative tolerance {REL_TOL:g}: NeuroBench rounds each call's sum in float32)")
 
+    # ---- the event engine: spikes vs PyTorch's, counts vs NeuroBench's
+    event_summary: dict[str, Any] = {}
+    if counts_ev is not None:
+        tr_t, tr_e = load_trace(trace_dir), load_trace(event_dir)
+        flips = spike_flips(tr_t, tr_e)
+        spikes = total_spikes(tr_t)
+        m = min(n, args.flip_ref_samples)
+        ref_dir = work / f"trace-{label}-bs1"
+        tr_1 = record_trace(model, x[:m], ref_dir, batch_size=1, timesteps=steps, progress=False)
+        flips_bs1 = spike_flips(tr_t, tr_1, m)
+        flips_ev_m = spike_flips(tr_t, tr_e, m)
+        shutil.rmtree(ref_dir, ignore_errors=True)
+        ev_nb = counts_ev.neurobench.as_dict()
+        if n_nb < n:  # NeuroBench saw only the first n_nb samples: compare on those
+            sub = work / f"trace-{label}-event-nb"
+            tr_sub = record_trace(model, x[:n_nb], sub, batch_size=args.batch_size, timesteps=steps, progress=False,
+                                  engine="event")
+            ev_nb = replay(tr_sub, model, counting="neurobench", batch_size=args.batch_size,
+                           progress=False).neurobench.as_dict()
+            shutil.rmtree(sub, ignore_errors=True)
+        print(f"\n  event engine vs PyTorch: {sum(flips):,} of {spikes:,} input spikes differ "
+              f"({sum(flips) / max(1, spikes):.2e}); per layer: {flips}")
+        pred_agree = int((tr_t.predictions == tr_e.predictions).sum())
+        print(f"  predictions equal on {pred_agree} of {n} samples")
+        print(f"  reference, PyTorch vs itself at batch size 1 instead of {args.batch_size} (first {m} samples): "
+              f"{sum(flips_bs1):,} of {total_spikes(tr_t, m):,} differ; event engine on the same samples: "
+              f"{sum(flips_ev_m):,}")
+        ev_rows = []
+        for k in NB_KEYS:
+            theirs = nb_res.get(k)
+            rel = abs(ev_nb[k] - theirs) / max(1.0, abs(theirs)) if theirs is not None else float("nan")
+            ev_rows.append({"metric": k, "NeuroBench": "(skipped)" if theirs is None else f"{theirs:,.2f}",
+                            "snnsim event trace": f"{ev_nb[k]:,.2f}", "rel diff": f"{rel:.1e}"})
+        print("  counts per sample, NeuroBench vs snnsim (event-engine trace, neurobench profile):")
+        print("  " + fmt_table(ev_rows).replace("\n", "\n  "))
+        event_summary = {"flips": flips, "spikes": spikes, "flips_bs1_ref": flips_bs1, "flips_event_ref": flips_ev_m,
+                         "ref_samples": m, "pred_agree": pred_agree, "counts": ev_nb}
+
     # ---- snnsim's own numbers, layer by layer
     tot = counts_sn.totals()
     print("\n  snnsim native counts (counting='snnsim') per sample: "
@@ -236,6 +312,10 @@ def bench_model(label: str, model: SpikingNet, x: torch.Tensor, y: torch.Tensor,
     row("snnsim replay neurobench", med["replay_nb"], "re-costing an existing trace")
     row("snnsim replay snnsim", med["replay_snnsim"], "re-costing an existing trace")
     row("snnsim trace + replay neurobench", trace_replay, "from scratch")
+    if "trace_event" in med:
+        row("snnsim trace --engine event (record)", med["trace_event"], "event-driven forward + bit-packing")
+        row("snnsim event trace + replay neurobench", med["trace_event"] + med["replay_nb_event"],
+            "from scratch, spikes equal to PyTorch's up to float32 rounding flips")
     if "neurobench" in med and "forward" in med:
         # paired per repetition (the pipelines of one repetition ran back to back), then median:
         # a difference of medians is noisy when the trace-forward gap is a few percent
@@ -256,9 +336,10 @@ def bench_model(label: str, model: SpikingNet, x: torch.Tensor, y: torch.Tensor,
     if nb_peak:
         print(f"  peak RSS of this process after NeuroBench: {nb_peak:,.0f} MiB")
     shutil.rmtree(trace_dir, ignore_errors=True)
+    shutil.rmtree(event_dir, ignore_errors=True)
     return {"label": label, "samples": n, "nb_samples": n_nb, "timesteps": steps, "batch_size": args.batch_size,
             "reps": args.reps, "times": times, "median": med, "parity_ok": ok, "neurobench": nb_res,
-            "snnsim_neurobench": ours, "snnsim_totals": tot}
+            "snnsim_neurobench": ours, "snnsim_totals": tot, "event": event_summary}
 
 
 def digits_data(model: SpikingNet, n: int, data_dir: str) -> tuple[torch.Tensor, torch.Tensor]:
@@ -286,6 +367,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--nb-samples", type=int, default=0, help="run NeuroBench on only this many samples and extrapolate its time")
     p.add_argument("--skip-neurobench", action="store_true", help="time snnsim only (no parity check)")
     p.add_argument("--skip-forward", action="store_true", help="do not time the plain forward pass")
+    p.add_argument("--skip-event", action="store_true", help="do not time the event-driven trace engine")
+    p.add_argument("--flip-ref-samples", type=int, default=64,
+                   help="samples re-recorded by PyTorch at batch size 1, the float-rounding reference for the event engine")
     p.add_argument("--threads", type=int, default=0,
                    help="torch AND numba threads (default: their own). On a loaded machine use 1: torch's OpenMP "
                         "barriers with 2 threads on 2 busy cores were measured 5-40x slower than 1 thread")

@@ -548,7 +548,7 @@ def functional_layer(vals: np.ndarray, steps: int, wt: np.ndarray, is_conv: bool
     maps). The currents are the same floats either way; only the memory traffic differs.
     Returns ``(out_bits [n, T, ceil(N/8)] uint8, potentials [n, T, N] (empty unless
     ``keep_potentials``), changed [n, T] int64, acc [n, N] (the output layer's accumulated
-    currents; zeros when spiking))``.
+    currents; [n, 0] for a spiking layer))``.
     """
     n = vals.shape[0]
     tv = vals.shape[1]
@@ -560,7 +560,7 @@ def functional_layer(vals: np.ndarray, steps: int, wt: np.ndarray, is_conv: bool
     pot = np.zeros((n, steps if keep_potentials else 0, n_neurons if keep_potentials else 0),
                    dtype=dtype)
     changed = np.zeros((n, steps), dtype=np.int64)
-    acc = np.zeros((n, n_neurons), dtype=dtype)
+    acc = np.zeros((n, 0 if spiking else n_neurons), dtype=dtype)
     # a constant input (Tv = 1, the analog layer) is scattered once and its current reused at
     # every step (bit-identical: the same adds in the same order)
     rows = tv if all_steps else 1
