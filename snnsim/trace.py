@@ -3,7 +3,8 @@
 A trace is a directory (written atomically, see :mod:`snnsim.io`)::
 
     meta.json         format, model fingerprint, T, layers, data set, sample ids, labels,
-                      predictions, file table (see ``TRACE_FORMAT``)
+                      predictions, file table, the engine that computed the spikes
+                      ('torch' or 'event', see :mod:`snnsim.sim.engine`)
     input.npy         float32 [N, C, H, W]: the analog input of layer 0, stored ONCE per
                       sample (direct encoding feeds the same image at every timestep)
     layer_XX.npy      uint8 [N, T, ceil(S/8)] for every layer XX >= 1: its input spikes at
