@@ -257,6 +257,8 @@ def bench_model(label: str, model: SpikingNet, x: torch.Tensor, y: torch.Tensor,
         tr_1 = record_trace(model, x[:m], ref_dir, batch_size=1, timesteps=steps, progress=False)
         flips_bs1 = spike_flips(tr_t, tr_1, m)
         flips_ev_m = spike_flips(tr_t, tr_e, m)
+        pred_bs1 = int((tr_t.predictions[:m] == tr_1.predictions).sum())
+        pred_ev_m = int((tr_t.predictions[:m] == tr_e.predictions[:m]).sum())
         shutil.rmtree(ref_dir, ignore_errors=True)
         ev_nb = counts_ev.neurobench.as_dict()
         if n_nb < n:  # NeuroBench saw only the first n_nb samples: compare on those
@@ -271,8 +273,8 @@ def bench_model(label: str, model: SpikingNet, x: torch.Tensor, y: torch.Tensor,
         pred_agree = int((tr_t.predictions == tr_e.predictions).sum())
         print(f"  predictions equal on {pred_agree} of {n} samples")
         print(f"  reference, PyTorch vs itself at batch size 1 instead of {args.batch_size} (first {m} samples): "
-              f"{sum(flips_bs1):,} of {total_spikes(tr_t, m):,} differ; event engine on the same samples: "
-              f"{sum(flips_ev_m):,}")
+              f"{sum(flips_bs1):,} of {total_spikes(tr_t, m):,} differ, predictions equal on {pred_bs1}; "
+              f"event engine on the same samples: {sum(flips_ev_m):,} differ, predictions equal on {pred_ev_m}")
         ev_rows = []
         for k in NB_KEYS:
             theirs = nb_res.get(k)
@@ -282,7 +284,8 @@ def bench_model(label: str, model: SpikingNet, x: torch.Tensor, y: torch.Tensor,
         print("  counts per sample, NeuroBench vs snnsim (event-engine trace, neurobench profile):")
         print("  " + fmt_table(ev_rows).replace("\n", "\n  "))
         event_summary = {"flips": flips, "spikes": spikes, "flips_bs1_ref": flips_bs1, "flips_event_ref": flips_ev_m,
-                         "ref_samples": m, "pred_agree": pred_agree, "counts": ev_nb}
+                         "ref_samples": m, "pred_agree": pred_agree, "pred_agree_bs1_ref": pred_bs1,
+                         "pred_agree_event_ref": pred_ev_m, "counts": ev_nb}
 
     # ---- snnsim's own numbers, layer by layer
     tot = counts_sn.totals()

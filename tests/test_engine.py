@@ -70,6 +70,11 @@ def test_event_forward_on_the_trained_digits_model(tmp_path: Path) -> None:
     assert total > 0
     np.testing.assert_allclose(logits, ref_logits.numpy(), rtol=1e-5, atol=1e-5)
     np.testing.assert_array_equal(logits.argmax(axis=1), ref_logits.argmax(dim=1).numpy())
+    # sub-batches change nothing: every sample is simulated on its own
+    events_7, logits_7 = event_forward(model, x.numpy(), model.timesteps, sub_batch=7)
+    for p, q in zip(events, events_7, strict=True):
+        np.testing.assert_array_equal(p, q)
+    np.testing.assert_array_equal(logits, logits_7)
 
 
 def test_all_steps_scatter_is_bit_identical_to_per_step() -> None:

@@ -20,38 +20,46 @@ NeuroBench's on the same inputs); use ``event`` for speed on large models and ma
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 
 from snnsim.models import SpikingNet
 from snnsim.sim.replay import LayerPlan, layer_plans, layer_values, run_layer
 
 ENGINES = ("torch", "event")
+# Samples run through all layers together: 16 was 10 % faster than 64 on VGG16 (1 thread) and as
+# fast with 2 threads (benchmarks/perf_results.md); at least one sample per thread is used.
+SUB_BATCH = 16
 
 
-def event_forward(model: SpikingNet, x: np.ndarray, steps: int, plans: list[LayerPlan] | None = None
-                  ) -> tuple[list[np.ndarray], np.ndarray]:
+def event_forward(model: SpikingNet, x: np.ndarray, steps: int, plans: list[LayerPlan] | None = None,
+                  sub_batch: int = SUB_BATCH) -> tuple[list[np.ndarray], np.ndarray]:
     """Run ``model`` event by event on normalised images ``x`` [n, C, H, W] for ``steps`` steps.
 
     Returns ``(events, logits)``: ``events[i - 1]`` is layer ``i``'s packed input spikes
     [n, T, ceil(S/8)] (the trace layout of ``layer_XX.npy``) for every layer ``i >= 1``, and
     ``logits`` float32 [n, classes] the mean over T of the output layer's current (as
     ``SpikingNet.forward_snn``). ``plans`` (from :func:`layer_plans`) may be passed to reuse
-    their cached weight layouts across calls.
+    their cached weight layouts across calls. Samples run ``sub_batch`` at a time through all
+    layers, so one sub-batch's spike maps stay in cache between layers.
     """
     plans = plans if plans is not None else layer_plans(model)
     if not plans or plans[-1].info.spiking:
         raise ValueError("the model must end in a non-spiking output layer")
     n = int(x.shape[0])
     analog = np.ascontiguousarray(x, dtype=np.float32).reshape(n, -1)
-    events: list[np.ndarray] = []
-    prev: np.ndarray | None = None
-    logits = np.zeros((n, 0), dtype=np.float32)
-    for li, plan in enumerate(plans):
-        vals = layer_values(plan, prev, analog if li == 0 else None, "float", None)
-        bits, _, _, acc = run_layer(plan, li, vals, steps, "float", model)
-        if plan.info.spiking:
-            events.append(bits)
-            prev = bits
-        else:
-            logits = acc.astype(np.float32) / np.float32(steps)
+    events = [np.empty((n, steps, (p.info.neurons + 7) // 8), dtype=np.uint8) for p in plans[:-1]]
+    logits = np.empty((n, plans[-1].info.neurons), dtype=np.float32)
+    step = max(1, int(sub_batch), numba.get_num_threads())  # every thread gets a sample
+    for a in range(0, n, step):
+        b = min(n, a + step)
+        prev: np.ndarray | None = None
+        for li, plan in enumerate(plans):
+            vals = layer_values(plan, prev, analog[a:b] if li == 0 else None, "float", None)
+            bits, _, _, acc = run_layer(plan, li, vals, steps, "float", model)
+            if plan.info.spiking:
+                events[li][a:b] = bits
+                prev = bits
+            else:
+                logits[a:b] = acc.astype(np.float32) / np.float32(steps)
     return events, logits

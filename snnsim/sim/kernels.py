@@ -167,6 +167,15 @@ def site_values(packed: np.ndarray, c: int, h: int, w: int, pool_mode: int, k: i
     site_of, _spat = site_tables(c, h, w, k)
     out = np.empty((n, steps, s_count), dtype=dtype)
     for i in prange(n):
+        if pool_mode == 0:  # no pooling: every multiplicity is a bit, unpacked directly
+            for t in range(steps):
+                bits = packed[i, t]
+                row = out[i, t]
+                for j in range(s_count):
+                    row[j] = (bits[j >> 3] >> (7 - (j & 7))) & 1
+                    if divisor is not None:
+                        row[j] = row[j] / divisor
+            continue
         mult = np.zeros(s_count, dtype=np.int32)
         for t in range(steps):
             _collect_sites(packed[i, t], c * h * w, site_of, pool_mode, mult, None)
