@@ -11,6 +11,7 @@ figures are shown. Steps:
 
 1. ``record``: ``record_trace`` of N CIFAR-shaped synthetic samples through a VGG16 with random
    realistic weights (the checkpoint comes from ``benchmarks/common.py``, cached in --work-dir);
+   with ``--event`` also ``record_trace(engine='event')``;
 2. ``estimate``: the real CLI, ``python -m snnsim estimate --model CKPT --trace DIR --hw 45nm
    --out OUT`` (counting='snnsim'), then the same with ``--counting neurobench``, and optionally
    ``--functional float`` (event-by-event run of every sample; slow: ~0.1 s/sample/core).
@@ -57,7 +58,8 @@ model = cached_vgg(Path(sys.argv[2]), "vgg16", int(sys.argv[6]))
 n = int(sys.argv[4])
 x = cifar_like_inputs(n, seed=1)
 t0 = time.perf_counter()
-tr = record_trace(model, x, sys.argv[3], batch_size=64, labels=(torch.arange(n) % 10).numpy(), progress=False)
+tr = record_trace(model, x, sys.argv[3], batch_size=64, labels=(torch.arange(n) % 10).numpy(), progress=False,
+                  engine=sys.argv[7])
 print("RESULT", time.perf_counter() - t0, tr.describe())
 """
 
@@ -108,6 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--functional", action="store_true", help="also measure `estimate --functional float`")
     p.add_argument("--time-v", action="store_true", help="also run each step under /usr/bin/time -v")
     p.add_argument("--keep-trace", action="store_true", help="keep the recorded trace in --work-dir")
+    p.add_argument("--event", action="store_true", help="also record the trace with the event-driven engine")
     p.add_argument("--json", default=None)
     args = p.parse_args(argv)
     work = Path(args.work_dir)
@@ -139,11 +142,17 @@ def main(argv: list[str] | None = None) -> int:
     trace_dir = Path(args.trace) if args.trace else work / f"mem-trace-vgg16-{args.samples}"
     if args.trace is None:
         res = run_measured([sys.executable, "-c", _RECORD, str(HERE), str(ckpt), str(trace_dir), str(args.samples),
-                            str(args.threads), str(args.timesteps)], args.time_v, env)
+                            str(args.threads), str(args.timesteps), "torch"], args.time_v, env)
         add(f"record_trace {args.samples} samples", res, "batch 64; arrays written through open_memmap")
         if res["rc"] != 0:
             print(fmt_table(rows))
             return 1
+    if args.event:
+        ev_dir = work / f"mem-trace-vgg16-{args.samples}-event"
+        res = run_measured([sys.executable, "-c", _RECORD, str(HERE), str(ckpt), str(ev_dir), str(args.samples),
+                            str(args.threads), str(args.timesteps), "event"], args.time_v, env)
+        add(f"record_trace --engine event, {args.samples} samples", res, "batch 64 (16-sample sub-batches)")
+        shutil.rmtree(ev_dir, ignore_errors=True)
     size = sum(f.stat().st_size for f in trace_dir.iterdir())
     print(f"trace {trace_dir}: {size / 2**20:.1f} MiB on disk")
 
