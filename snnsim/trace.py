@@ -203,10 +203,10 @@ class Trace:
             yield TraceChunk(a, b, self.analog_input()[a:b], events)
 
     def describe(self) -> str:
-        """One line: path, samples, T, model fingerprint, size per sample."""
+        """One line: path, samples, T, model fingerprint, size per sample, recording engine."""
         return (f"trace {str(self.path)!r}: {self.samples} samples x T={self.timesteps}, "
                 f"{len(self.layers)} layers, model {short_fp(self.fingerprint)}, "
-                f"{self.bytes_per_sample() / 1024:.1f} KiB/sample")
+                f"{self.bytes_per_sample() / 1024:.1f} KiB/sample, {self.meta.get('engine', 'torch')} engine")
 
 
 # ---------------------------------------------------------------------------- recording

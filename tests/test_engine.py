@@ -116,6 +116,7 @@ def test_cli_trace_and_estimate_with_the_event_engine(tmp_path: Path, monkeypatc
     assert res.exit_code == 0, res.output
     tr = load_trace(tmp_path / "tr")
     assert tr.meta["engine"] == "event" and tr.samples == 40
+    assert "event engine" in res.output
     res = runner.invoke(cli, ["estimate", "--model", str(ckpt), "--samples", "40", "--engine", "event",
                                "--out", "rep"])
     assert res.exit_code == 0, res.output
