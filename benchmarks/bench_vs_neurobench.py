@@ -56,6 +56,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
@@ -73,6 +74,7 @@ from common import (  # noqa: E402
 
 from snnsim.models import SpikingNet  # noqa: E402
 from snnsim.sim import replay  # noqa: E402
+from snnsim.sim.kernels import popcount_packed  # noqa: E402
 from snnsim.trace import load_trace, record_trace  # noqa: E402
 
 NB_KEYS = ("Effective_MACs", "Effective_ACs", "Dense")
@@ -125,12 +127,17 @@ def warm_up(model: SpikingNet, x: torch.Tensor, timesteps: int, batch_size: int,
     record_trace(model, x[:n], work / "warmup", batch_size=n, timesteps=timesteps, progress=False, engine="event")
 
 
+def neurobench_profile(model: SpikingNet, x: torch.Tensor, steps: int, batch_size: int, where: Path,
+                       engine: str) -> dict[str, float]:
+    """snnsim's NeuroBench-profile counts of ``x`` from a scratch trace recorded by ``engine``."""
+    tr = record_trace(model, x, where, batch_size=batch_size, timesteps=steps, progress=False, engine=engine)
+    counts = replay(tr, model, counting="neurobench", batch_size=batch_size, progress=False).neurobench.as_dict()
+    shutil.rmtree(where, ignore_errors=True)
+    return counts
+
+
 def spike_flips(a: Any, b: Any, stop: int | None = None) -> list[int]:
     """Per layer >= 1: input spikes that differ between traces ``a`` and ``b`` (first ``stop`` samples)."""
-    import numpy as np
-
-    from snnsim.sim.kernels import popcount_packed
-
     out = []
     for li in range(1, len(a.layers)):
         ea = np.ascontiguousarray(a.events(li)[:stop])
@@ -140,8 +147,6 @@ def spike_flips(a: Any, b: Any, stop: int | None = None) -> list[int]:
 
 
 def total_spikes(tr: Any, stop: int | None = None) -> int:
-    import numpy as np
-
     return int(np.asarray(tr.spike_counts())[:stop].sum())
 
 
@@ -226,10 +231,7 @@ def bench_model(label: str, model: SpikingNet, x: torch.Tensor, y: torch.Tensor,
     ok = True
     ours = counts_nb.neurobench.as_dict()
     if n_nb < n and nb_res:  # compare on the same samples NeuroBench saw
-        sub = work / f"trace-{label}-nb"
-        tr_sub = record_trace(model, x[:n_nb], sub, batch_size=args.batch_size, timesteps=steps, progress=False)
-        ours = replay(tr_sub, model, counting="neurobench", batch_size=args.batch_size, progress=False).neurobench.as_dict()
-        shutil.rmtree(sub, ignore_errors=True)
+        ours = neurobench_profile(model, x[:n_nb], steps, args.batch_size, work / f"trace-{label}-nb", "torch")
     parity_rows = []
     for k in NB_KEYS:
         theirs = nb_res.get(k)
@@ -262,12 +264,8 @@ def bench_model(label: str, model: SpikingNet, x: torch.Tensor, y: torch.Tensor,
         shutil.rmtree(ref_dir, ignore_errors=True)
         ev_nb = counts_ev.neurobench.as_dict()
         if n_nb < n:  # NeuroBench saw only the first n_nb samples: compare on those
-            sub = work / f"trace-{label}-event-nb"
-            tr_sub = record_trace(model, x[:n_nb], sub, batch_size=args.batch_size, timesteps=steps, progress=False,
-                                  engine="event")
-            ev_nb = replay(tr_sub, model, counting="neurobench", batch_size=args.batch_size,
-                           progress=False).neurobench.as_dict()
-            shutil.rmtree(sub, ignore_errors=True)
+            ev_nb = neurobench_profile(model, x[:n_nb], steps, args.batch_size, work / f"trace-{label}-event-nb",
+                                       "event")
         print(f"\n  event engine vs PyTorch: {sum(flips):,} of {spikes:,} input spikes differ "
               f"({sum(flips) / max(1, spikes):.2e}); per layer: {flips}")
         pred_agree = int((tr_t.predictions == tr_e.predictions).sum())

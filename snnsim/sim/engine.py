@@ -25,6 +25,7 @@ import numpy as np
 
 from snnsim.models import SpikingNet
 from snnsim.sim.replay import LayerPlan, layer_plans, layer_values, run_layer
+from snnsim.trace import packed_bytes
 
 ENGINES = ("torch", "event")
 # Samples run through all layers together: 16 was 10 % faster than 64 on VGG16 (1 thread) and as
@@ -48,7 +49,7 @@ def event_forward(model: SpikingNet, x: np.ndarray, steps: int, plans: list[Laye
         raise ValueError("the model must end in a non-spiking output layer")
     n = int(x.shape[0])
     analog = np.ascontiguousarray(x, dtype=np.float32).reshape(n, -1)
-    events = [np.empty((n, steps, (p.info.neurons + 7) // 8), dtype=np.uint8) for p in plans[:-1]]
+    events = [np.empty((n, steps, packed_bytes(p.info)), dtype=np.uint8) for p in plans[1:]]
     logits = np.empty((n, plans[-1].info.neurons), dtype=np.float32)
     step = max(1, int(sub_batch), numba.get_num_threads())  # every thread gets a sample
     for a in range(0, n, step):

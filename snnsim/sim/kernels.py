@@ -581,24 +581,16 @@ def functional_layer(vals: np.ndarray, steps: int, wt: np.ndarray, is_conv: bool
         total = np.zeros(n_neurons, dtype=dtype)
         buf = np.zeros((rows, n_neurons), dtype=dtype)
         for t in range(steps):
-            if all_steps:
-                if t == 0:  # every timestep's events in one pass
-                    if is_conv:
-                        scatter_conv(vals[i], wt, buf, c_in, h_in, w_in, c_out, h_out, w_out, k,
-                                     stride, padding)
-                    else:
-                        scatter_linear(vals[i], wt, buf, n_in, c_out)
-                cur[:] = buf[t if tv > 1 else 0]
-            else:
-                if tv > 1 or t == 0:  # this timestep's events
-                    src = t if tv > 1 else 0
-                    buf[0] = 0
-                    if is_conv:
-                        scatter_conv(vals[i, src:src + 1], wt, buf, c_in, h_in, w_in, c_out,
-                                     h_out, w_out, k, stride, padding)
-                    else:
-                        scatter_linear(vals[i, src:src + 1], wt, buf, n_in, c_out)
-                cur[:] = buf[0]
+            src = t if tv > 1 else 0  # the input row of step t
+            if t == 0 or (tv > 1 and not all_steps):  # its current is not in buf yet
+                lo = 0 if all_steps else src
+                buf[:] = 0
+                if is_conv:
+                    scatter_conv(vals[i, lo:lo + rows], wt, buf, c_in, h_in, w_in, c_out, h_out,
+                                 w_out, k, stride, padding)
+                else:
+                    scatter_linear(vals[i, lo:lo + rows], wt, buf, n_in, c_out)
+            cur[:] = buf[src if all_steps else 0]
             if spiking:
                 changed[i, t] = lif_step(u, cur, leak, theta, frac_bits, spk)
                 pack_hwc(spk, is_conv, c_out, h_out, w_out, out_bits[i, t])
