@@ -23,7 +23,7 @@ _API = {
     "load_hw": "snnsim.hw",
     "record_trace": "snnsim.trace",
     "load_trace": "snnsim.trace",
-    "estimate": "snnsim.estimate",
+    "estimate": "snnsim.estimation",
     "SnnsimError": "snnsim.errors",
 }
 

@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from snnsim.arch import ArchSpec
 from snnsim.checkpoint import save_model
 from snnsim.cli import cli, main
-from snnsim.estimate import estimate
+from snnsim.estimation import estimate
 from snnsim.models import build_model
 
 LAYER_COLUMNS = {

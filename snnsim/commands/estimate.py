@@ -57,7 +57,7 @@ def trace(model_path: str, dataset: str | None, samples: int | None, out: str | 
     from snnsim.data import load_dataset
     from snnsim.device import resolve_device, seed_everything
     from snnsim.errors import SnnsimError
-    from snnsim.estimate import DEFAULT_SAMPLES, trace_cache_dir
+    from snnsim.estimation import DEFAULT_SAMPLES, trace_cache_dir
     from snnsim.trace import record_trace
 
     seed_everything(seed)
@@ -106,7 +106,7 @@ def estimate(models: tuple[str, ...], hws: tuple[str, ...], all_hw: bool, trace_
              data_dir: str, device: str, seed: int) -> None:
     """Energy and latency of SNN model(s) on hardware config(s), vs the non-spiking network."""
     from snnsim.device import seed_everything
-    from snnsim.estimate import estimate_many, model_label
+    from snnsim.estimation import estimate_many, model_label
     from snnsim.hw import shipped_configs
 
     seed_everything(seed)

@@ -257,7 +257,7 @@ def compare(models: tuple[str, ...], hws: tuple[str, ...], all_hw: bool, traces:
     from snnsim.commands.estimate import resolve_models
     from snnsim.device import seed_everything
     from snnsim.errors import SnnsimError
-    from snnsim.estimate import estimate_many, format_summary
+    from snnsim.estimation import estimate_many, format_summary
     from snnsim.hw import shipped_configs
     from snnsim.io import write_csv
 
