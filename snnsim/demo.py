@@ -28,6 +28,7 @@ from typing import Any
 
 import pandas as pd
 
+from snnsim.captions import comparison_caption, format_ratio
 from snnsim.errors import SnnsimError
 from snnsim.io import write_text
 
@@ -122,7 +123,7 @@ def run_demo(out: str | os.PathLike[str] = "reports/demo", fast: bool = False, s
             shutil.copyfile(path, link)
         named[label] = link
     compare_args = ["compare", "--all-hw", "--baseline", str(ann), "--samples", str(plan.samples),
-                    "--out", str(root / "compare"), *common]
+                    "--out", str(root / "compare"), "--force", *common]
     for path in named.values():
         compare_args += ["--model", str(path)]
     step("compare (4 models x every shipped config)", compare_args)
@@ -222,12 +223,14 @@ def write_summary(root: Path, named: dict[str, Path], times: dict[str, float], f
         view["spikes_per_inference"] = view["spikes_per_inference"].map(lambda v: f"{v:,.0f}")
         view["energy_snn_pj"] = view["energy_snn_pj"].map(_uj)
         view["energy_ann_pj"] = view["energy_ann_pj"].map(_uj)
-        view["energy_ratio"] = view["energy_ratio"].map(lambda v: f"{v:.2f}x")
-        view["energy_ratio_compute"] = view["energy_ratio_compute"].map(lambda v: f"{v:.2f}x")
+        view["energy_ratio"] = view["energy_ratio"].map(format_ratio)
+        view["energy_ratio_compute"] = view["energy_ratio_compute"].map(format_ratio)
         view["latency_s"] = view["latency_s"].map(lambda v: f"{v * 1e6:,.1f} µs")
         view = view.rename(columns={"energy_snn_pj": "E_SNN", "energy_ann_pj": "E_ANN (unpruned)",
                                     "energy_ratio": "ANN/SNN (with memory)", "energy_ratio_compute": "ANN/SNN (compute only)",
                                     "latency_s": "latency", "timesteps": "T"})
+        parts.extend(f"- {line}" for line in comparison_caption(compare))
+        parts.append("")
         parts.append(_md_table(view))
         parts.append("")
         parts.extend(_headlines(compare, spatial))
@@ -255,7 +258,7 @@ def _headlines(compare: pd.DataFrame, spatial: pd.DataFrame | None) -> list[str]
         if (final_label, hw) in rows.index:
             r = rows.loc[(final_label, hw)]
             out.append(f"- {hw}: {final_label} uses {_uj(r['energy_snn_pj'])} vs {_uj(r['energy_ann_pj'])} for the unpruned ANN: "
-                       f"{r['energy_ratio']:.2f}X with memory, {r['energy_ratio_compute']:.2f}X compute-only.")
+                       f"{format_ratio(r['energy_ratio'])} with memory, {format_ratio(r['energy_ratio_compute'])} compute-only.")
     out.append("")
     out.append("These are this run's measurements on digits, not the paper's CIFAR figures (the paper reports "
                "10-14X compression and 8-14X lower compute energy on CIFAR VGGs [abstract]).")

@@ -1,33 +1,134 @@
-"""Atomic file output: write to a temporary file in the target directory, then rename.
+"""Atomic file output: every file and directory snnsim writes goes through this module.
 
-Nothing half-written is ever left at the destination path, even if the process dies mid-write.
+A destination is written as a temporary beside it, then renamed onto it, so nothing
+half-written is ever left at the destination path, even if the process is killed mid-write.
+
+* Temporaries are named ``.<dest>.snnsim-<pid>-<random>.tmp``. Every writer first sweeps its
+  target's directory for temporaries whose owning process is gone (a run killed with -9,
+  a full disk) and removes them, so an interrupted run leaves nothing behind after the next run.
+* Replacing an existing directory (:func:`atomic_dir`) is one atomic exchange of the two
+  directory entries (Linux ``renameat2(RENAME_EXCHANGE)``): at every moment the destination
+  holds either the complete old tree or the complete new one. Where the exchange is not
+  available, the old tree is first renamed aside as ``.<dest>.snnsim-<pid>-old.tmp``; a kill
+  between the two renames is repaired by the next writer's sweep (the old tree is put back).
+* :func:`output_dir` validates a user's output directory before any long work starts.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import ctypes.util
+import errno
 import os
+import re
+import secrets
 import shutil
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
+from snnsim.errors import SnnsimError
+
+_TMP_RE = re.compile(r"^\.(?P<dest>.+)\.snnsim-(?P<pid>\d+)-(?P<tag>[0-9a-f]+|old)\.tmp$")
+_RENAME_EXCHANGE = 2
+_AT_FDCWD = -100
+
+
+def _tmp_name(dest: Path, tag: str | None = None) -> Path:
+    return dest.with_name(f".{dest.name}.snnsim-{os.getpid()}-{tag or secrets.token_hex(4)}.tmp")
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+
+
+def sweep_stale(directory: str | os.PathLike[str]) -> list[Path]:
+    """Remove the temporaries of dead snnsim processes in ``directory``; put back an old tree
+    that a killed replacement had moved aside while its destination is missing. Returns the
+    paths removed or restored."""
+    d = Path(directory)
+    done: list[Path] = []
+    try:
+        entries = list(d.iterdir())
+    except OSError:
+        return done
+    for entry in entries:
+        m = _TMP_RE.match(entry.name)
+        if m is None or _alive(int(m["pid"])):
+            continue
+        dest = d / m["dest"]
+        if m["tag"] == "old" and not dest.exists():
+            with contextlib.suppress(OSError):
+                os.replace(entry, dest)
+                done.append(dest)
+                continue
+        _remove(entry)
+        done.append(entry)
+    return done
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two directory entries atomically; False where the kernel or libc cannot."""
+    libc_name = ctypes.util.find_library("c")
+    if libc_name is None:
+        return False
+    libc = ctypes.CDLL(libc_name, use_errno=True)
+    fn = getattr(libc, "renameat2", None)
+    if fn is None:
+        return False
+    rc = fn(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE)
+    if rc == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP):
+        return False
+    raise OSError(err, os.strerror(err), str(b))
+
+
+def _prepare_parent(dest: Path) -> None:
+    if dest.parent.exists() and not dest.parent.is_dir():
+        raise SnnsimError(f"cannot write {str(dest)!r}: {str(dest.parent)!r} is a file, not a directory",
+                          "choose an output path inside a directory")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    sweep_stale(dest.parent)
+
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike[str], suffix: str = "") -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; on success rename it onto ``path``."""
+    """Yield a temporary path beside ``path``; on success rename it onto ``path``.
+
+    ``suffix`` is kept for callers that name a file type; the temporary always ends in
+    ``.tmp`` so the sweep recognises it.
+    """
+    del suffix
     dest = Path(path)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=suffix + ".tmp", dir=dest.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
+    if dest.is_dir():
+        raise SnnsimError(f"cannot write file {str(dest)!r}: a directory is in the way",
+                          "remove it or choose another path")
+    _prepare_parent(dest)
+    tmp = _tmp_name(dest)
     try:
-        yield tmp_path
-        os.replace(tmp_path, dest)
+        yield tmp
+        os.replace(tmp, dest)
     except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            tmp_path.unlink()
+        _remove(tmp)
         raise
 
 
@@ -40,29 +141,57 @@ def atomic_open(path: str | os.PathLike[str], mode: str = "w", **kwargs: Any) ->
 
 @contextlib.contextmanager
 def atomic_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
-    """Yield a temporary directory; on success it replaces ``path`` (an existing one is removed)."""
+    """Yield a temporary directory; on success it replaces ``path`` (an existing one atomically)."""
     dest = Path(path)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent))
+    if dest.exists() and not dest.is_dir():
+        raise SnnsimError(f"cannot write directory {str(dest)!r}: a file is in the way",
+                          "remove it or choose another path")
+    _prepare_parent(dest)
+    tmp = _tmp_name(dest)
+    tmp.mkdir()
     try:
         yield tmp
-        if dest.exists():
-            old = dest.with_name(f".{dest.name}.old")
-            if old.exists():
-                shutil.rmtree(old)
+        if not dest.exists():
+            os.replace(tmp, dest)
+        elif _exchange(tmp, dest):
+            _remove(tmp)  # now the old tree; a kill here leaves it to the next sweep
+        else:
+            old = _tmp_name(dest, "old")
             os.replace(dest, old)
             os.replace(tmp, dest)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, dest)
+            _remove(old)
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        _remove(tmp)
         raise
+
+
+def output_dir(path: str | os.PathLike[str], option: str = "--out") -> Path:
+    """Check, before any long work, that ``path`` can become an output directory.
+
+    It may exist (as a directory) or not; every existing ancestor must be a writable directory.
+    Nothing is created here. Raises a one-line :class:`SnnsimError` naming ``option``.
+    """
+    p = Path(path)
+    if p.exists() and not p.is_dir():
+        raise SnnsimError(f"{option} {str(p)!r} exists and is not a directory",
+                          f"pass a directory path to {option}")
+    probe = p
+    while not probe.exists():
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    if not probe.is_dir():
+        raise SnnsimError(f"{option} {str(p)!r} lies under {str(probe)!r}, which is a file",
+                          f"pass a directory path to {option}")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise SnnsimError(f"{option} {str(p)!r}: {str(probe)!r} is not writable",
+                          f"choose a writable location for {option}")
+    return p
 
 
 def write_csv(df: Any, path: str | os.PathLike[str]) -> Path:
     """Write a pandas DataFrame as CSV atomically and return the path."""
-    with atomic_path(path, suffix=".csv") as tmp:
+    with atomic_path(path) as tmp:
         df.to_csv(tmp, index=False)
     return Path(path)
 

@@ -22,6 +22,8 @@ MAX_INPUT_SIDE = 4_096
 MAX_INPUT_CHANNELS = 4_096
 #: Gaussian input-noise standard deviation (inputs are normalised: sigma 100 is pure noise).
 MAX_NOISE_STD = 100.0
+#: Training epochs of one stage.
+MAX_EPOCHS = 100_000
 #: Mini-batch size.
 MAX_BATCH_SIZE = 1_000_000
 #: Nesting depth of a YAML or JSON document snnsim reads (configs and trace metadata are <= 6).

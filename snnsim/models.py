@@ -38,6 +38,10 @@ SURROGATE_GAMMA = 0.3
 DEFAULT_LEAK = 0.9901
 
 
+#: A checkpoint holds the ANN (ReLU) or the SNN (spiking) view of one spec.
+MODEL_KINDS = ("ann", "snn")
+
+
 class LinearSpike(torch.autograd.Function):
     """Heaviside spike with the piecewise-linear surrogate gradient of the lineage's code."""
 
@@ -82,7 +86,7 @@ class SpikingNet(nn.Module):
     def __init__(self, spec: ArchSpec, kind: str = "snn", timesteps: int = 5,
                  leak: float = DEFAULT_LEAK) -> None:
         super().__init__()
-        if kind not in ("ann", "snn"):
+        if kind not in MODEL_KINDS:
             raise ValueError(f"kind must be 'ann' or 'snn', got {kind!r}")
         self.spec = spec
         self.kind = kind

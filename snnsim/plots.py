@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import math
 import os
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -75,6 +76,27 @@ def _save(fig: Figure, path: str | os.PathLike[str],
     with atomic_path(path, suffix=".png") as tmp:
         fig.savefig(tmp, format="png", dpi=DPI)
     return Path(path)
+
+
+def caption_of(rows: pd.DataFrame | None) -> list[str]:
+    """The comparison caption (baseline model and hardware, counting rules, first-layer
+    convention, ratio direction) of summary/compare rows; [] for other tables."""
+    from snnsim.captions import comparison_caption
+
+    if rows is None or not {"baseline_model", "baseline_hw", "counting", "first_layer"} <= set(rows.columns):
+        return []
+    return comparison_caption(rows)
+
+
+def _titled(fig: Figure, title: str, caption: Sequence[str]) -> None:
+    """Title the figure with the caption lines under it (wrapped to the figure's width)."""
+    width = max(40, int(fig.get_figwidth() * 15))  # about 15 characters per inch at 9 pt
+    lines = [textwrap.fill(line, width) for line in caption]
+    text = "\n".join([t for t in (title, *lines) if t])
+    fig.suptitle(text, fontsize=9 if lines else 12)
+    # tight_layout (matplotlib >= 3.8) already keeps the suptitle clear of the axes; a taller
+    # figure keeps the plot area its size.
+    fig.set_figheight(fig.get_figheight() + 0.15 * text.count("\n"))
 
 
 def _require(df: pd.DataFrame, columns: Sequence[str], what: str) -> None:
@@ -160,7 +182,7 @@ def _readable_log(axis: Any) -> None:
 
 # ============================================================================ 1. energy breakdown
 def plot_energy_breakdown(layers: pd.DataFrame, path: str | os.PathLike[str],
-                          title: str | None = None) -> Path:
+                          title: str | None = None, caption: Sequence[str] = ()) -> Path:
     """Stacked bars per layer by energy component, one panel per (model, hardware config).
 
     ``layers``: rows of ``layers.csv`` (``layer`` and the ``energy_*_pj`` columns; ``model``,
@@ -206,7 +228,7 @@ def plot_energy_breakdown(layers: pd.DataFrame, path: str | os.PathLike[str],
         ax.grid(axis="y", alpha=0.3)
         ax.set_axisbelow(True)
     handles, labels = axes.flat[0].get_legend_handles_labels()
-    fig.suptitle(title or "SNN energy per layer and component (per inference)", fontsize=12)
+    _titled(fig, title or "SNN energy per layer and component (per inference)", caption)
     ncol = len(present) if cols > 1 else min(3, len(present))
     legend_rows = math.ceil(len(present) / ncol)
     fig.legend(handles, labels, loc="lower center", ncol=ncol, fontsize=8, frameon=False)
@@ -252,7 +274,8 @@ def plot_snn_vs_ann(summary: pd.DataFrame, path: str | os.PathLike[str]) -> Path
     """SNN vs ANN-baseline energy per hardware config (grouped bars, log y, ratio annotated).
 
     ``summary``: rows of ``summary.csv`` / ``compare.csv`` with ``hw``, ``energy_snn_pj``,
-    ``energy_ann_pj`` (``model``, ``energy_ratio`` optional). One panel per model.
+    ``energy_ann_pj`` (``model``, ``energy_ratio`` optional). One panel per model; the title
+    states the baseline and the counting rules (:func:`caption_of`).
     """
     _require(summary, ["hw", "energy_snn_pj", "energy_ann_pj"], "SNN vs ANN energy")
     df = summary.copy()
@@ -301,6 +324,7 @@ def plot_snn_vs_ann(summary: pd.DataFrame, path: str | os.PathLike[str]) -> Path
         ax.legend(fontsize=8, loc="upper left")
         ax.yaxis.set_tick_params(labelleft=True)
     axes.flat[0].set_ylim(positive.min() / div / 3, positive.max() / div * 15)
+    _titled(fig, "SNN vs ANN energy per inference", caption_of(summary))
     return _save(fig, path)
 
 
@@ -478,6 +502,7 @@ def plot_accuracy_vs_energy(rows: pd.DataFrame, path: str | os.PathLike[str],
         handles += [Line2D([], [], marker=_MARKERS[k % len(_MARKERS)], linestyle="", color="0.4",
                            label=f"model: {m}") for k, m in enumerate(models)]
     ax.legend(handles=handles, fontsize=7.5, loc="best")
+    _titled(fig, "", caption_of(rows))
     return _save(fig, path)
 
 

@@ -27,10 +27,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-from tqdm.auto import tqdm
 
 from snnsim.errors import SnnsimError
 from snnsim.models import SpikingNet
+from snnsim.progress import progress_bar
 
 
 def pixel_range(dataset_info: Mapping[str, Any], channels: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -92,7 +92,7 @@ def noisy_accuracies(models: Mapping[str, SpikingNet], loader: Iterable[Any], st
     correct = {name: np.zeros((len(stds), repeats), dtype=np.int64) for name in nets}
     seen = 0
     with torch.no_grad():
-        for x, y in tqdm(loader, desc="noise sweep", unit="batch", disable=not progress, leave=False):
+        for x, y in progress_bar(loader, desc="noise sweep", unit="batch", enabled=progress, leave=False):
             x, y = x.to(dev), y.to(dev)
             for r, gen in enumerate(gens):
                 z = torch.randn(x.shape, generator=gen, dtype=torch.float32).to(dev)

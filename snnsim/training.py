@@ -42,22 +42,26 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader
-from tqdm.auto import tqdm
 
 from snnsim.arch import ArchSpec
 from snnsim.checkpoint import read_checkpoint, save_model
 from snnsim.device import resolve_device
 from snnsim.errors import SnnsimError
 from snnsim.models import DEFAULT_LEAK, SpikingNet, build_model
+from snnsim.progress import progress_bar, progress_line
 
 DEFAULT_PERCENTILE = 99.9
 _STAGE_ID = {"ann": 1, "snn": 2}
 _CONVERSION_EPOCH = 2**31 - 1  # RNG stream of the conversion batch, apart from every epoch
 
 
+OPTIMIZERS = ("sgd", "adam")
+LR_SCHEDULES = ("step", "cosine")
+
+
 @dataclass
 class TrainConfig:
-    """Hyper-parameters of one training stage (ANN or SNN).
+    """Hyper-parameters of one training stage (ANN or SNN); choices in OPTIMIZERS, LR_SCHEDULES.
 
     ``lr_step``/``lr_gamma``: StepLR, multiply the LR by ``lr_gamma`` every ``lr_step`` epochs
     (0 = constant LR). ``lr_schedule='cosine'`` instead anneals the LR from ``lr`` towards 0
@@ -86,13 +90,13 @@ class TrainConfig:
             raise SnnsimError(f"epochs must be >= 0, got {self.epochs}")
         if not (self.lr > 0 and math.isfinite(self.lr)):
             raise SnnsimError(f"learning rate must be a positive number, got {self.lr}")
-        if self.optimizer not in ("sgd", "adam"):
+        if self.optimizer not in OPTIMIZERS:
             raise SnnsimError(f"unknown optimizer {self.optimizer!r}", "use sgd or adam")
         if self.weight_decay < 0:
             raise SnnsimError(f"weight decay must be >= 0, got {self.weight_decay}")
         if self.lr_step < 0 or not (0 < self.lr_gamma <= 1):
             raise SnnsimError(f"lr schedule needs lr_step >= 0 and 0 < lr_gamma <= 1, got {self.lr_step}, {self.lr_gamma}")
-        if self.lr_schedule not in ("step", "cosine"):
+        if self.lr_schedule not in LR_SCHEDULES:
             raise SnnsimError(f"unknown lr schedule {self.lr_schedule!r}", "use step or cosine")
         if self.batch_size < 1:
             raise SnnsimError(f"batch size must be >= 1, got {self.batch_size}")
@@ -201,12 +205,11 @@ def _make_optimizer(model: SpikingNet, cfg: TrainConfig) -> torch.optim.Optimize
 
 
 def _bar(iterable: Any, desc: str, total: int | None, enabled: bool) -> Iterator[Any]:
-    return tqdm(iterable, desc=desc, total=total, leave=False, disable=not enabled, dynamic_ncols=True)
+    return progress_bar(iterable, desc=desc, total=total, leave=False, enabled=enabled, dynamic_ncols=True)
 
 
 def _log(msg: str, enabled: bool) -> None:
-    if enabled:
-        tqdm.write(msg)
+    progress_line(msg, enabled=enabled)
 
 
 # ============================================================================ evaluation

@@ -18,14 +18,25 @@ from typing import Any
 import click
 
 from snnsim.commands.common import (
+    BATCH_SIZE,
+    EPOCHS,
+    LEARNING_RATE,
+    TIMESTEPS,
+    FiniteFloat,
     data_dir_option,
     device_option,
     parse_float_list,
     parse_int_list,
+    progress_options,
     seed_option,
 )
+from snnsim.compression.spatial import ACTIVATION_MODES
 from snnsim.errors import SnnsimError
+from snnsim.limits import MAX_EPOCHS, MAX_NOISE_STD, MAX_SAMPLES, MAX_TIMESTEPS, MAX_WIDTH
+from snnsim.training import LR_SCHEDULES, OPTIMIZERS
 
+#: --retrain of `prune spatial`: the hybrid pipeline again (paper.md §2.9), or the SNN alone.
+RETRAIN_MODES = ("hybrid", "snn")
 # Used only when the input model's provenance records no training config.
 FALLBACK_ANN = {"epochs": 20, "lr": 1e-3, "optimizer": "adam", "weight_decay": 0.0, "lr_step": 0,
                 "lr_gamma": 0.5, "batch_size": 64}
@@ -45,7 +56,7 @@ def report_dir_option(f: Any) -> Any:
 
 
 def batch_size_option(f: Any) -> Any:
-    return click.option("--batch-size", type=click.IntRange(min=1), default=None,
+    return click.option("--batch-size", type=BATCH_SIZE, default=None,
                         help="Mini-batch size [default: the model's training batch size, else 64].")(f)
 
 
@@ -166,25 +177,26 @@ def prune() -> None:
 @prune.command("spatial")
 @click.option("--model", "model_path", required=True, type=click.Path(dir_okay=False),
               help="Trained SNN checkpoint (snn.pt).")
-@click.option("--variance", type=float, default=None,
+@click.option("--variance", type=FiniteFloat(0.0, 1.0, low_open=True), default=None,
               help="Explained-variance threshold tau per layer [default: 0.999 (Garg et al. as recalled, [INF]); 0.995 for digits, measured].")
-@click.option("--samples", type=click.IntRange(min=2), default=None,
+@click.option("--samples", type=click.IntRange(2, MAX_SAMPLES), default=None,
               help="Training images for the PCA [default: max(2048, 2 x widest FC), capped at the training set].")
-@click.option("--activation", type=click.Choice(["potential", "potential-after-reset", "current"]),
+@click.option("--activation", type=click.Choice(ACTIVATION_MODES),
               default="potential", show_default=True,
               help="Tensor averaged over T: u before reset, u after reset, or the input current W x.")
-@click.option("--widths", default=None, help="Skip the PCA and use these widths (convs then hidden FCs), e.g. 16,16,32,32,64.")
+@click.option("--widths", default=None, help="Skip the PCA and use these widths (convs then hidden FCs), e.g. 16,16,32,32,64 [default: widths from the PCA].")
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="Where to save the pruned, retrained SNN.")
-@click.option("--retrain", type=click.Choice(["hybrid", "snn"]), default="hybrid", show_default=True,
+@click.option("--retrain", type=click.Choice(RETRAIN_MODES), default="hybrid", show_default=True,
               help="hybrid: ANN from scratch -> convert -> SNN (paper.md §2.9); snn: SNN from scratch.")
-@click.option("--ann-epochs", type=click.IntRange(min=0), default=None, help="ANN epochs [default: the parent's].")
-@click.option("--snn-epochs", type=click.IntRange(min=0), default=None, help="SNN epochs [default: the parent's].")
-@click.option("--ann-lr", type=float, default=None, help="ANN learning rate [default: the parent's].")
-@click.option("--snn-lr", type=float, default=None, help="SNN learning rate [default: the parent's].")
+@click.option("--ann-epochs", type=EPOCHS, default=None, help="ANN epochs [default: the parent's].")
+@click.option("--snn-epochs", type=EPOCHS, default=None, help="SNN epochs [default: the parent's].")
+@click.option("--ann-lr", type=LEARNING_RATE, default=None, help="ANN learning rate [default: the parent's].")
+@click.option("--snn-lr", type=LEARNING_RATE, default=None, help="SNN learning rate [default: the parent's].")
 @batch_size_option
 @click.option("--dry-run", is_flag=True, help="Only run the PCA and print the widths; no retraining.")
 @click.option("--resume", is_flag=True, help="Continue an interrupted retraining (files in <out stem>_retrain/).")
 @report_dir_option
+@progress_options
 @data_dir_option
 @device_option
 @seed_option
@@ -228,7 +240,7 @@ def prune_spatial(model_path: str, variance: float | None, samples: int | None, 
     # ------------------------------------------------------------------ PCA (or given widths)
     analysis = None
     if widths is not None:
-        new_widths = parse_int_list(widths, "--widths")
+        new_widths = parse_int_list(widths, "--widths", 1, MAX_WIDTH)
     else:
         n_train = len(pca_bundle.train)  # type: ignore[arg-type]
         n = min(samples or default_samples(n_train, model.spec), n_train)
@@ -308,7 +320,7 @@ def prune_spatial(model_path: str, variance: float | None, samples: int | None, 
               help="Trained SNN checkpoint (e.g. the spatially pruned one).")
 @click.option("--schedule", default="5,4,3,2,1", show_default=True,
               help="Strictly decreasing T values; the first at or below the model's T.")
-@click.option("--epochs-per-step", type=click.IntRange(min=1), default=5, show_default=True,
+@click.option("--epochs-per-step", type=click.IntRange(1, MAX_EPOCHS), default=5, show_default=True,
               help="Fine-tuning epochs at every new T.")
 @click.option("--out", required=True, type=click.Path(file_okay=False),
               help="Directory for snn_T{t}.pt per stage (direct_T{t}.pt / from_ann_T{t}.pt for the controls).")
@@ -319,14 +331,15 @@ def prune_spatial(model_path: str, variance: float | None, samples: int | None, 
 @click.option("--gradual", "mode", flag_value="gradual", default=True, help="Run only the gradual schedule (default).")
 @click.option("--threshold-rescale", default="ratio", show_default=True,
               help="When entering each stage multiply all thresholds by T_new/T_prev ('ratio', measured best on digits) or by a number (1 = off).")
-@click.option("--lr", type=float, default=None,
+@click.option("--lr", type=LEARNING_RATE, default=None,
               help="Fine-tuning learning rate [default: 1e-3 on digits (measured), else the model's SNN lr, else 1e-4].")
-@click.option("--optimizer", type=click.Choice(["adam", "sgd"]), default=None, help="[default: the model's].")
-@click.option("--lr-step", type=click.IntRange(min=0), default=None, help="StepLR period in epochs within a stage (0 = off) [default: the model's].")
-@click.option("--lr-schedule", type=click.Choice(["step", "cosine"]), default="cosine", show_default=True,
+@click.option("--optimizer", type=click.Choice(OPTIMIZERS), default=None, help="[default: the model's].")
+@click.option("--lr-step", type=EPOCHS, default=None, help="StepLR period in epochs within a stage (0 = off) [default: the model's].")
+@click.option("--lr-schedule", type=click.Choice(LR_SCHEDULES), default="cosine", show_default=True,
               help="Per stage: 'step' (StepLR via --lr-step) or 'cosine' (anneal to 0 within every stage).")
 @batch_size_option
 @report_dir_option
+@progress_options
 @data_dir_option
 @device_option
 @seed_option
@@ -354,7 +367,7 @@ def prune_temporal(model_path: str, schedule: str, epochs_per_step: int, out: st
 
     dev = _setup(seed, device)
     model = _load(model_path, want_snn=True)
-    stages = plan_schedule(parse_int_list(schedule, "--schedule"), model.timesteps, epochs_per_step)
+    stages = plan_schedule(parse_int_list(schedule, "--schedule", 1, MAX_TIMESTEPS), model.timesteps, epochs_per_step)
     rescale = parse_rescale(threshold_rescale)
     if lr is None:
         lr = TEMPORAL_LR.get(str((model.dataset_info or {}).get("name", "")))
@@ -411,6 +424,7 @@ def prune_temporal(model_path: str, schedule: str, epochs_per_step: int, out: st
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Directory for <kind>_{k}bit.pt.")
 @batch_size_option
 @report_dir_option
+@progress_options
 @data_dir_option
 @device_option
 @seed_option
@@ -421,7 +435,6 @@ def quantize(model_path: str, bits: str, out: str, batch_size: int | None, repor
     Writes quantize.csv: bits, accuracy, accuracy drop vs float, spikes per inference, checkpoint.
     """
     import pandas as pd
-    from tqdm.auto import tqdm
 
     from snnsim.checkpoint import save_model
     from snnsim.compression.quantize import (
@@ -434,6 +447,7 @@ def quantize(model_path: str, bits: str, out: str, batch_size: int | None, repor
     from snnsim.compression.spatial import measure
     from snnsim.data import make_loaders
     from snnsim.io import write_csv
+    from snnsim.progress import progress_bar
 
     dev = _setup(seed, device)
     widths = parse_int_list(bits, "--bits")
@@ -448,7 +462,7 @@ def quantize(model_path: str, bits: str, out: str, batch_size: int | None, repor
     ref = measure(model, test_loader, dev, desc="float")
     rows = [{"bits": FLOAT_BITS, "scheme": "float32", "accuracy": ref.accuracy, "accuracy_drop": 0.0,
              "spikes_per_inference": ref.total_spikes, "checkpoint": str(model_path)}]
-    for k in tqdm(ks, desc="bit widths", unit="k"):
+    for k in progress_bar(ks, desc="bit widths", unit="k"):
         q = quantize_model(model, k)
         check_quantized(q)
         m = measure(q, test_loader, dev, desc=f"{k}-bit")
@@ -472,11 +486,12 @@ def quantize(model_path: str, bits: str, out: str, batch_size: int | None, repor
               help="Gaussian noise std values, in normalised input units (mean 0.5/std 0.5: 0.1 = 0.05 pixel).")
 @click.option("--baseline", type=click.Path(dir_okay=False), default=None,
               help="ANN to compare with [default: the ANN named in the model's provenance, if present].")
-@click.option("--repeats", type=click.IntRange(min=1), default=1, show_default=True, help="Noise draws to average.")
+@click.option("--repeats", type=click.IntRange(1, 10_000), default=1, show_default=True, help="Noise draws to average.")
 @click.option("--clip/--no-clip", default=False, show_default=True, help="Clamp noisy inputs to the valid pixel range.")
-@click.option("--timesteps", type=click.IntRange(min=1), default=None, help="Override the SNN's T.")
+@click.option("--timesteps", type=TIMESTEPS, default=None, help="Override the SNN's T [default: the model's own].")
 @batch_size_option
 @report_dir_option
+@progress_options
 @data_dir_option
 @device_option
 @seed_option
@@ -492,7 +507,7 @@ def evaluate(model_path: str, noise_std: str, baseline: str | None, repeats: int
     from snnsim.robustness import check_stds, noise_table
 
     dev = _setup(seed, device)
-    stds = check_stds(parse_float_list(noise_std, "--noise-std"))
+    stds = check_stds(parse_float_list(noise_std, "--noise-std", 0.0, MAX_NOISE_STD))
     model = _load(model_path)
     if baseline is not None:
         ann = _load(baseline)

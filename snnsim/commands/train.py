@@ -25,7 +25,6 @@ steps, and 0.5 on digits at T = 5 converts with no accuracy loss before any SNN 
 from __future__ import annotations
 
 import json
-import math
 import os
 import time
 from pathlib import Path
@@ -33,7 +32,23 @@ from typing import Any
 
 import click
 
-from snnsim.commands.common import data_dir_option, device_option, seed_option
+from snnsim.arch import ARCH_NAMES
+from snnsim.commands.common import (
+    BATCH_SIZE,
+    EPOCHS,
+    FACTOR,
+    LEARNING_RATE,
+    SAMPLES,
+    TIMESTEPS,
+    WEIGHT_DECAY,
+    FiniteFloat,
+    data_dir_option,
+    device_option,
+    progress_options,
+    seed_option,
+)
+from snnsim.data import DATASET_NAMES
+from snnsim.models import MODEL_KINDS
 
 _CIFAR = {"ann_epochs": 300, "ann_lr": 0.1, "ann_wd": 1e-4, "ann_step": 100, "ann_gamma": 0.1, "ann_batch": 64,
           "snn_epochs": 24, "snn_lr": 1e-4, "snn_wd": 5e-4, "snn_step": 5, "snn_gamma": 0.5, "snn_batch": 32}
@@ -53,43 +68,43 @@ def _opt(value: Any, key: str, dataset: str) -> Any:
 
 
 @click.command("train")
-@click.option("--arch", type=click.Choice(["digits", "vgg5", "vgg9", "vgg11", "vgg16"]), default=None,
-              help="Architecture (default: digits for digits/synthetic, vgg16 for CIFAR; taken from --ann if given).")
-@click.option("--dataset", type=click.Choice(["digits", "cifar10", "cifar100", "synthetic"]), default="digits",
-              show_default=True)
-@click.option("--kind", type=click.Choice(["ann", "snn"]), default="snn", show_default=True,
+@click.option("--arch", type=click.Choice(ARCH_NAMES), default=None,
+              help="Architecture [default: digits for digits/synthetic, vgg16 for CIFAR; taken from --ann if given].")
+@click.option("--dataset", type=click.Choice(DATASET_NAMES), default="digits",
+              show_default=True, help="Data set to train on (CIFAR needs --data-dir, or --download).")
+@click.option("--kind", type=click.Choice(MODEL_KINDS), default="snn", show_default=True,
               help="ann: train the ANN only. snn: ANN, conversion, then SNN (hybrid).")
-@click.option("--timesteps", "-T", type=int, default=5, show_default=True, help="SNN timesteps.")
-@click.option("--ann-epochs", type=int, default=None, help="ANN epochs (data-set default).")
-@click.option("--snn-epochs", type=int, default=None, help="SNN epochs (data-set default).")
-@click.option("--lr", type=float, default=None, help="ANN learning rate (SGD).")
-@click.option("--snn-lr", type=float, default=None, help="SNN learning rate (Adam).")
-@click.option("--weight-decay", type=float, default=None, help="ANN weight decay.")
-@click.option("--snn-weight-decay", type=float, default=None, help="SNN weight decay.")
-@click.option("--lr-step", type=int, default=None, help="ANN: multiply the LR by --lr-gamma every N epochs (0 = off).")
-@click.option("--lr-gamma", type=float, default=None, help="ANN LR decay factor.")
-@click.option("--snn-lr-step", type=int, default=None, help="SNN: decay the LR every N epochs (0 = off).")
-@click.option("--snn-lr-gamma", type=float, default=None, help="SNN LR decay factor.")
-@click.option("--batch-size", type=int, default=None, help="ANN batch size (per process).")
-@click.option("--snn-batch-size", type=int, default=None, help="SNN batch size (per process).")
-@click.option("--percentile", type=float, default=99.9, show_default=True,
+@click.option("--timesteps", "-T", type=TIMESTEPS, default=5, show_default=True, help="SNN timesteps.")
+@click.option("--ann-epochs", type=EPOCHS, default=None, help="ANN epochs [default: per data set, see TRAIN_DEFAULTS].")
+@click.option("--snn-epochs", type=EPOCHS, default=None, help="SNN epochs [default: per data set].")
+@click.option("--lr", type=LEARNING_RATE, default=None, help="ANN learning rate (SGD) [default: per data set].")
+@click.option("--snn-lr", type=LEARNING_RATE, default=None, help="SNN learning rate (Adam) [default: per data set].")
+@click.option("--weight-decay", type=WEIGHT_DECAY, default=None, help="ANN weight decay [default: per data set].")
+@click.option("--snn-weight-decay", type=WEIGHT_DECAY, default=None, help="SNN weight decay [default: per data set].")
+@click.option("--lr-step", type=EPOCHS, default=None, help="ANN: multiply the LR by --lr-gamma every N epochs (0 = off) [default: per data set].")
+@click.option("--lr-gamma", type=FACTOR, default=None, help="ANN LR decay factor [default: per data set].")
+@click.option("--snn-lr-step", type=EPOCHS, default=None, help="SNN: decay the LR every N epochs (0 = off) [default: per data set].")
+@click.option("--snn-lr-gamma", type=FACTOR, default=None, help="SNN LR decay factor [default: per data set].")
+@click.option("--batch-size", type=BATCH_SIZE, default=None, help="ANN batch size (per process) [default: per data set].")
+@click.option("--snn-batch-size", type=BATCH_SIZE, default=None, help="SNN batch size (per process) [default: per data set].")
+@click.option("--percentile", type=FiniteFloat(0.0, 100.0, low_open=True), default=99.9, show_default=True,
               help="Threshold balancing: percentile of each layer's input current.")
-@click.option("--threshold-scale", type=float, default=0.5, show_default=True,
+@click.option("--threshold-scale", type=FiniteFloat(0.0, 100.0, low_open=True), default=0.5, show_default=True,
               help="Threshold = percentile statistic x this scale.")
-@click.option("--leak", type=float, default=0.9901, show_default=True, help="Initial membrane leak (trained).")
-@click.option("--balance-samples", type=int, default=512, show_default=True,
+@click.option("--leak", type=FiniteFloat(0.0, 1.0), default=0.9901, show_default=True, help="Initial membrane leak (trained).")
+@click.option("--balance-samples", type=SAMPLES, default=512, show_default=True,
               help="Training images used for threshold balancing.")
 @click.option("--ann", "ann_path", type=click.Path(dir_okay=False), default=None,
-              help="Start the SNN from this trained ANN checkpoint (skips ANN training).")
+              help="Start the SNN from this trained ANN checkpoint, skipping ANN training [default: train the ANN].")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
-              help="Run directory (default runs/<arch>-<dataset>-<kind>-T<T>).")
+              help="Run directory [default: runs/<arch>-<dataset>-<kind>-T<T>].")
 @click.option("--resume", is_flag=True, help="Continue an interrupted run in --out.")
 @click.option("--download", is_flag=True, help="Download CIFAR into --data-dir if missing (needs internet).")
-@click.option("--workers", type=int, default=None,
-              help="DataLoader worker processes (default: 0 for digits/synthetic, up to 4 for CIFAR).")
+@click.option("--workers", type=click.IntRange(0, 64), default=None,
+              help="DataLoader worker processes [default: 0 for digits/synthetic, up to 4 for CIFAR].")
 @click.option("--synthetic-size", type=str, default="512,256", show_default=True,
               help="Synthetic data set: train,test sample counts.")
-@click.option("--quiet", is_flag=True, help="No progress bars or per-epoch lines.")
+@progress_options
 @seed_option
 @device_option
 @data_dir_option
@@ -99,13 +114,14 @@ def train(arch: str | None, dataset: str, kind: str, timesteps: int, ann_epochs:
           snn_lr_step: int | None, snn_lr_gamma: float | None, batch_size: int | None,
           snn_batch_size: int | None, percentile: float, threshold_scale: float, leak: float,
           balance_samples: int, ann_path: str | None, out_dir: str | None, resume: bool, download: bool,
-          workers: int | None, synthetic_size: str, quiet: bool, seed: int, device: str, data_dir: str) -> None:
+          workers: int | None, synthetic_size: str, seed: int, device: str, data_dir: str) -> None:
     """Train an ANN, or an SNN by the hybrid method: ANN -> threshold balancing -> BPTT.
 
     Writes ann.pt (and snn.pt) plus per-epoch ann_last.pt / snn_last.pt (with optimizer
     state, for --resume) and history.json into --out. Under torchrun the run uses
     DistributedDataParallel (gloo on CPU, nccl on GPU); only rank 0 writes.
     """
+    from snnsim import progress
     from snnsim.arch import make_arch
     from snnsim.checkpoint import load_model
     from snnsim.commands.common import parse_int_list
@@ -122,21 +138,9 @@ def train(arch: str | None, dataset: str, kind: str, timesteps: int, ann_epochs:
     )
 
     t0 = time.perf_counter()
-    if timesteps < 1:
-        raise SnnsimError(f"--timesteps must be >= 1, got {timesteps}")
-    if not (0.0 <= leak <= 1.0):
-        raise SnnsimError(f"--leak must be in [0, 1], got {leak}")
-    if not (0 < percentile <= 100):
-        raise SnnsimError(f"--percentile must be in (0, 100], got {percentile}")
-    if not (threshold_scale > 0 and math.isfinite(threshold_scale)):
-        raise SnnsimError(f"--threshold-scale must be a positive number, got {threshold_scale}")
-    if balance_samples < 1:
-        raise SnnsimError(f"--balance-samples must be >= 1, got {balance_samples}")
     if workers is None:
         # In-memory tensors need no workers; CIFAR decodes and augments PIL images per item.
         workers = min(4, max((os.cpu_count() or 1) - 1, 0)) if dataset.startswith("cifar") else 0
-    if workers < 0:
-        raise SnnsimError(f"--workers must be >= 0, got {workers}")
     if ann_path is not None and kind == "ann":
         raise SnnsimError("--ann starts an SNN from a trained ANN; it cannot be used with --kind ann",
                           "drop --ann, or use --kind snn")
@@ -175,7 +179,7 @@ def train(arch: str | None, dataset: str, kind: str, timesteps: int, ann_epochs:
 
     dev = init_distributed(device)
     main = is_main_process()
-    show = not quiet
+    show = not progress.quiet()
     seed_everything(seed)
     ann_cfg = TrainConfig(epochs=_opt(ann_epochs, "ann_epochs", dataset), lr=_opt(lr, "ann_lr", dataset),
                           optimizer="sgd", weight_decay=_opt(weight_decay, "ann_wd", dataset),

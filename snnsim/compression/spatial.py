@@ -51,11 +51,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-from tqdm.auto import tqdm
 
 from snnsim.arch import ArchSpec
 from snnsim.errors import SnnsimError
 from snnsim.models import LayerEvent, SpikingNet
+from snnsim.progress import progress_bar
 
 ACTIVATION_MODES = ("potential", "potential-after-reset", "current")
 DEFAULT_VARIANCE = 0.999
@@ -268,7 +268,7 @@ def analyze_spatial(model: SpikingNet, loader: Iterable[Any], variance: float = 
         sums[i] = val.detach().double() if ev.t == 0 else sums[i] + val.detach().double()
 
     total = None if samples is None else int(samples)
-    bar = tqdm(total=total, desc="PCA activations", unit="img", disable=not progress, leave=False)
+    bar = progress_bar(total=total, desc="PCA activations", unit="img", enabled=progress, leave=False)
     with torch.no_grad():
         for batch in loader:
             if seen >= limit:
@@ -347,7 +347,7 @@ def measure(model: SpikingNet, loader: Iterable[Any], device: torch.device | str
     correct = 0
     seen = 0
     with torch.no_grad():
-        for x, y in tqdm(loader, desc=desc, unit="batch", disable=not progress, leave=False):
+        for x, y in progress_bar(loader, desc=desc, unit="batch", enabled=progress, leave=False):
             x, y = x.to(dev), y.to(dev)
             if model.kind == "snn":
                 logits = model.forward_snn(x, timesteps, observer)

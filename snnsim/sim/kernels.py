@@ -609,3 +609,31 @@ def functional_layer(vals: np.ndarray, steps: int, wt: np.ndarray, is_conv: bool
         if not spiking:
             to_chw(total, acc[i], is_conv, c_out, h_out, w_out)
     return out_bits, pot, changed, acc
+
+
+#: The kernels replay calls from Python: counting only, and functional (event engine, replay).
+COUNTING_KERNELS = ("conv_fanout", "count_analog_layer", "count_packed_layer", "popcount_packed")
+FUNCTIONAL_KERNELS = ("functional_layer", "site_values")
+
+
+def kernels_compiled(names: tuple[str, ...] = COUNTING_KERNELS + FUNCTIONAL_KERNELS) -> bool:
+    """Whether numba's on-disk cache already holds the kernels ``names`` (entry points called
+    from Python; the kernels they call are compiled into them).
+
+    When it does not, the first kernel call of a process compiles them (about 30 s on 2 CPU
+    cores); the CLI says so before it starts. numba writes the cache beside this file, or in
+    the user's cache directory where that is read-only, and every later process loads it.
+    Reads numba's cache index (a private API): on any surprise it answers False, which only
+    costs a superfluous notice.
+    """
+    from numba.core.registry import CPUDispatcher
+
+    try:
+        for name in names:
+            obj = globals()[name]
+            cache_file = getattr(obj._cache, "_cache_file", None) if isinstance(obj, CPUDispatcher) else None
+            if cache_file is None or not cache_file._load_index():
+                return False
+    except Exception:  # noqa: BLE001 - a private API; see the docstring
+        return False
+    return True

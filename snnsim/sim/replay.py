@@ -375,7 +375,7 @@ def replay(trace: Trace | str | os.PathLike[str], model: SpikingNet, counting: s
     ``input_scale``: Δ_x of the integer input quantizer (default from the model's data set).
     ``trace`` may be a :class:`~snnsim.trace.Trace` or the path of a trace directory.
     """
-    from tqdm.auto import tqdm
+    from snnsim.progress import progress_bar
 
     if not isinstance(trace, Trace):
         trace = load_trace(trace)
@@ -421,7 +421,7 @@ def replay(trace: Trace | str | os.PathLike[str], model: SpikingNet, counting: s
     changed = np.zeros((n_layers, steps), dtype=np.int64)
     accs: list[np.ndarray] = []
     rec_logits = trace.logits()
-    with tqdm(total=n_total, desc=f"replay{' ' + mode if mode else ''}", unit="sample", disable=not progress) as bar:
+    with progress_bar(total=n_total, desc=f"replay{' ' + mode if mode else ''}", unit="sample", enabled=progress) as bar:
         for chunk in trace.iter_chunks(size):
             res = simulate_chunk(plans, chunk, steps, mode, drive, model, ispec)
             sums += res.counts.sum(axis=0)

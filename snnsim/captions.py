@@ -1,0 +1,60 @@
+"""What a result is measured against, in words: the captions of snnsim's tables and plots.
+
+Every printed summary table and every energy plot states its baseline (the ANN model and the
+hardware it runs on), the counting rules, the first-layer convention and which way round its
+ratios are, so that a headline ratio can never be read without what it is relative to.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+#: What each counting rule and first-layer convention means, for captions (keys: the choices
+#: of :data:`snnsim.sim.replay.COUNTINGS` and :data:`snnsim.cost.FIRST_LAYER_CHOICES`).
+COUNTING_RULES = {
+    "snnsim": "snnsim's event-driven counts (every synaptic op a spike drives; docs/counting.md)",
+    "neurobench": "NeuroBench 2.3 SynapticOperations rules (docs/counting.md)",
+}
+FIRST_LAYER_RULES = {
+    "mac_per_timestep": "the analog first layer costs MACs at every timestep",
+    "mac_once": "the analog first layer costs MACs once per inference (input held over T)",
+}
+
+
+def comparison_caption(summary: pd.DataFrame) -> list[str]:
+    """What the figures of ``summary`` are measured against: the baseline model and the hardware
+    it runs on per config, the counting rules, the first-layer convention, and which way round
+    the ratios are. Printed above every table and used in plot titles."""
+    if summary.empty:
+        return []
+
+    def uniq(col: str) -> list[str]:
+        return [str(v) for v in dict.fromkeys(summary[col])] if col in summary else []
+
+    hw_text = ""
+    if {"hw", "baseline_hw"} <= set(summary):
+        own: list[str] = []
+        other: dict[str, list[str]] = {}
+        for hw, base in summary[["hw", "baseline_hw"]].drop_duplicates().itertuples(index=False):
+            if str(hw).split(" (")[0] == str(base).split(" (")[0]:
+                own.append(str(hw))
+            else:
+                other.setdefault(str(base), []).append(str(hw))
+        parts = ([f"on the same config ({', '.join(own)})"] if own else [])
+        parts += [f"on {base} (for {', '.join(hws)})" for base, hws in other.items()]
+        hw_text = "; ".join(parts)
+    lines = [f"baseline: the non-spiking ANN {' / '.join(uniq('baseline_model'))}, {hw_text}".rstrip(", ")]
+    rules = [COUNTING_RULES.get(c, c) for c in uniq("counting")]
+    first = [FIRST_LAYER_RULES.get(c, c) for c in uniq("first_layer")]
+    zero = ["zero weights skipped" if v in ("True", "1") else "ops on zero weights counted" for v in uniq("skip_zero_weights")]
+    lines.append("counting: " + "; ".join(rules + first + zero))
+    lines.append("ANN/SNN = E_ANN / E_SNN per inference (> 1: the SNN uses less energy); "
+                 "compute-only = the same for MAC/AC energy alone")
+    return lines
+
+
+def format_ratio(v: float) -> str:
+    """A ratio to 3 significant figures with an 'x' (0.00467x, 1.99x, 12.6x, 123x)."""
+    if pd.isna(v):
+        return "-"
+    return f"{v:.3g}x" if abs(v) < 1000 else f"{v:,.0f}x"
