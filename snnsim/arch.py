@@ -17,10 +17,20 @@ k*k*C_in*H_out*W_out*C_out, linear = in*out, pooling is free; no biases anywhere
 
 from __future__ import annotations
 
+import math
+import numbers
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
 from snnsim.errors import SnnsimError
+from snnsim.limits import (
+    MAX_DOCUMENT_DEPTH,
+    MAX_INPUT_CHANNELS,
+    MAX_INPUT_SIDE,
+    MAX_PARAMS,
+    MAX_WIDTH,
+)
 
 FeatureEntry = int | str
 LayerKind = Literal["conv", "linear"]
@@ -38,6 +48,18 @@ VGG_CLASSIFIER = [4096, 4096]
 # A small VGG for scikit-learn's 8x8 digits: wide enough that PCA has something to prune.
 DIGITS_FEATURES: list[FeatureEntry] = [64, 64, "A", 128, 128, "A"]
 DIGITS_CLASSIFIER = [256]
+
+#: Synaptic layers plus pools of one spec (VGG16 has 21 entries): keeps the layer walk short.
+MAX_LAYERS = 1_024
+#: Conv kernel and pooling window side (the lineage uses 3 and 2).
+MAX_KERNEL = 64
+#: Neurons of one forward pass, all layers together (VGG16 on 224x224 ImageNet has 1.5e7):
+#: bounds the membrane-potential memory of a single sample before anything runs.
+MAX_NEURONS = 2_000_000_000
+#: Characters of a spec name (it appears in messages and reports).
+MAX_NAME_CHARS = 256
+
+_REQUIRED_FIELDS = ("name", "features", "classifier", "input_shape", "num_classes")
 
 
 @dataclass(frozen=True)
@@ -121,33 +143,72 @@ class ArchSpec:
 
     # ----------------------------------------------------------------- validation
     def validate(self) -> None:
-        """Refuse specs that cannot be built, with a one-line reason."""
+        """Refuse specs that cannot be built, or that are too large to build, with a one-line reason.
+
+        Every size is bounded (``snnsim.limits``) and the parameter and neuron counts are computed
+        arithmetically from the spec, so an absurd spec is refused before any tensor is allocated.
+        """
+        arch = f"architecture {self.name!r}" if isinstance(self.name, str) else "architecture"
+        if not isinstance(self.name, str) or len(self.name) > MAX_NAME_CHARS:
+            raise SnnsimError(f"{arch}: name must be a string of at most {MAX_NAME_CHARS} characters")
         if len(self.input_shape) != 3 or min(self.input_shape) < 1:
-            raise SnnsimError(f"architecture {self.name!r}: input_shape {self.input_shape} must be (C, H, W) of positive ints")
-        if self.num_classes < 1:
-            raise SnnsimError(f"architecture {self.name!r}: num_classes must be >= 1")
-        if not any(isinstance(f, int) for f in self.features):
-            raise SnnsimError(f"architecture {self.name!r}: needs at least one conv layer in features")
+            raise SnnsimError(f"{arch}: input_shape {self.input_shape} must be (C, H, W) of positive ints")
+        c_in, h, w = self.input_shape
+        if c_in > MAX_INPUT_CHANNELS or max(h, w) > MAX_INPUT_SIDE:
+            raise SnnsimError(f"{arch}: input_shape {self.input_shape} is too large",
+                              f"use at most {MAX_INPUT_CHANNELS} channels and sides of at most {MAX_INPUT_SIDE}")
+        if not _is_int(self.num_classes) or not 1 <= self.num_classes <= MAX_WIDTH:
+            raise SnnsimError(f"{arch}: num_classes must be a whole number in 1..{MAX_WIDTH}, got {show_value(self.num_classes)}")
+        if not _is_int(self.kernel_size) or not 1 <= self.kernel_size <= MAX_KERNEL:
+            raise SnnsimError(f"{arch}: kernel_size must be a whole number in 1..{MAX_KERNEL}, got {show_value(self.kernel_size)}")
+        if not _is_int(self.padding) or not 0 <= self.padding < self.kernel_size:
+            raise SnnsimError(f"{arch}: padding must be a whole number in 0..{self.kernel_size - 1} "
+                              f"(below kernel_size), got {show_value(self.padding)}")
+        if not _is_int(self.pool_size) or not 1 <= self.pool_size <= MAX_KERNEL:
+            raise SnnsimError(f"{arch}: pool_size must be a whole number in 1..{MAX_KERNEL}, got {show_value(self.pool_size)}")
+        for name in ("dropout_conv", "dropout_fc"):
+            p = getattr(self, name)
+            if not _is_real(p) or not 0.0 <= p < 1.0:
+                raise SnnsimError(f"{arch}: {name} must be a number in [0, 1), got {show_value(p)}")
+        if len(self.features) + len(self.classifier) > MAX_LAYERS:
+            raise SnnsimError(f"{arch}: has {len(self.features) + len(self.classifier)} layers, more than {MAX_LAYERS}")
+        if not any(_is_width(f) for f in self.features):
+            raise SnnsimError(f"{arch}: needs at least one conv layer in features")
         prev_pool = True  # a pool may not come first or follow another pool
-        h, w = self.input_shape[1:]
         for f in self.features:
             if isinstance(f, str):
                 if f not in ("A", "M"):
-                    raise SnnsimError(f"architecture {self.name!r}: unknown layer {f!r} in features", "use an int (conv width), 'A' (avg pool) or 'M' (max pool)")
+                    raise SnnsimError(f"{arch}: unknown layer {f!r} in features", "use an int (conv width), 'A' (avg pool) or 'M' (max pool)")
                 if prev_pool:
-                    raise SnnsimError(f"architecture {self.name!r}: a pool must follow a conv layer")
+                    raise SnnsimError(f"{arch}: a pool must follow a conv layer")
                 h, w = h // self.pool_size, w // self.pool_size
                 if h < 1 or w < 1:
-                    raise SnnsimError(f"architecture {self.name!r}: too many pools for input {self.input_shape}")
+                    raise SnnsimError(f"{arch}: too many pools for input {self.input_shape}")
                 prev_pool = True
-            elif isinstance(f, int) and not isinstance(f, bool):
-                if f < 1:
-                    raise SnnsimError(f"architecture {self.name!r}: conv width {f} must be >= 1")
+            elif _is_width(f):
+                if not 1 <= f <= MAX_WIDTH:
+                    raise SnnsimError(f"{arch}: conv width {f} must be in 1..{MAX_WIDTH}")
+                h, w = h + 2 * self.padding - self.kernel_size + 1, w + 2 * self.padding - self.kernel_size + 1
+                if h < 1 or w < 1:
+                    raise SnnsimError(f"{arch}: kernel_size {self.kernel_size} is larger than the "
+                                      f"(padded) feature map of input {self.input_shape}")
+                if max(h, w) > MAX_INPUT_SIDE:
+                    raise SnnsimError(f"{arch}: feature maps grow past side {MAX_INPUT_SIDE}", "use a smaller padding")
                 prev_pool = False
             else:
-                raise SnnsimError(f"architecture {self.name!r}: unknown layer {f!r} in features")
-        if any(wd < 1 for wd in self.classifier):
-            raise SnnsimError(f"architecture {self.name!r}: hidden FC widths must be >= 1")
+                raise SnnsimError(f"{arch}: unknown layer {show_value(f)} in features",
+                                  "use an int (conv width), 'A' (avg pool) or 'M' (max pool)")
+        if any(not 1 <= wd <= MAX_WIDTH for wd in self.classifier):
+            raise SnnsimError(f"{arch}: hidden FC widths must be in 1..{MAX_WIDTH}")
+        layers = self.layers()  # shapes only: arithmetic, no allocation
+        params = sum(layer.params for layer in layers)
+        if params > MAX_PARAMS:
+            raise SnnsimError(f"{arch}: has {params:,} weights, more than the {MAX_PARAMS:,} snnsim builds",
+                              "use narrower layers or a smaller input")
+        neurons = sum(layer.neurons for layer in layers)
+        if neurons > MAX_NEURONS:
+            raise SnnsimError(f"{arch}: has {neurons:,} neurons per sample, more than {MAX_NEURONS:,}",
+                              "use narrower layers or a smaller input")
 
     # ----------------------------------------------------------------- walking
     def layers(self) -> list[LayerInfo]:
@@ -239,16 +300,63 @@ class ArchSpec:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> ArchSpec:
-        known = {f for f in cls.__dataclass_fields__}
+    def from_dict(cls, d: Any) -> ArchSpec:
+        """Rebuild a spec from :meth:`to_dict` output read from a file, checking every field's type.
+
+        The dict comes from a checkpoint or a trace, so nothing is coerced: a string or a bool
+        where an int belongs, a missing or unknown field, or a size out of bounds is a one-line
+        :class:`SnnsimError` naming the field (sizes are checked by :meth:`validate` before
+        anything is allocated). Messages carry no fix where it depends on the file: the caller
+        (checkpoint or trace loading) adds its own.
+        """
+        if not isinstance(d, Mapping):
+            raise SnnsimError(f"architecture entry must be a mapping of fields, got {show_value(d)}")
+        if not all(isinstance(k, str) for k in d):
+            raise SnnsimError("architecture entry has a field name that is not a string")
+        known = set(cls.__dataclass_fields__)
         unknown = set(d) - known
         if unknown:
             raise SnnsimError(f"architecture spec has unknown fields {sorted(unknown)}", "was it written by a newer snnsim?")
-        d = dict(d)
-        d["features"] = tuple(d["features"])
-        d["classifier"] = tuple(d["classifier"])
-        d["input_shape"] = tuple(d["input_shape"])
-        return cls(**d)
+        missing = [k for k in _REQUIRED_FIELDS if k not in d]
+        if missing:
+            raise SnnsimError(f"architecture spec lacks the fields {missing}")
+        name = d["name"]
+        if not isinstance(name, str) or len(name) > MAX_NAME_CHARS:
+            raise SnnsimError(f"architecture name must be a string of at most {MAX_NAME_CHARS} characters, got {show_value(name)}")
+        arch = f"architecture {name!r}"
+        out: dict[str, Any] = {"name": name}
+        features = _sequence(d["features"], arch, "features")
+        for i, f in enumerate(features):
+            if not (_is_width(f) or isinstance(f, str)):
+                raise SnnsimError(f"{arch}: unknown layer {show_value(f)} in features (entry {i})",
+                                  "use an int (conv width), 'A' (avg pool) or 'M' (max pool)")
+        out["features"] = tuple(features)
+        classifier = _sequence(d["classifier"], arch, "classifier")
+        for i, wd in enumerate(classifier):
+            if not _is_int(wd):
+                raise SnnsimError(f"{arch}: classifier[{i}] must be a whole number (FC width), got {show_value(wd)}")
+        out["classifier"] = tuple(classifier)
+        shape = _sequence(d["input_shape"], arch, "input_shape")
+        if len(shape) != 3 or not all(_is_int(s) for s in shape):
+            raise SnnsimError(f"{arch}: input_shape must be 3 whole numbers (C, H, W), got {show_value(d['input_shape'])}")
+        out["input_shape"] = tuple(shape)
+        for key in ("num_classes", "kernel_size", "padding", "pool_size"):
+            if key in d:
+                if not _is_int(d[key]):
+                    raise SnnsimError(f"{arch}: {key} must be a whole number, got {show_value(d[key])}")
+                out[key] = d[key]
+        for key in ("dropout_conv", "dropout_fc"):
+            if key in d:
+                if not _is_real(d[key]):
+                    raise SnnsimError(f"{arch}: {key} must be a number in [0, 1), got {show_value(d[key])}")
+                out[key] = float(d[key])
+        if "meta" in d:
+            meta = d["meta"]
+            problem = plain_data_problem(meta) if isinstance(meta, Mapping) else f"is {show_value(meta)}, not a mapping"
+            if problem:
+                raise SnnsimError(f"{arch}: meta {problem}")
+            out["meta"] = dict(meta)
+        return cls(**out)
 
     def describe(self) -> str:
         """Compact one-line form, e.g. ``vgg16 [64,64,A,...] fc[4096,4096] -> 10``."""
@@ -278,6 +386,78 @@ def make_arch(name: str, input_shape: tuple[int, int, int] | None = None, num_cl
                         input_shape or (3, 32, 32), num_classes or 10,
                         dropout_conv=dropout_conv, dropout_fc=dropout_fc)
     raise SnnsimError(f"unknown architecture {name!r}", f"choose one of {', '.join(ARCH_NAMES)}")
+
+
+def _is_int(v: Any) -> bool:
+    """A whole number that is not a bool (``True`` is an int to Python, never a size to snnsim)."""
+    return isinstance(v, numbers.Integral) and not isinstance(v, bool)
+
+
+def _is_width(f: Any) -> bool:
+    """A conv entry of ``features``: a plain int, as :meth:`ArchSpec.widths` and ``layers`` expect."""
+    return isinstance(f, int) and not isinstance(f, bool)
+
+
+def _is_real(v: Any) -> bool:
+    """A finite real number that is not a bool (ints too large for a float are not finite)."""
+    if not isinstance(v, numbers.Real) or isinstance(v, bool):
+        return False
+    try:
+        return math.isfinite(v)
+    except OverflowError:
+        return False
+
+
+def _sequence(v: Any, arch: str, key: str) -> list[Any]:
+    """``v`` as a list, refusing anything but a list or tuple of at most MAX_LAYERS entries."""
+    if not isinstance(v, (list, tuple)):
+        raise SnnsimError(f"{arch}: {key} must be a list, got {show_value(v)}")
+    if len(v) > MAX_LAYERS:
+        raise SnnsimError(f"{arch}: {key} has {len(v)} entries, more than {MAX_LAYERS}")
+    return list(v)
+
+
+def show_value(v: Any) -> str:
+    """A short, whole description of a value for a message: never cut mid-word, never huge."""
+    if v is None or isinstance(v, (bool, numbers.Number)):
+        text = repr(v)
+        return text if len(text) <= 40 else f"a {len(text)}-digit number"
+    if isinstance(v, str):
+        return repr(v) if len(v) <= 40 else f"a {len(v)}-character string"
+    if isinstance(v, (list, tuple)) and len(v) <= 8 and all(x is None or isinstance(x, (bool, numbers.Number, str)) for x in v):
+        text = repr(list(v))
+        if len(text) <= 60:
+            return text
+    if isinstance(v, (list, tuple, Mapping)):
+        return f"a {type(v).__name__} of {len(v)} {'entry' if len(v) == 1 else 'entries'}"
+    return f"a {type(v).__name__}"
+
+
+def plain_data_problem(value: Any, depth: int = 0) -> str | None:
+    """Why ``value`` is not plain data (str-keyed dicts, lists, str, numbers, bools, None), or None.
+
+    Metadata read from files (arch ``meta``, checkpoint ``provenance``/``dataset``) must be plain
+    data nested at most MAX_DOCUMENT_DEPTH deep, so printing, comparing and re-saving it is safe.
+    """
+    if depth > MAX_DOCUMENT_DEPTH:
+        return f"is nested deeper than {MAX_DOCUMENT_DEPTH} levels"
+    if value is None or isinstance(value, (str, bool, int, float)):
+        return None
+    if isinstance(value, Mapping):
+        for k, v in value.items():
+            if not isinstance(k, str):
+                return f"has a key {show_value(k)} that is not a string"
+            problem = plain_data_problem(v, depth + 1)
+            if problem:
+                return problem
+        return None
+    if isinstance(value, (list, tuple)):
+        for v in value:
+            problem = plain_data_problem(v, depth + 1)
+            if problem:
+                return problem
+        return None
+    return f"holds {show_value(value)}, which is not plain data"
 
 
 def _prod(shape: tuple[int, ...]) -> int:

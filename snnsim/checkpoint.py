@@ -7,29 +7,59 @@ Contents (``format: snnsim-model``, ``format_version``):
 * ``quantization`` – ``None`` or ``{bits, scheme, scales, int_weights}`` (integer weights and
   per-layer scale, so the simulator can run integer arithmetic);
 * ``dataset`` – name, normalisation mean/std, input shape, classes;
-* ``provenance`` – command, seed, accuracy, creation time, snnsim version, parent checkpoint.
+* ``provenance`` – command, seed, accuracy, creation time, snnsim version, parent checkpoint;
+* ``extra`` (optional) – resumable training state (stage, epoch, optimizer, scheduler, history);
+* ``checksum`` (optional; written since this version) – ``{"algorithm": "sha256", "state": hex}``
+  over the state dict and the quantization record (:func:`state_checksum`).
 
-Loading never unpickles arbitrary objects (``weights_only=True``).
+Loading checks everything before anything is built, so a bad file is one
+:class:`~snnsim.errors.CheckpointError` line, never a traceback or a silently wrong number:
+
+1. the file: every zip member's CRC-32 (``torch.load`` does not check it, so one flipped weight
+   byte used to load silently) and the container's layout;
+2. the unpickling: ``weights_only=True``, so a file that asks for arbitrary objects is refused;
+3. one schema (:func:`validate_checkpoint`): every field's type, range and shape, sizes bounded
+   from the architecture's arithmetic before allocation, the state dict against the architecture,
+   the quantization record against the float weights (``weight == int_weights * scale``);
+4. the content checksum, where the file has one (files written by earlier snnsim have none and
+   are verified by CRC only).
 """
 
 from __future__ import annotations
 
 import datetime as _dt
+import hashlib
+import json
+import math
 import os
+import pickle
+import re
 import sys
 import zipfile
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
+import numpy as np
 import torch
 
-from snnsim.arch import ArchSpec
+from snnsim.arch import ArchSpec, plain_data_problem, show_value
 from snnsim.errors import CheckpointError, SnnsimError
 from snnsim.io import atomic_path
+from snnsim.limits import MAX_TIMESTEPS
 from snnsim.models import SpikingNet
 
 FORMAT_NAME = "snnsim-model"
 FORMAT_VERSION = 1
+CHECKSUM_ALGORITHM = "sha256"
+
+_TOP_KEYS = ("format", "format_version", "arch", "kind", "timesteps", "state_dict", "quantization",
+             "dataset", "provenance", "extra", "checksum")
+_REQUIRED_KEYS = ("arch", "kind", "timesteps", "state_dict")
+_QUANT_KEYS = ("bits", "scheme", "scales", "int_weights")
+_FIX = "re-save the model with snnsim"
+_CORRUPT_FIX = "restore or re-train it"
+_ZIP_CHUNK = 1 << 20
 
 
 def _version() -> str:
@@ -38,8 +68,38 @@ def _version() -> str:
     return __version__
 
 
+# ----------------------------------------------------------------------------- saving
+
+
+def state_checksum(state_dict: Mapping[str, torch.Tensor], quantization: Mapping[str, Any] | None) -> str:
+    """SHA-256 (hex) of the weights: every state-dict tensor and the quantization record.
+
+    Tensors are hashed in sorted name order as a JSON header ``[name, dtype, shape]`` and then
+    their raw bytes; the record as ``{bits, scheme, scales}`` (scales as exact float hex) and then
+    its integer tensors the same way. Saving stores it; loading recomputes and compares it, which
+    catches changes that keep the zip CRCs valid (a file re-zipped or re-pickled after damage).
+    """
+    h = hashlib.new(CHECKSUM_ALGORITHM)
+
+    def tensors(items: Mapping[str, torch.Tensor]) -> None:
+        for name in sorted(items):
+            t = items[name].detach().cpu().contiguous()
+            h.update(json.dumps([name, str(t.dtype), list(t.shape)]).encode() + b"\n")
+            h.update(t.reshape(-1).view(torch.uint8).numpy())
+
+    tensors(state_dict)
+    if quantization is None:
+        h.update(b"quantization: none\n")
+    else:
+        header = {"bits": quantization.get("bits"), "scheme": quantization.get("scheme"),
+                  "scales": [float(s).hex() for s in quantization.get("scales") or []]}
+        h.update(json.dumps(header, sort_keys=True).encode() + b"\n")
+        tensors(quantization.get("int_weights") or {})
+    return h.hexdigest()
+
+
 def checkpoint_dict(model: SpikingNet, extra: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The plain-dict checkpoint of ``model`` (tensors on CPU)."""
+    """The plain-dict checkpoint of ``model`` (tensors on CPU), sealed with its content checksum."""
     state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
     prov = dict(model.provenance)
     prov.setdefault("created", _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
@@ -55,6 +115,7 @@ def checkpoint_dict(model: SpikingNet, extra: dict[str, Any] | None = None) -> d
         "quantization": model.quantization,
         "dataset": dict(model.dataset_info),
         "provenance": prov,
+        "checksum": {"algorithm": CHECKSUM_ALGORITHM, "state": state_checksum(state, model.quantization)},
     }
     if extra:
         ckpt["extra"] = extra
@@ -69,64 +130,371 @@ def save_model(model: SpikingNet, path: str | os.PathLike[str], extra: dict[str,
     return Path(path)
 
 
-def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Read and validate a checkpoint dict; every failure is a one-line :class:`CheckpointError`."""
-    p = Path(path)
-    if not p.exists():
-        raise CheckpointError(f"model file {str(p)!r} does not exist", "check the path, or train one with `snnsim train`")
-    if p.is_dir():
-        raise CheckpointError(f"model path {str(p)!r} is a directory", "pass the .pt file inside it")
-    if p.stat().st_size == 0:
-        raise CheckpointError(f"model file {str(p)!r} is empty", "re-save or re-train the model")
+# ----------------------------------------------------------------------------- messages
+
+
+def _shorten(text: str, limit: int = 100) -> str:
+    """The first line of ``text``, shortened at a word boundary with an ellipsis ('' if no word fits)."""
+    line = text.strip().splitlines()[0] if text.strip() else ""
+    if len(line) <= limit:
+        return line
+    cut = line.rfind(" ", 0, limit)
+    return line[:cut].rstrip(" ,;:") + " ..." if cut > 0 else ""
+
+
+def _show(v: Any) -> str:
+    """A short, whole description of a value for a message (never cut mid-word)."""
+    if isinstance(v, torch.Tensor):
+        return f"a tensor of dtype {str(v.dtype).removeprefix('torch.')} and shape {list(v.shape)}"
+    return show_value(v)
+
+
+def _all_finite(t: torch.Tensor) -> bool:
+    """No NaN or Inf in a float tensor (numpy's check: 20x faster than torch.isfinite on one thread)."""
+    return bool(np.isfinite(t.detach().cpu().numpy()).all())
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_real(v: Any) -> bool:
+    """A finite int or float that is not a bool (ints too large for a float are not finite)."""
+    if not isinstance(v, (int, float)) or isinstance(v, bool):
+        return False
     try:
-        ckpt = torch.load(p, map_location="cpu", weights_only=True)
-    except (zipfile.BadZipFile, EOFError, RuntimeError, OSError) as exc:
-        with open(p, "rb") as fh:
-            zip_magic = fh.read(4) == b"PK\x03\x04"  # torch.save's zip container; truncation loses the end
-        kind = "truncated or corrupt" if zip_magic or zipfile.is_zipfile(p) or "zip" in str(exc).lower() else "not a PyTorch checkpoint"
-        raise CheckpointError(f"model file {str(p)!r} is {kind} ({type(exc).__name__})", "re-save or re-train the model") from None
-    except Exception as exc:  # pickle errors, unsupported globals, ...
-        raise CheckpointError(f"model file {str(p)!r} cannot be read as an snnsim checkpoint ({type(exc).__name__}: {str(exc).splitlines()[0][:120]})",
-                              "pass a file written by snnsim") from None
-    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT_NAME:
-        raise CheckpointError(f"{str(p)!r} is a PyTorch file but not an snnsim model checkpoint",
-                              "pass a file written by `snnsim train` / `snnsim.save_model`")
+        return math.isfinite(v)
+    except OverflowError:
+        return False
+
+
+class _Schema:
+    """Field checks that raise one-line :class:`CheckpointError` messages prefixed by the source."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+
+    def fail(self, problem: str, fix: str = _FIX) -> NoReturn:
+        """Raise ``source: problem; fix`` (``source is ...`` when the problem is about the whole file)."""
+        sep = " " if problem.startswith(("is ", "has ")) else ": "
+        raise CheckpointError(f"{self.source}{sep}{problem}", fix)
+
+    def mapping(self, v: Any, field: str) -> Mapping[str, Any]:
+        if not isinstance(v, Mapping):
+            self.fail(f"{field} must be a mapping, got {_show(v)}")
+        if not all(isinstance(k, str) for k in v):
+            self.fail(f"{field} has a key that is not a string")
+        return v
+
+    def whole(self, v: Any, field: str, lo: int, hi: int) -> int:
+        if not _is_int(v) or not lo <= v <= hi:
+            self.fail(f"{field} must be a whole number in {lo}..{hi}, got {_show(v)}")
+        return int(v)
+
+    def plain(self, v: Any, field: str) -> dict[str, Any]:
+        """An optional (None or absent = empty) str-keyed mapping of plain data."""
+        if v is None:
+            return {}
+        m = self.mapping(v, field)
+        problem = plain_data_problem(m)
+        if problem:
+            self.fail(f"{field} {problem}")
+        return dict(m)
+
+    def tensor(self, v: Any, field: str, shape: tuple[int, ...], float32: bool) -> torch.Tensor:
+        """A dense CPU-loadable tensor of exactly ``shape``: float32, or a signed/unsigned integer dtype."""
+        if not isinstance(v, torch.Tensor):
+            self.fail(f"{field} must be a tensor, got {_show(v)}")
+        if v.layout != torch.strided or v.is_meta or v.is_quantized:
+            self.fail(f"{field} must be a dense tensor, got a {v.layout} one")
+        if float32 and v.dtype != torch.float32:
+            self.fail(f"{field} must be a float32 tensor, got {_show(v)}")
+        if not float32 and (v.dtype.is_floating_point or v.dtype.is_complex or v.dtype == torch.bool):
+            self.fail(f"{field} must be an integer tensor, got {_show(v)}")
+        if tuple(v.shape) != tuple(shape):
+            self.fail(f"{field} has shape {list(v.shape)}, its architecture needs {list(shape)}")
+        return v
+
+
+# ----------------------------------------------------------------------------- the schema
+
+
+def validate_checkpoint(ckpt: Any, source: str = "checkpoint") -> ArchSpec:
+    """Check a whole checkpoint dict against the one schema; return its architecture.
+
+    Structure, types and bounds first (the architecture's sizes are bounded arithmetically, so
+    nothing is allocated for an absurd one), then the content checksum where there is one, then
+    the values (finite weights, positive thresholds, leaks in [0, 1], ``weight == int * scale``).
+    Every failure is a one-line :class:`CheckpointError` naming the field.
+    """
+    s = _Schema(source)
+    if not isinstance(ckpt, Mapping) or not isinstance(ckpt.get("format"), str) or ckpt["format"] != FORMAT_NAME:
+        s.fail("is a PyTorch file but not an snnsim model checkpoint", "pass a file written by `snnsim train` / `snnsim.save_model`")
     version = ckpt.get("format_version")
-    if not isinstance(version, int):
-        raise CheckpointError(f"{str(p)!r} has no valid format_version", "re-save the model with this snnsim")
+    if not _is_int(version) or version < 1:
+        s.fail(f"has no valid format_version (got {_show(version)})")
     if version > FORMAT_VERSION:
-        raise CheckpointError(f"{str(p)!r} is checkpoint format v{version}, newer than this snnsim supports (v{FORMAT_VERSION})",
-                              "upgrade snnsim")
-    for key in ("arch", "kind", "timesteps", "state_dict"):
+        s.fail(f"is checkpoint format v{version}, newer than this snnsim supports (v{FORMAT_VERSION})", "upgrade snnsim")
+    if not all(isinstance(k, str) for k in ckpt):
+        s.fail("has an entry name that is not a string")
+    unknown = sorted(set(ckpt) - set(_TOP_KEYS))
+    if unknown:
+        s.fail(f"has unknown entries {unknown[:5]}", "was it written by a newer snnsim?")
+    for key in _REQUIRED_KEYS:
         if key not in ckpt:
-            raise CheckpointError(f"{str(p)!r} is missing the {key!r} entry", "re-save the model with snnsim")
-    return ckpt
+            s.fail(f"is missing the {key!r} entry")
 
-
-def model_from_checkpoint(ckpt: dict[str, Any], source: str = "checkpoint") -> SpikingNet:
-    """Rebuild a :class:`SpikingNet` from a checkpoint dict."""
+    # -- architecture: types and bounds; parameter and neuron counts are arithmetic
     try:
         spec = ArchSpec.from_dict(ckpt["arch"])
-    except SnnsimError:
+    except SnnsimError as exc:  # its message names the field; add the fix where it has none
+        raise CheckpointError(f"{source}: {exc}", None if ";" in str(exc) else _FIX) from None
+    layers = spec.layers()
+
+    kind = ckpt["kind"]
+    if not isinstance(kind, str) or kind not in ("ann", "snn"):
+        s.fail(f"kind must be 'ann' or 'snn', got {_show(kind)}")
+    s.whole(ckpt["timesteps"], "timesteps", 1, MAX_TIMESTEPS)
+
+    # -- state dict: exactly the architecture's tensors, float32, of its shapes
+    state = s.mapping(ckpt["state_dict"], "state_dict")
+    n_spiking = sum(1 for info in layers if info.spiking)
+    shapes: dict[str, tuple[int, ...]] = {f"synapses.{i}.weight": info.weight_shape() for i, info in enumerate(layers)}
+    shapes.update(thresholds=(n_spiking,), leaks=(n_spiking,))
+    missing = [k for k in shapes if k not in state]
+    extra_keys = sorted(k for k in state if k not in shapes)
+    if missing:
+        s.fail(f"state_dict lacks {missing[:3]}{' ...' if len(missing) > 3 else ''} for its architecture")
+    if extra_keys:
+        s.fail(f"state_dict has entries its architecture does not use: {extra_keys[:3]}{' ...' if len(extra_keys) > 3 else ''}")
+    for key, shape in shapes.items():
+        s.tensor(state[key], f"state_dict[{key!r}]", shape, float32=True)
+
+    # -- quantization record: structure
+    quant = ckpt.get("quantization")
+    if quant is not None:
+        quant = _check_quantization_structure(s, quant, shapes, len(layers))
+
+    # -- metadata
+    dataset = s.plain(ckpt.get("dataset"), "dataset")
+    _check_dataset(s, dataset, spec)
+    s.plain(ckpt.get("provenance"), "provenance")
+    extra = ckpt.get("extra")
+    if extra is not None:
+        extra = s.mapping(extra, "extra")
+        if "epoch" in extra:
+            s.whole(extra["epoch"], "extra.epoch", 0, 2**31 - 1)
+        if "stage" in extra and not isinstance(extra["stage"], str):
+            s.fail(f"extra.stage must be a string, got {_show(extra['stage'])}")
+
+    # -- content checksum (absent in files written before snnsim stored it)
+    checksum = ckpt.get("checksum")
+    if checksum is not None:
+        checksum = s.mapping(checksum, "checksum")
+        if set(checksum) != {"algorithm", "state"}:
+            s.fail(f"checksum must have exactly the fields ['algorithm', 'state'], got {sorted(checksum)[:4]}")
+        if not isinstance(checksum["algorithm"], str) or checksum["algorithm"] != CHECKSUM_ALGORITHM:
+            s.fail(f"checksum algorithm must be {CHECKSUM_ALGORITHM!r}, got {_show(checksum['algorithm'])}")
+        digest = checksum["state"]
+        if not isinstance(digest, str) or not re.fullmatch(r"[0-9a-f]{64}", digest):
+            s.fail(f"checksum state must be 64 lowercase hex digits, got {_show(digest)}")
+        if state_checksum({k: state[k] for k in shapes}, quant) != digest:
+            s.fail("is corrupt: its weights do not match the checksum stored at save time", _CORRUPT_FIX)
+
+    # -- values
+    for key in shapes:
+        if not _all_finite(state[key]):
+            s.fail(f"tensor {key!r} contains NaN or Inf", "retrain, or restore an earlier checkpoint")
+    thresholds, leaks = state["thresholds"], state["leaks"]
+    if n_spiking and not bool((thresholds > 0).all()):
+        s.fail(f"thresholds must all be > 0, got {float(thresholds.min()):.7g}", "retrain, or restore an earlier checkpoint")
+    if n_spiking and not bool(((leaks >= 0) & (leaks <= 1)).all()):
+        bad = next(float(v) for v in leaks if not 0 <= float(v) <= 1)
+        s.fail(f"leaks must all be in [0, 1], got {bad:.7g}", "retrain, or restore an earlier checkpoint")
+    if quant is not None:
+        _check_quantization_values(s, quant, state, len(layers))
+    return spec
+
+
+def _check_quantization_structure(s: _Schema, quant: Any, shapes: Mapping[str, tuple[int, ...]],
+                                  n_layers: int) -> dict[str, Any]:
+    """Types and shapes of the quantization record (see :mod:`snnsim.compression.quantize`)."""
+    from snnsim.compression.quantize import MAX_INT_BITS, MIN_BITS, SCHEME
+
+    q = s.mapping(quant, "quantization")
+    if set(q) != set(_QUANT_KEYS):
+        s.fail(f"quantization must have exactly the fields {list(_QUANT_KEYS)}, got {sorted(q)[:6]}")
+    s.whole(q["bits"], "quantization.bits", MIN_BITS, MAX_INT_BITS)
+    if not isinstance(q["scheme"], str) or q["scheme"] != SCHEME:
+        s.fail(f"quantization.scheme must be {SCHEME!r}, got {_show(q['scheme'])}")
+    scales = q["scales"]
+    if not isinstance(scales, (list, tuple)) or len(scales) != n_layers:
+        s.fail(f"quantization.scales must be a list of {n_layers} numbers (one per layer), got {_show(scales)}")
+    for i, scale in enumerate(scales):
+        ok = _is_real(scale) and scale > 0
+        if not ok or float(torch.tensor(float(scale), dtype=torch.float32)) != float(scale):
+            s.fail(f"quantization.scales[{i}] must be a positive number exactly representable in float32, got {_show(scale)}",
+                   "re-run `snnsim quantize`")
+    ints = s.mapping(q["int_weights"], "quantization.int_weights")
+    weight_keys = [f"synapses.{i}.weight" for i in range(n_layers)]
+    if set(ints) != set(weight_keys):
+        s.fail(f"quantization.int_weights must hold exactly {weight_keys[0]} .. {weight_keys[-1]}, got {len(ints)} entries",
+               "re-run `snnsim quantize`")
+    for key in weight_keys:
+        s.tensor(ints[key], f"quantization.int_weights[{key!r}]", shapes[key], float32=False)
+    return {"bits": q["bits"], "scheme": q["scheme"], "scales": [float(x) for x in scales],
+            "int_weights": {k: ints[k] for k in weight_keys}}
+
+
+def _check_quantization_values(s: _Schema, quant: Mapping[str, Any], state: Mapping[str, torch.Tensor],
+                               n_layers: int) -> None:
+    """Integer codes in the k-bit range, and every float weight exactly ``int * scale`` in float32."""
+    from snnsim.compression.quantize import dequantize, qmax
+
+    q = qmax(quant["bits"])
+    for i in range(n_layers):
+        key = f"synapses.{i}.weight"
+        codes = quant["int_weights"][key]
+        if codes.numel() and (int(codes.max()) > q or int(codes.min()) < -q):
+            s.fail(f"quantization.int_weights[{key!r}] exceed the {quant['bits']}-bit range ±{q}", "re-run `snnsim quantize`")
+        if not torch.equal(dequantize(codes, quant["scales"][i]), state[key]):
+            s.fail(f"{key} differs from quantization.int_weights * scales[{i}]", "re-run `snnsim quantize`")
+
+
+def _check_dataset(s: _Schema, ds: Mapping[str, Any], spec: ArchSpec) -> None:
+    """The fields snnsim reads back (name, mean/std, input shape, classes) agree with the model."""
+    if "name" in ds and not isinstance(ds["name"], str):
+        s.fail(f"dataset.name must be a string, got {_show(ds['name'])}")
+    channels = spec.input_shape[0]
+    for key in ("mean", "std"):
+        if key not in ds or ds[key] is None:
+            continue
+        v = ds[key]
+        if (not isinstance(v, (list, tuple)) or len(v) not in (1, channels)
+                or not all(_is_real(x) for x in v)):
+            s.fail(f"dataset.{key} must be a list of 1 or {channels} finite numbers, got {_show(v)}")
+        if key == "std" and not all(x > 0 for x in v):
+            s.fail(f"dataset.std must be > 0, got {_show(v)}")
+    if isinstance(ds.get("mean"), (list, tuple)) and isinstance(ds.get("std"), (list, tuple)) and len(ds["mean"]) != len(ds["std"]):
+        s.fail(f"dataset.mean has {len(ds['mean'])} entries but dataset.std has {len(ds['std'])}")
+    shape = ds.get("input_shape")
+    if shape is not None and (not isinstance(shape, (list, tuple)) or list(shape) != list(spec.input_shape)):
+        s.fail(f"dataset.input_shape {_show(shape)} differs from the architecture's {list(spec.input_shape)}")
+    if ds.get("num_classes") is not None and (not _is_int(ds["num_classes"]) or ds["num_classes"] != spec.num_classes):
+        s.fail(f"dataset.num_classes {_show(ds['num_classes'])} differs from the architecture's {spec.num_classes}")
+
+
+# ----------------------------------------------------------------------------- reading
+
+
+def _check_file(p: Path, source: str) -> None:
+    """The container: a zip as torch.save writes it, every member's CRC-32 intact."""
+    try:
+        is_zip = zipfile.is_zipfile(p)
+        with open(p, "rb") as fh:
+            zip_magic = fh.read(4) == b"PK\x03\x04"  # torch.save's zip container; truncation loses the end
+    except OSError as exc:
+        raise CheckpointError(f"model file {source} cannot be read ({exc.strerror or type(exc).__name__})",
+                              "check its permissions") from None
+    if not is_zip:
+        if zip_magic:
+            raise CheckpointError(f"model file {source} is truncated or corrupt (its zip directory is missing)",
+                                  "re-save or re-train the model")
+        raise CheckpointError(f"model file {source} is not a PyTorch checkpoint (not the zip container torch.save writes)",
+                              "pass a file written by snnsim")
+    member = ""
+    try:
+        with zipfile.ZipFile(p) as zf:
+            infos = zf.infolist()
+            if not any(i.filename == "data.pkl" or i.filename.endswith("/data.pkl") for i in infos):
+                raise CheckpointError(f"model file {source} is a zip archive but not a PyTorch checkpoint (no data.pkl)",
+                                      "pass a file written by snnsim")
+            for info in infos:
+                member = info.filename.split("/", 1)[-1]
+                if info.compress_type != zipfile.ZIP_STORED:  # torch.save never compresses
+                    raise CheckpointError(f"model file {source} was not written by torch.save (zip member {member!r} is compressed)",
+                                          "pass a file written by snnsim")
+                with zf.open(info) as fh:  # reading to the end checks the CRC-32
+                    while fh.read(_ZIP_CHUNK):
+                        pass
+    except CheckpointError:
         raise
-    except Exception as exc:
-        raise CheckpointError(f"{source}: architecture entry is malformed ({exc})", "re-save the model with snnsim") from None
-    model = SpikingNet(spec, kind=ckpt["kind"], timesteps=int(ckpt["timesteps"]))
+    except Exception as exc:  # BadZipFile (bad CRC-32, bad header), EOFError, OSError, ValueError, ...
+        if not member:
+            where = f"its zip directory is damaged: {type(exc).__name__}"
+        elif "CRC" in str(exc):
+            where = f"zip member {member!r} fails its CRC-32 check"
+        else:
+            where = f"zip member {member!r} is damaged: {type(exc).__name__}"
+        raise CheckpointError(f"model file {source} is truncated or corrupt ({where})", "re-save or re-train the model") from None
+
+
+def _unpickle(p: Path, source: str) -> Any:
+    """``torch.load`` with ``weights_only=True``: tensors and plain data only, never code."""
+    try:
+        return torch.load(p, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        asked = re.search(r"GLOBAL ([\w.]+)", str(exc))  # the weights-only unpickler names what it refused
+        if asked:
+            raise CheckpointError(f"model file {source} asks to unpickle {asked.group(1)} (snnsim loads only tensors and "
+                                  "plain data: anything else could run code)", "pass a file written by snnsim") from None
+        raise CheckpointError(f"model file {source} holds a corrupt or unsupported pickle", "re-save or re-train the model") from None
+    except Exception as exc:  # RuntimeError from the zip reader, EOFError, ValueError, ...
+        if "PytorchStreamReader" in str(exc):  # PyTorch's own zip reader refuses the container
+            raise CheckpointError(f"model file {source} is truncated or corrupt (its zip structure is damaged)",
+                                  "re-save or re-train the model") from None
+        detail = _shorten(str(exc))
+        raise CheckpointError(f"model file {source} cannot be read as a PyTorch checkpoint "
+                              f"({type(exc).__name__}{': ' + detail if detail else ''})",
+                              "re-save or re-train the model") from None
+
+
+def _read(path: str | os.PathLike[str]) -> tuple[dict[str, Any], ArchSpec]:
+    """Read, CRC-check, unpickle and validate a checkpoint file: ``(checkpoint dict, its spec)``."""
+    p = Path(path)
+    source = repr(str(p))
+    if not p.exists():
+        raise CheckpointError(f"model file {source} does not exist", "check the path, or train one with `snnsim train`")
+    if p.is_dir():
+        raise CheckpointError(f"model path {source} is a directory", "pass the .pt file inside it")
+    if p.stat().st_size == 0:
+        raise CheckpointError(f"model file {source} is empty", "re-save or re-train the model")
+    _check_file(p, source)
+    ckpt = _unpickle(p, source)
+    spec = validate_checkpoint(ckpt, source)
+    return ckpt, spec
+
+
+def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read and validate a checkpoint dict; every failure is a one-line :class:`CheckpointError`."""
+    return _read(path)[0]
+
+
+def _build(ckpt: Mapping[str, Any], spec: ArchSpec, source: str) -> SpikingNet:
+    """The model of a checkpoint that :func:`validate_checkpoint` accepted."""
+    model = SpikingNet(spec, kind=ckpt["kind"], timesteps=ckpt["timesteps"])
     try:
         model.load_state_dict(ckpt["state_dict"], strict=True)
-    except RuntimeError as exc:
-        first = str(exc).splitlines()[0][:160]
-        raise CheckpointError(f"{source}: weights do not match its architecture ({first})", "re-save the model with snnsim") from None
-    for name, tensor in model.state_dict().items():
-        if tensor.is_floating_point() and not torch.isfinite(tensor).all():
-            raise CheckpointError(f"{source}: tensor {name!r} contains NaN or Inf", "retrain, or restore an earlier checkpoint")
-    model.quantization = ckpt.get("quantization")
+    except RuntimeError as exc:  # not reachable after validation; kept so it cannot be a traceback
+        raise CheckpointError(f"{source}: weights do not match its architecture ({_shorten(str(exc)) or 'RuntimeError'})",
+                              _FIX) from None
+    quant = ckpt.get("quantization")
+    if quant is not None:
+        quant = {"bits": quant["bits"], "scheme": quant["scheme"], "scales": [float(x) for x in quant["scales"]],
+                 "int_weights": dict(quant["int_weights"])}
+    model.quantization = quant
     model.dataset_info = dict(ckpt.get("dataset") or {})
     model.provenance = dict(ckpt.get("provenance") or {})
     model.eval()
     return model
 
 
+def model_from_checkpoint(ckpt: dict[str, Any], source: str = "checkpoint") -> SpikingNet:
+    """Validate a checkpoint dict (:func:`validate_checkpoint`) and rebuild its :class:`SpikingNet`."""
+    return _build(ckpt, validate_checkpoint(ckpt, source), source)
+
+
 def load_model(path: str | os.PathLike[str]) -> SpikingNet:
     """Load an snnsim checkpoint and rebuild the model (eval mode, CPU)."""
-    return model_from_checkpoint(read_checkpoint(path), source=repr(str(path)))
+    ckpt, spec = _read(path)
+    return _build(ckpt, spec, repr(str(path)))

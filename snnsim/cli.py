@@ -7,12 +7,13 @@ exit code 2; no traceback is shown for user errors.
 
 from __future__ import annotations
 
+import errno
 import importlib
 import sys
 
 import click
 
-from snnsim import __version__
+from snnsim import __version__, progress
 from snnsim.errors import SnnsimError
 
 # name -> (module, attribute, one-line help)
@@ -27,6 +28,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "compare": ("snnsim.commands.report", "compare", "Every model on every hardware config, one table."),
     "report": ("snnsim.commands.report", "report", "Plots for a run directory."),
     "demo": ("snnsim.commands.report", "demo", "The whole pipeline offline on the bundled digits data."),
+    "hw": ("snnsim.commands.hw", "hw", "List the shipped hardware configs, or show one resolved."),
 }
 
 
@@ -54,6 +56,37 @@ def cli() -> None:
     """snnsim: what does this spiking network really cost on hardware?"""
 
 
+_NoArgsIsHelp: type[click.UsageError] = getattr(click.exceptions, "NoArgsIsHelpError", type("_Never", (click.UsageError,), {}))
+
+_OS_FIXES = {
+    errno.ENOSPC: "free disk space or choose another output location",
+    errno.EDQUOT: "free disk space or choose another output location",
+    errno.EROFS: "choose a writable output location",
+    errno.EACCES: "choose a location you may write to",
+    errno.EPERM: "choose a location you may write to",
+    errno.ENOENT: "check the path",
+    errno.ENOTDIR: "a part of the path is a file; check the path",
+    errno.EISDIR: "a directory is in the way; choose another path",
+}
+
+
+def os_error_message(exc: OSError) -> str:
+    """One line for an operating-system failure: which file, what the system said, the fix."""
+    what = exc.strerror or type(exc).__name__
+    where = f" {exc.filename!s}" if exc.filename else ""
+    fix = _OS_FIXES.get(exc.errno or 0, "check the file and the disk")
+    return f"cannot access{where}: {what}; {fix}"
+
+
+def usage_message(exc: click.ClickException) -> str:
+    """click's usage error as one line naming the command and where its help is."""
+    text = " ".join(exc.format_message().split()).rstrip(".")
+    ctx = getattr(exc, "ctx", None)
+    if isinstance(exc, click.UsageError) and ctx is not None:
+        return f"{text}; see '{ctx.command_path} --help'"
+    return text
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the CLI, turning user errors into one line and exit code 2."""
     # Idle OpenMP threads (torch and numba both use libgomp) spin only briefly before sleeping
@@ -68,6 +101,7 @@ def main(argv: list[str] | None = None) -> None:
     import os
 
     os.environ.setdefault("GOMP_SPINCOUNT", "10000")
+    progress.set_policy("auto")  # each invocation starts from the default (in-process callers too)
     try:
         cli.main(args=argv, prog_name="snnsim", standalone_mode=False)
     except SnnsimError as exc:
@@ -76,9 +110,15 @@ def main(argv: list[str] | None = None) -> None:
     except click.exceptions.Abort:
         click.echo("snnsim: aborted", err=True)
         sys.exit(130)
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
+    except _NoArgsIsHelp as exc:  # `snnsim` or `snnsim prune` alone: the help, not an error
+        click.echo(exc.ctx.get_help() if exc.ctx is not None else exc.format_message())
+        sys.exit(0)
+    except click.ClickException as exc:  # usage errors: the same one-line form as SnnsimError
+        click.echo(f"snnsim: error: {usage_message(exc)}", err=True)
+        sys.exit(2 if isinstance(exc, click.UsageError) else exc.exit_code)
+    except OSError as exc:  # the disk, not the code: full, read-only, not permitted, ...
+        click.echo(f"snnsim: error: {os_error_message(exc)}", err=True)
+        sys.exit(2)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:

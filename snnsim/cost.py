@@ -17,6 +17,10 @@ Input is a :class:`~snnsim.sim.replay.SimCounts` (see ``docs/ARCHITECTURE.md``: 
 
 The ANN baseline (:func:`ann_baseline`) costs the same-spec ANN on the config's baseline
 hardware with the same row schema. :func:`summarize` gives the SNN/ANN ratio, latency and EDP.
+
+Every finished result is checked: an infinite, NaN or negative energy, latency or ratio is a
+one-line :class:`~snnsim.errors.ConfigError` naming the config and the fields that feed it
+(the schema's bounds make this unreachable from a loaded config; it is the backstop).
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ import numpy as np
 import pandas as pd
 
 from snnsim.arch import LayerInfo
-from snnsim.errors import SnnsimError, TraceError
+from snnsim.errors import ConfigError, SnnsimError, TraceError
 from snnsim.hw import HardwareConfig, MemoryLevel
 
 FirstLayer = Literal["mac_per_timestep", "mac_once"]
@@ -195,7 +199,7 @@ def snn_cost(counts: CountsLike, hw: HardwareConfig, first_layer: FirstLayer = "
 
     c = hw.compute
     if ac.sum() > 0 and c.ac_pj is None:
-        raise SnnsimError(f"hardware config {hw.name!r} has compute.ac_pj: null and cannot run spiking layers",
+        raise ConfigError(f"hardware config {hw.name!r} has compute.ac_pj: null and cannot run spiking layers",
                           "choose a config with an accumulate energy")
     mac_pj = c.mac_pj
     if mac_pj is None:
@@ -315,8 +319,10 @@ def snn_cost(counts: CountsLike, hw: HardwareConfig, first_layer: FirstLayer = "
         notes.append(f"{int(lat['overruns'])} of {steps} timesteps need longer than the {hw.latency.tick_s} s tick")
     if hw.compute_only:
         notes.append("compute-only: memory, neuron, routing and static energy counted but not charged")
-    return CostResult("snn", hw.label, _frame(rows), breakdown,
-                      pd.DataFrame(access_rows, columns=list(ACCESS_COLUMNS)), totals, notes)
+    res = CostResult("snn", hw.label, _frame(rows), breakdown,
+                     pd.DataFrame(access_rows, columns=list(ACCESS_COLUMNS)), totals, notes)
+    _check_finite(res, hw)
+    return res
 
 
 def _split(total: float, weights_s: np.ndarray, fallback: np.ndarray) -> np.ndarray:
@@ -531,8 +537,10 @@ def ann_baseline(layers: Sequence[LayerInfo], hw: HardwareConfig) -> CostResult:
     if ann.compute_only:
         notes.append("compute-only: memory, activation and static energy counted but not charged")
     label = f"{bhw.name} (compute-only)" if ann.compute_only else bhw.name
-    return CostResult("ann", label, _frame(rows), breakdown,
-                      pd.DataFrame(access_rows, columns=list(ACCESS_COLUMNS)), totals, notes)
+    res = CostResult("ann", label, _frame(rows), breakdown,
+                     pd.DataFrame(access_rows, columns=list(ACCESS_COLUMNS)), totals, notes)
+    _check_finite(res, hw)
+    return res
 
 
 # --------------------------------------------------------------------------- summary
@@ -576,7 +584,113 @@ def cost_report(counts: CountsLike, hw: HardwareConfig, first_layer: FirstLayer 
     summary = summarize(snn, ann)
     summary.update({"first_layer": first_layer, "skip_zero_weights": bool(skip_zero_weights),
                     "compute_only": bool(hw.compute_only)})
+    _check_summary(summary, hw)
     return CostReport(snn, ann, summary)
+
+
+# --------------------------------------------------------------------------- finiteness backstop
+# The schema's bounds (snnsim.hw, docs/hardware-configs.md "Bounds") keep every figure finite for
+# realistic counts; these checks make sure no inf, NaN or negative number is ever reported if
+# something slips through (a config edited in Python, absurd counts), naming the fields to fix.
+
+
+def _hw_where(hw: HardwareConfig) -> str:
+    return f"hardware config {hw.label!r}" + (f" ({hw.path})" if hw.path is not None else "")
+
+
+def _fields_of(component: str, kind: str, hw: HardwareConfig) -> tuple[str, str]:
+    """(how the figure is formed, the config fields to fix) for one energy component or figure."""
+    if kind == "ann":
+        bname = hw.ann.hw.name
+        if component.startswith("memory"):
+            fields = f"baseline.pj_per_mac or the memory levels of {bname}"
+            return f"MACs x {fields}", fields
+        table = {
+            "compute_mac": ("MACs x baseline MAC energy", "baseline.mac_pj (or compute.mac_pj of the baseline)"),
+            "neuron": (f"activations x compute.compare_pj of {bname}", f"compute.compare_pj of {bname}"),
+            "static": (f"static.power_mw of {bname} x ANN latency", f"static.power_mw of {bname}"),
+            "latency": ("MACs / (pes x utilization x macs_per_cycle_per_pe) / clock_hz",
+                        "baseline.clock_hz, pes, utilization, macs_per_cycle_per_pe"),
+        }
+        return table.get(component, ("the baseline", "the baseline section"))
+    if component.startswith("memory:"):
+        name = component.split(":", 1)[1]
+        return (f"accesses x the energy of memory level {name!r}",
+                f"read_pj, write_pj or energy_per_bit_pj of memory level {name!r}")
+    table = {
+        "compute_ac": ("ACs x compute.ac_pj", "compute.ac_pj"),
+        "compute": ("ops x compute.ac_pj / mac_pj", "compute.ac_pj and compute.mac_pj"),
+        "compute_mac": ("MACs x compute.mac_pj", "compute.mac_pj (or the baseline's MAC energy)"),
+        "memory": ("accesses x memory energies", "the memory levels' read_pj, write_pj, energy_per_bit_pj"),
+        "neuron": ("updates x neuron and compute energies",
+                   "neuron.update_pj / update_inactive_pj and compute.leak_pj / compare_pj / reset_pj"),
+        "routing": ("spikes x routing energies", "routing.spike_pj, hop_pj, hops_per_spike"),
+        "static": ("static.power_mw x latency", "static.power_mw"),
+        "latency": ("work / throughput x time per cycle or event",
+                    "latency.* (clock_hz, tick_s, *_ns, sync_*) and parallelism.*"),
+    }
+    return table.get(component, ("the config", "the config's energies and timing"))
+
+
+def _bad(value: float) -> bool:
+    return not math.isfinite(value) or value < 0
+
+
+def _fail(hw: HardwareConfig, kind: str, what: str, value: float, component: str) -> None:
+    how, fields = _fields_of(component, kind, hw)
+    raise ConfigError(f"{_hw_where(hw)}: {kind.upper()} {what} is {value:g}: {how} overflowed or went negative",
+                      f"{'check' if component == 'latency' else 'lower'} {fields} (bounds: docs/hardware-configs.md)")
+
+
+def _check_finite(res: CostResult, hw: HardwareConfig) -> None:
+    """Every energy (component, layer row, access, total) and the latency of ``res`` must be finite
+    and >= 0. NaN is allowed only where it means "not applicable": cycles on an unclocked chip,
+    the ANN's time when its hardware has no clock."""
+    kind = res.kind
+    for comp, value in res.breakdown.items():
+        if _bad(float(value)):
+            _fail(hw, kind, f"energy component {comp!r}", float(value), comp)
+    unclocked = (hw.latency.clock_hz is None) if kind == "snn" else (hw.ann.clock_hz is None)
+    for key, value in res.totals.items():
+        v = float(value)
+        comp = {"energy_compute_pj": "compute", "energy_memory_pj": "memory", "energy_neuron_pj": "neuron",
+                "energy_routing_pj": "routing", "energy_static_pj": "static"}.get(key, "latency")
+        if key.startswith("energy"):
+            if _bad(v):
+                _fail(hw, kind, f"total {key}", v, comp)
+        elif key.startswith("latency"):
+            na = math.isnan(v) and unclocked and ((key == "latency_cycles" and kind == "snn")
+                                                  or (key == "latency_s" and kind == "ann"))
+            if _bad(v) and not na:
+                _fail(hw, kind, key, v, "latency")
+        elif _bad(v):
+            _fail(hw, kind, key, v, "latency")
+    energy_cols = [c for c in res.layers.columns if c.startswith("energy_")]
+    values = res.layers[energy_cols].to_numpy(dtype=np.float64)
+    if values.size and (not np.all(np.isfinite(values)) or np.any(values < 0)):
+        col = energy_cols[int(np.argwhere(~np.isfinite(values) | (values < 0))[0][1])]
+        _fail(hw, kind, f"per-layer {col}", float(values[~np.isfinite(values) | (values < 0)][0]),
+              col.removeprefix("energy_").removesuffix("_pj"))
+    acc = res.accesses["energy_pj"].to_numpy(dtype=np.float64) if len(res.accesses) else np.zeros(0)
+    if acc.size and (not np.all(np.isfinite(acc)) or np.any(acc < 0)):
+        bad = ~np.isfinite(acc) | (acc < 0)
+        _fail(hw, kind, "a memory-access energy", float(acc[bad][0]), f"memory:{res.accesses['level'][bad].iloc[0]}")
+
+
+_RATIOS = ("energy_ratio", "energy_ratio_compute", "latency_ratio", "edp_ratio")
+
+
+def _check_summary(summary: dict[str, Any], hw: HardwareConfig) -> None:
+    """Headline figures: energies and EDPs finite and >= 0; ratios >= 0 and finite, or NaN where
+    undefined (a zero denominator, or an ANN without a clock)."""
+    for key, value in summary.items():
+        if not isinstance(value, float | int) or isinstance(value, bool):
+            continue
+        v = float(value)
+        may_be_nan = key in _RATIOS or key.startswith(("latency_ann", "edp_ann")) or key == "latency_cycles"
+        if _bad(v) and not (may_be_nan and math.isnan(v)):
+            comp = "latency" if ("latency" in key or "edp" in key) else "compute"
+            _fail(hw, "snn/ann", f"summary figure {key!r}", v, comp)
 
 
 def _frame(rows: list[dict[str, Any]]) -> pd.DataFrame:

@@ -33,7 +33,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler, TensorDataset
 from torch.utils.data.distributed import DistributedSampler
 
-from snnsim.errors import DataError
+from snnsim.errors import DataError, quote
 
 DATASET_NAMES = ("cifar10", "cifar100", "digits", "synthetic")
 NORM_MEAN = 0.5
@@ -117,11 +117,11 @@ def _load_cifar(key: str, data_dir: Path, download: bool, augment: bool) -> Data
         test = cls(str(data_dir), train=False, transform=test_tf, download=False)
     except RuntimeError as exc:  # torchvision: "Dataset not found or corrupted", bad meta file
         raise DataError(f"{key} under {str(data_dir / folder)!r} is incomplete or corrupt "
-                        f"({str(exc).splitlines()[0][:80]})",
+                        f"({quote(exc, 80)})",
                         f"delete the folder and rerun with --download, or copy a complete {folder}") from None
     except OSError as exc:  # no network, disk full, permission denied
         raise DataError(f"could not download or read {key} into {str(data_dir)!r} ({type(exc).__name__}: "
-                        f"{str(exc).splitlines()[0][:80] if str(exc) else ''})",
+                        f"{quote(exc, 80)})",
                         f"check your connection, or place {folder} under --data-dir") from None
     classes = 10 if key == "cifar10" else 100
     return DatasetBundle(key, train, test, (3, 32, 32), classes, (NORM_MEAN,) * 3, (NORM_STD,) * 3,

@@ -32,3 +32,14 @@ class TraceError(SnnsimError):
 
 class DataError(SnnsimError):
     """A data set is missing or malformed."""
+
+
+def quote(exc: BaseException, limit: int = 120) -> str:
+    """The first line of a library's exception text, for quoting inside a one-line error:
+    shortened at a word boundary (never mid-word) with an ellipsis, and the exception's
+    type name when it has no text."""
+    text = (str(exc).strip().splitlines() or [""])[0].strip() or type(exc).__name__
+    if len(text) <= limit:
+        return text
+    cut = text[:limit].rsplit(" ", 1)[0] if " " in text[:limit] else text[:limit]
+    return cut.rstrip(" ,;:") + " …"

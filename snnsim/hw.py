@@ -9,13 +9,19 @@ a :class:`HardwareConfig` and the simulator's counts into energy and latency;
 
 Everything a user can get wrong is refused at load time with a one-line
 :class:`~snnsim.errors.ConfigError` naming the file and the field path (unknown fields, wrong
-types, negative energies, NaN, zero clocks, unknown memory levels, ``extends`` cycles, memory
-charged on an aggregate chip, ...). Numbers carry their units in their names (``_pj``,
-``_ns``, ``_hz``, ``_bits``, ``_mw``, ``_s``).
+types, negative energies, NaN, numbers outside physical bounds, unknown memory levels,
+``extends`` cycles, memory charged on an aggregate chip, ...). YAML is read with the YAML 1.2
+core schema (``yes``, ``1:30`` and ``0_9`` are text, ``040`` is forty) and numbers are strict:
+a boolean or a quoted string is never a number. Numbers carry their units in their names
+(``_pj``, ``_ns``, ``_hz``, ``_bits``, ``_mw``, ``_s``).
+
+Configs are found by :func:`resolve_hw_path`, the one resolver behind ``--hw``, ``extends:``
+and ``baseline.config``: an existing file wins, else a shipped config by name.
 """
 
 from __future__ import annotations
 
+import difflib
 import math
 import re
 import types
@@ -25,6 +31,7 @@ from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 import yaml
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -33,15 +40,92 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 
 from snnsim.errors import ConfigError
+from snnsim.limits import MAX_DOCUMENT_DEPTH, MAX_EXTENDS_DEPTH
 
 SCHEMA_ID = "snnsim-hw/1"
 
-NonNeg = Annotated[float, Field(ge=0)]
-Pos = Annotated[float, Field(gt=0)]
-PosInt = Annotated[int, Field(ge=1)]
+# --------------------------------------------------------------------------- bounds
+# Physically generous bounds on every number of a config (docs/hardware-configs.md,
+# "Bounds"). Each keeps every cost finite for any realistic count (up to ~1e15 ops per
+# inference, 10,000 timesteps): the largest product the cost model forms stays below ~1e60,
+# far from float64's 1.8e308, and the smallest non-zero energy or time keeps every ratio finite.
+#: Energy of one op, one access, one bit or one MAC-share, pJ (a 64-bit DRAM access is ~2,000).
+MAX_ENERGY_PJ = 1e6
+#: Smallest non-zero energy, pJ: below Landauer's kT ln 2 = 2.9e-9 pJ per bit at 300 K.
+MIN_ENERGY_PJ = 1e-9
+#: Static power of one chip, mW (1 kW).
+MAX_POWER_MW = 1e6
+#: Clock frequencies, Hz (1 kHz .. 1 THz).
+MIN_CLOCK_HZ, MAX_CLOCK_HZ = 1e3, 1e12
+#: Per-event and barrier times, ns (at most 1 s; a non-zero time is at least 1 fs).
+MAX_TIME_NS, MIN_TIME_NS = 1e9, 1e-6
+#: Fixed real-time tick, s (1 ns .. 1000 s).
+MIN_TICK_S, MAX_TICK_S = 1e-9, 1e3
+#: Barrier cycles per timestep.
+MAX_SYNC_CYCLES = 1e9
+#: Throughputs per cycle (ops per PE, neuron updates per core, MACs per PE).
+MIN_RATE, MAX_RATE = 1e-6, 1e6
+#: Cores per chip and PEs per core (TrueNorth has 4,096 cores, Eyeriss 168 PEs).
+MAX_CORES = 1_000_000
+#: Neurons and synapses one core holds.
+MAX_NEURONS_PER_CORE = 1_000_000_000
+MAX_SYNAPSES_PER_CORE = 1_000_000_000_000
+#: PEs of the ANN baseline.
+MAX_BASELINE_PES = 1_000_000_000
+#: Memory word, packet width, bits; level bandwidth, bits per cycle; capacity, bytes (1 EiB).
+MAX_WIDTH_BITS = 65_536
+MIN_BANDWIDTH, MAX_BANDWIDTH = 1e-3, 1e9
+MAX_CAPACITY_BYTES = 2**60
+#: Network hops per spike.
+MAX_HOPS = 1e6
+#: Smallest share of busy baseline PEs.
+MIN_UTILIZATION = 1e-6
+#: Process node (nm) and supply voltage (V): informational, bounded to stay sane.
+MAX_NODE_NM, MAX_VOLTAGE_V = 1e5, 1e3
+#: Size of one config file (the shipped ones are < 10 KB).
+MAX_CONFIG_BYTES = 1_048_576
+#: Nodes of one YAML document after aliases are expanded (the shipped ones have < 400).
+MAX_DOCUMENT_NODES = 100_000
+#: Digits of an integer literal (Python refuses to parse > 4,300; no bound above needs > 19).
+MAX_INT_DIGITS = 40
+#: Characters of a config name (shown in tables and file names).
+MAX_NAME_CHARS = 100
+
+
+def _zero_or_at_least(floor: float, unit: str) -> AfterValidator:
+    """A validator: 0, or at least ``floor`` (a tiny non-zero value would make a ratio infinite)."""
+
+    def check(value: float) -> float:
+        if 0 < value < floor:
+            raise PydanticCustomError(
+                "zero_or_at_least", "must be 0 or >= {floor} {unit}, got {got}; use 0 or a real value",
+                {"floor": f"{floor:g}", "unit": unit, "got": f"{value:g}"})
+        return value
+
+    return AfterValidator(check)
+
+
+def _one_line(value: str) -> str:
+    if not value.strip() or any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
+        raise PydanticCustomError("one_line", "must be one line of text without control characters; "
+                                  "write a short name such as my-chip", {})
+    return value
+
+
+Energy = Annotated[float, Field(ge=0, le=MAX_ENERGY_PJ), _zero_or_at_least(MIN_ENERGY_PJ, "pJ")]
+TimeNs = Annotated[float, Field(ge=0, le=MAX_TIME_NS), _zero_or_at_least(MIN_TIME_NS, "ns")]
+PowerMw = Annotated[float, Field(ge=0, le=MAX_POWER_MW)]
+ClockHz = Annotated[float, Field(ge=MIN_CLOCK_HZ, le=MAX_CLOCK_HZ)]
+TickS = Annotated[float, Field(ge=MIN_TICK_S, le=MAX_TICK_S)]
+Rate = Annotated[float, Field(ge=MIN_RATE, le=MAX_RATE)]
 Bits = Annotated[int, Field(ge=1, le=64)]
+WidthBits = Annotated[int, Field(ge=1, le=MAX_WIDTH_BITS)]
+Cores = Annotated[int, Field(ge=1, le=MAX_CORES)]
+Fraction = Annotated[float, Field(gt=0, le=1)]
+Name = Annotated[str, Field(max_length=MAX_NAME_CHARS), AfterValidator(_one_line)]
 
 LatencyMode = Literal["timestep_serial", "layer_pipelined", "tick_parallel"]
 ReuseMode = Literal["no_reuse", "ideal_reuse", "ratios"]
@@ -57,17 +141,21 @@ class _Problem(ValueError):
 
 
 class _Strict(BaseModel):
-    """Base of every section: unknown keys and NaN/inf are errors, not silently ignored."""
+    """Base of every section: unknown keys, NaN/inf and type coercion are errors.
 
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, validate_assignment=False)
+    ``strict``: a bool or a string is never a number (an int is still a float), a number is
+    never a bool or a string.
+    """
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, validate_assignment=False, strict=True)
 
 
 # --------------------------------------------------------------------------- sections
 class Technology(_Strict):
     """Process node and supply voltage the numbers were published at (informational)."""
 
-    node_nm: Pos
-    voltage_v: Pos | None = None
+    node_nm: Annotated[float, Field(gt=0, le=MAX_NODE_NM)]
+    voltage_v: Annotated[float, Field(gt=0, le=MAX_VOLTAGE_V)] | None = None
 
 
 class Numerics(_Strict):
@@ -89,19 +177,19 @@ class Compute(_Strict):
     charged per neuron update of a spiking layer, ``reset_pj`` per spike (soft reset).
     """
 
-    ac_pj: NonNeg | None
-    mac_pj: NonNeg | None
-    leak_pj: NonNeg = 0.0
-    compare_pj: NonNeg = 0.0
-    reset_pj: NonNeg = 0.0
+    ac_pj: Energy | None
+    mac_pj: Energy | None
+    leak_pj: Energy = 0.0
+    compare_pj: Energy = 0.0
+    reset_pj: Energy = 0.0
 
 
 class Neuron(_Strict):
     """Neuron-update policy and its fixed energy per update."""
 
     update_policy: Literal["clock_driven", "event_driven"] = "clock_driven"
-    update_pj: NonNeg = 0.0  # per update of a neuron that received input (or every update)
-    update_inactive_pj: NonNeg | None = None  # clock-driven update of an idle neuron; None = update_pj
+    update_pj: Energy = 0.0  # per update of a neuron that received input (or every update)
+    update_inactive_pj: Energy | None = None  # clock-driven update of an idle neuron; None = update_pj
     leak: Literal["none", "shift", "mul"] = "none"
 
 
@@ -114,12 +202,13 @@ class MemoryLevel(_Strict):
 
     name: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z_][A-Za-z0-9_\-]*$")]
     kind: Literal["rf", "sram", "dram"]
-    width_bits: PosInt | None = None
-    read_pj: NonNeg | None = None
-    write_pj: NonNeg | None = None
-    energy_per_bit_pj: NonNeg | None = None
-    capacity_bytes: PosInt | None = None  # informational
-    bandwidth_bits_per_cycle: Pos | None = None  # clocked latency: cycles >= bits moved / this
+    width_bits: WidthBits | None = None
+    read_pj: Energy | None = None
+    write_pj: Energy | None = None
+    energy_per_bit_pj: Energy | None = None
+    capacity_bytes: Annotated[int, Field(ge=1, le=MAX_CAPACITY_BYTES)] | None = None  # informational
+    # clocked latency: cycles >= bits moved / this
+    bandwidth_bits_per_cycle: Annotated[float, Field(ge=MIN_BANDWIDTH, le=MAX_BANDWIDTH)] | None = None
     charged: bool = True
 
     def read_energy(self, bits: int) -> float:
@@ -226,22 +315,23 @@ class Memory(_Strict):
 class Routing(_Strict):
     """Spike transport: per spike emitted, ``spike_pj + hops_per_spike * hop_pj``."""
 
-    spike_pj: NonNeg = 0.0
-    hop_pj: NonNeg = 0.0
-    hops_per_spike: NonNeg = 0.0
-    packet_bits: PosInt | None = None  # informational
+    spike_pj: Energy = 0.0
+    hop_pj: Energy = 0.0
+    hops_per_spike: Annotated[float, Field(ge=0, le=MAX_HOPS)] = 0.0
+    packet_bits: WidthBits | None = None  # informational
 
 
 class Parallelism(_Strict):
     """Compute resources: cores x PEs per core; for mapped modes (layers on their own cores),
     the neurons and synapses one core holds."""
 
-    cores: PosInt = 1
-    neurons_per_core: PosInt | None = None
-    synapses_per_core: PosInt | None = None  # mapped modes: a layer also needs synapses / this cores
-    pes_per_core: PosInt = 1
-    synops_per_cycle_per_pe: Pos = 1.0
-    neuron_updates_per_cycle_per_core: Pos = 1.0
+    cores: Cores = 1
+    neurons_per_core: Annotated[int, Field(ge=1, le=MAX_NEURONS_PER_CORE)] | None = None
+    # mapped modes: a layer also needs synapses / this cores
+    synapses_per_core: Annotated[int, Field(ge=1, le=MAX_SYNAPSES_PER_CORE)] | None = None
+    pes_per_core: Cores = 1
+    synops_per_cycle_per_pe: Rate = 1.0
+    neuron_updates_per_cycle_per_core: Rate = 1.0
 
 
 class Latency(_Strict):
@@ -249,16 +339,16 @@ class Latency(_Strict):
     tick (real-time chips), composed by ``mode`` over layers and timesteps."""
 
     mode: LatencyMode = "timestep_serial"
-    clock_hz: Pos | None = None
-    tick_s: Pos | None = None
-    synop_ns: NonNeg | None = None
-    mac_ns: NonNeg | None = None
-    neuron_update_ns: NonNeg | None = None
-    neuron_update_inactive_ns: NonNeg | None = None
-    spike_ns: NonNeg = 0.0
-    sync_cycles: NonNeg = 0.0
-    sync_ns: NonNeg = 0.0
-    pipeline_start_fraction: Annotated[float, Field(gt=0, le=1)] = 0.75
+    clock_hz: ClockHz | None = None
+    tick_s: TickS | None = None
+    synop_ns: TimeNs | None = None
+    mac_ns: TimeNs | None = None
+    neuron_update_ns: TimeNs | None = None
+    neuron_update_inactive_ns: TimeNs | None = None
+    spike_ns: TimeNs = 0.0
+    sync_cycles: Annotated[float, Field(ge=0, le=MAX_SYNC_CYCLES)] = 0.0
+    sync_ns: TimeNs = 0.0
+    pipeline_start_fraction: Fraction = 0.75
     layer_delay_ticks: bool = False
 
     @property
@@ -288,7 +378,7 @@ class Latency(_Strict):
 class Static(_Strict):
     """Static (leakage) power per chip, charged over the inference latency."""
 
-    power_mw: NonNeg = 0.0
+    power_mw: PowerMw = 0.0
 
 
 class Baseline(_Strict):
@@ -301,23 +391,23 @@ class Baseline(_Strict):
 
     config: str | None = None
     reason: str | None = None
-    mac_pj: NonNeg | None = None
+    mac_pj: Energy | None = None
     reuse: ReuseMode | None = None
     weights: str | None = None
     inputs: str | None = None
     outputs: str | None = None
-    pj_per_mac: dict[str, NonNeg] | None = None
-    pes: PosInt | None = None
-    macs_per_cycle_per_pe: Pos | None = None
-    utilization: Annotated[float, Field(gt=0, le=1)] | None = None
-    clock_hz: Pos | None = None
+    pj_per_mac: dict[str, Energy] | None = None
+    pes: Annotated[int, Field(ge=1, le=MAX_BASELINE_PES)] | None = None
+    macs_per_cycle_per_pe: Rate | None = None
+    utilization: Annotated[float, Field(ge=MIN_UTILIZATION, le=1)] | None = None
+    clock_hz: ClockHz | None = None
 
 
 class HardwareConfig(_Strict):
     """A validated hardware config (see ``docs/hardware-configs.md``)."""
 
     schema_id: Literal["snnsim-hw/1"] = Field(SCHEMA_ID, alias="schema")
-    name: Annotated[str, Field(min_length=1)]
+    name: Name
     description: str = ""
     extends: str | None = None
     sources: dict[str, str] = Field(default_factory=dict)
@@ -335,10 +425,12 @@ class HardwareConfig(_Strict):
     static: Static = Field(default_factory=Static)
     baseline: Baseline
 
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, populate_by_name=True, strict=True)
 
     _path: Path | None = PrivateAttr(default=None)
     _ann: AnnBaseline | None = PrivateAttr(default=None)
+    _chain: tuple[Path, ...] = PrivateAttr(default=())
+    _notes: dict[str, Any] | None = PrivateAttr(default=None)
 
     @model_validator(mode="after")
     def _check(self) -> HardwareConfig:
@@ -380,10 +472,15 @@ class HardwareConfig(_Strict):
             self._ann = _resolve_baseline(self, [])
         return self._ann
 
+    @property
+    def extends_chain(self) -> tuple[Path, ...]:
+        """The files this config was merged from, itself first, then what it extends, and so on."""
+        return self._chain
+
     def as_compute_only(self) -> HardwareConfig:
         """A copy that charges compute ops only (the paper's E = MACs*E_MAC + ACs*E_AC)."""
         new = self.model_copy(update={"compute_only": True})
-        new._path = self._path
+        self._carry_to(new)
         new._ann = None
         return new
 
@@ -397,44 +494,106 @@ class HardwareConfig(_Strict):
             new = HardwareConfig.model_validate(data)
         except ValidationError as exc:
             raise ConfigError(_format_errors(exc, f"{self.name} (with_numerics)")) from None
-        new._path = self._path
+        self._carry_to(new)
         new._ann = self.ann
         return new
 
+    def _carry_to(self, new: HardwareConfig) -> None:
+        """Copy where the config came from (file, extends chain, source comments) onto ``new``."""
+        new._path = self._path
+        new._chain = self._chain
+        new._notes = self._notes
+
+    # ----------------------------------------------------------------- sources
+    def source_of(self, field: str) -> str:
+        """Where the value of ``field`` (e.g. ``compute.ac_pj``, ``memory.levels[0].read_pj``)
+        comes from: the comment beside it in the YAML (with the file, if inherited), or an
+        explicit "no recorded source" / "not set" when there is none."""
+        if self._notes is None:
+            return "no recorded source (config built in Python)"
+        node: Any = self._notes
+        for part in _field_parts(field):
+            in_list = isinstance(part, int) and isinstance(node, list) and part < len(node)
+            if in_list or (isinstance(part, str) and isinstance(node, dict) and part in node):
+                node = node[part]
+            else:
+                return "not set in the config (schema default)"
+        if not isinstance(node, _Note):
+            return "no recorded source"
+        where = "" if node.file == self._path else f" (in {node.file.name})"
+        if node.text:
+            return node.text + where
+        return "no recorded source (no comment beside the value)" + where
+
+    def cited_sources(self, text: str) -> list[str]:
+        """Keys of ``sources:`` that ``text`` (a source comment) cites."""
+        return [k for k in self.sources if re.search(rf"(?<![\w-]){re.escape(k)}(?![\w-])", text)]
+
     def energy_table(self) -> list[dict[str, Any]]:
-        """Every per-action energy of this config as rows (component, action, energy_pj, note):
-        an Accelergy-style energy reference table, for auditing a run."""
+        """Every per-action energy of this config as rows (component, action, energy_pj, note,
+        field, source): an Accelergy-style energy reference table for auditing a run, each
+        number with the config field it comes from and that field's recorded source."""
         c, n, r = self.compute, self.neuron, self.routing
         rows: list[dict[str, Any]] = []
 
-        def add(component: str, action: str, pj: float | None, note: str = "") -> None:
+        def add(component: str, action: str, pj: float | None, note: str, field: str,
+                source: str | None = None) -> None:
             rows.append({"config": self.name, "component": component, "action": action,
-                         "energy_pj": float("nan") if pj is None else float(pj), "note": note})
+                         "energy_pj": float("nan") if pj is None else float(pj), "note": note,
+                         "field": field, "source": self.source_of(field) if source is None else source})
 
-        add("compute", "ac", c.ac_pj, f"{self.numerics.potential_bits}-bit accumulate")
-        add("compute", "mac", c.mac_pj if c.mac_pj is not None else self.ann.mac_pj,
-            "" if c.mac_pj is not None else "no MAC datapath: charged at the ANN baseline's MAC")
-        add("compute", "leak", c.leak_pj if n.leak != "none" else 0.0, f"per neuron update ({n.leak})")
-        add("compute", "compare", c.compare_pj, "per neuron update (threshold)")
-        add("compute", "reset", c.reset_pj, "per spike (soft reset)")
-        add("neuron", "update", n.update_pj, n.update_policy)
-        add("neuron", "update_inactive", n.update_pj if n.update_inactive_pj is None else n.update_inactive_pj,
-            "clock-driven update of an idle neuron")
-        for lv in self.memory.levels:
+        add("compute", "ac", c.ac_pj, f"{self.numerics.potential_bits}-bit accumulate", "compute.ac_pj")
+        if c.mac_pj is not None:
+            add("compute", "mac", c.mac_pj, "", "compute.mac_pj")
+        else:
+            ann = self.ann
+            add("compute", "mac", ann.mac_pj, "no MAC datapath: charged at the ANN baseline's MAC",
+                f"baseline MAC ({ann.source})", ann.mac_source or "no recorded source")
+        if n.leak != "none":
+            add("compute", "leak", c.leak_pj, f"per neuron update ({n.leak})", "compute.leak_pj")
+        else:
+            add("compute", "leak", 0.0, "per neuron update (none)", "neuron.leak")
+        add("compute", "compare", c.compare_pj, "per neuron update (threshold)", "compute.compare_pj")
+        add("compute", "reset", c.reset_pj, "per spike (soft reset)", "compute.reset_pj")
+        add("neuron", "update", n.update_pj, n.update_policy, "neuron.update_pj")
+        if n.update_inactive_pj is None:
+            add("neuron", "update_inactive", n.update_pj, "clock-driven update of an idle neuron (= update_pj)",
+                "neuron.update_pj")
+        else:
+            add("neuron", "update_inactive", n.update_inactive_pj, "clock-driven update of an idle neuron",
+                "neuron.update_inactive_pj")
+        for i, lv in enumerate(self.memory.levels):
             note = "" if lv.charged else "not charged (inside per-op energies)"
             unit = f"per {lv.width_bits}-bit word" if lv.width_bits else "per bit"
+            where = f"memory.levels[{i}]"
             if lv.energy_per_bit_pj is not None:
-                add(f"memory:{lv.name}", "access", lv.energy_per_bit_pj, f"per bit; {note}".strip("; "))
+                add(f"memory:{lv.name}", "access", lv.energy_per_bit_pj, f"per bit; {note}".strip("; "),
+                    f"{where}.energy_per_bit_pj")
             else:
-                add(f"memory:{lv.name}", "read", lv.read_pj, f"{unit}; {note}".strip("; "))
-                add(f"memory:{lv.name}", "write", lv.write_pj, f"{unit}; {note}".strip("; "))
-        add("routing", "spike", r.spike_pj, "per spike emitted")
-        add("routing", "hop", r.hop_pj, f"x {r.hops_per_spike} hops per spike")
-        add("static", "power_mw", self.static.power_mw, "mW per chip, x latency")
+                add(f"memory:{lv.name}", "read", lv.read_pj, f"{unit}; {note}".strip("; "), f"{where}.read_pj")
+                add(f"memory:{lv.name}", "write", lv.write_pj, f"{unit}; {note}".strip("; "), f"{where}.write_pj")
+        add("routing", "spike", r.spike_pj, "per spike emitted", "routing.spike_pj")
+        add("routing", "hop", r.hop_pj, f"x {r.hops_per_spike} hops per spike", "routing.hop_pj")
+        add("static", "power_mw", self.static.power_mw, "mW per chip, x latency", "static.power_mw")
         if self.compute_only:
             for row in rows:
                 if row["component"] != "compute" or row["action"] not in ("ac", "mac"):
                     row["note"] = (row["note"] + "; off (compute-only)").strip("; ")
+        return rows
+
+    def timing_table(self) -> list[dict[str, Any]]:
+        """Every latency, parallelism and static-power number that is set, as rows (field, value,
+        unit, source), for auditing how latency is counted."""
+        rows: list[dict[str, Any]] = []
+        for section in ("latency", "parallelism", "static"):
+            model = getattr(self, section)
+            for name in type(model).model_fields:
+                value = getattr(model, name)
+                if value is None:
+                    continue
+                field = f"{section}.{name}"
+                rows.append({"field": field, "value": value, "unit": _unit_of(name),
+                             "source": self.source_of(field)})
         return rows
 
 
@@ -456,6 +615,7 @@ class AnnBaseline:
     compute_only: bool
     reason: str
     source: str
+    mac_source: str = ""  # where mac_pj comes from (a source comment), for energy tables
 
     @property
     def numerics(self) -> Numerics:
@@ -471,7 +631,7 @@ class AnnBaseline:
         return self.hw.static.power_mw
 
 
-# --------------------------------------------------------------------------- loading
+# --------------------------------------------------------------------------- resolving
 def shipped_dir() -> Path:
     """The folder holding the shipped configs.
 
@@ -492,47 +652,127 @@ def shipped_dir() -> Path:
 def shipped_configs() -> list[Path]:
     """Paths of the shipped hardware configs, sorted by name."""
     d = shipped_dir()
-    return sorted(d.glob("*.yaml")) if d.is_dir() else []
+    return sorted(d.glob("*.yaml"), key=lambda q: q.stem) if d.is_dir() else []
 
 
-def resolve_hw_path(spec: str | Path) -> Path:
-    """A config path, or the name of a shipped config (``45nm``, ``loihi``, ...)."""
-    p = Path(spec)
-    if p.is_file():
-        return p
-    if not p.suffix and len(p.parts) == 1:
-        cand = shipped_dir() / f"{p.name}.yaml"
-        if cand.is_file():
-            return cand
-        names = ", ".join(q.stem for q in shipped_configs())
-        raise ConfigError(f"hardware config {str(spec)!r} not found", f"give a YAML path or a shipped name ({names})")
-    raise ConfigError(f"hardware config file {str(spec)!r} not found", "check the path")
+def shipped_names() -> list[str]:
+    """Names of the shipped configs (what ``--hw NAME`` and ``extends: NAME`` accept)."""
+    return [p.stem for p in shipped_configs()]
 
 
+_YAML_SUFFIXES = (".yaml", ".yml")
+
+
+def _is_file(p: Path) -> bool:
+    try:
+        return p.is_file()
+    except (OSError, ValueError):  # a NUL byte, a name too long, ...
+        return False
+
+
+def _is_dir(p: Path) -> bool:
+    try:
+        return p.is_dir()
+    except (OSError, ValueError):
+        return False
+
+
+def _shipped_by_name(p: Path) -> Path | None:
+    """The shipped config ``p`` names: a bare name (``45nm``), a file name (``45nm.yaml``,
+    ``45nm.yml``), or a relative path ending in a shipped file name (``hwconfigs/45nm.yaml``)."""
+    name = p.name
+    suffix = Path(name).suffix.lower()
+    stem = name[: -len(suffix)] if suffix in _YAML_SUFFIXES else name
+    if len(p.parts) > 1 and (p.is_absolute() or suffix not in _YAML_SUFFIXES):
+        return None  # an absolute path, or a folder/name without .yaml: a path, not a name
+    cand = shipped_dir() / f"{stem}.yaml"
+    return cand if stem and stem in shipped_names() and _is_file(cand) else None
+
+
+def resolve_hw_path(spec: str | Path, relative_to: str | Path | None = None, *, referrer: str = "") -> Path:
+    """The one resolver of hardware configs, for ``--hw``, ``extends:`` and ``baseline.config``.
+
+    An existing file wins (``relative_to`` is the folder a relative path starts from: the
+    working directory for ``--hw``, the referring file's folder for ``extends``/``baseline.config``);
+    otherwise a shipped config by name, with or without ``.yaml``/``.yml``, or a relative path
+    whose last part is a shipped file name; otherwise a one-line :class:`ConfigError` listing
+    the shipped names (with a "did you mean" when one is close). ``referrer`` prefixes the
+    error (e.g. ``"a.yaml: extends: "``). Returns an absolute path.
+    """
+    prefix = referrer or "hardware config "
+    text = str(spec)
+    shown = _short(text)
+    if not text.strip():
+        raise ConfigError(f"{prefix}is empty", "give a YAML path or a shipped name (" + ", ".join(shipped_names()) + ")")
+    p = Path(text).expanduser() if text.startswith("~") else Path(text)
+    base = Path(relative_to) if relative_to is not None else Path.cwd()
+    cand = p if p.is_absolute() else base / p
+    if _is_file(cand):
+        return _absolute(cand)
+    shipped = _shipped_by_name(p)
+    if shipped is not None:
+        return _absolute(shipped)
+    names = shipped_names()
+    if _is_dir(cand):
+        raise ConfigError(f"{prefix}{shown} is a folder, not a config file",
+                          f"give a YAML file or a shipped name ({', '.join(names)})")
+    stem = p.name[: -len(p.suffix)] if p.suffix.lower() in _YAML_SUFFIXES else p.name
+    close = difflib.get_close_matches(stem, names, n=1, cutoff=0.6) or \
+        difflib.get_close_matches(stem.lower(), [n.lower() for n in names], n=1, cutoff=0.6)
+    looked = "" if p.is_absolute() else \
+        (" relative to this file" if relative_to is not None else " relative to the working directory")
+    if len(p.parts) > 1:  # a path: it names a file, not a shipped config
+        hint = f"for the shipped config write {close[0]}; " if close and close[0] == stem else ""
+        problem = f"{prefix}file {shown} not found (no such file at {_short(_show(cand))}{looked})"
+    else:
+        hint = f"did you mean {close[0]}? " if close else ""
+        problem = (f"{prefix}file {shown} not found (no such file{looked}, and no shipped config is named "
+                   f"{_short(stem)})")
+    raise ConfigError(problem, f"{hint}give a YAML path or a shipped name ({', '.join(names)})")
+
+
+def _absolute(p: Path) -> Path:
+    try:
+        return p.resolve()
+    except (OSError, RuntimeError):  # a symlink loop
+        return p.absolute()
+
+
+# --------------------------------------------------------------------------- loading
 def load_hw(path: str | Path, compute_only: bool = False, *, _stack: tuple[Path, ...] = ()) -> HardwareConfig:
     """Load, merge (``extends:``) and validate a hardware config; resolve its ANN baseline.
 
-    ``path`` may be a file or the name of a shipped config. ``compute_only=True`` charges only
-    compute ops (MAC x mac_pj + AC x ac_pj): memory, neuron, routing and static terms are
-    counted but cost nothing, for the SNN and for the ANN baseline alike. Any problem raises a
-    one-line :class:`ConfigError` naming the file and the field.
+    ``path`` may be a file or the name of a shipped config (:func:`resolve_hw_path`).
+    ``compute_only=True`` charges only compute ops (MAC x mac_pj + AC x ac_pj): memory, neuron,
+    routing and static terms are counted but cost nothing, for the SNN and for the ANN
+    baseline alike. Any problem raises a one-line :class:`ConfigError` naming the file and the
+    field.
     """
-    p = resolve_hw_path(path).resolve()
+    p = resolve_hw_path(path)
     if p in _stack:
         chain = " -> ".join(q.name for q in (*_stack, p))
         raise ConfigError(f"{_show(_stack[-1])}: baseline.config: cycle of baseline configs ({chain})",
                           "point the last one at an inline baseline")
-    raw, chain = _load_raw(p, ())
+    if len(_stack) > MAX_EXTENDS_DEPTH:
+        raise ConfigError(f"{_show(_stack[-1])}: baseline.config: chain of more than {MAX_EXTENDS_DEPTH} "
+                          f"baseline configs ({_stack[0].name} -> ... -> {p.name})",
+                          "end the chain sooner at a config with an inline baseline")
+    raw, chain, notes = _load_raw(p, ())
     if compute_only:
         raw["compute_only"] = True
     cfg = _validate(raw, p, chain)
     cfg._path = p
+    cfg._chain = (p, *chain)
+    cfg._notes = notes
     cfg._ann = _resolve_baseline(cfg, [*_stack, p])
     return cfg
 
 
 def config_from_dict(data: dict[str, Any], source: str = "<dict>") -> HardwareConfig:
     """Validate an in-memory config mapping (no ``extends``), with one-line errors."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: a config must be a mapping of sections, got {_kind(data)}",
+                          "see docs/hardware-configs.md")
     if "extends" in data and data["extends"]:
         raise ConfigError(f"{source}: extends: only supported for files", "load it with load_hw(path)")
     cfg = _validate(dict(data), Path(source), ())
@@ -543,92 +783,333 @@ def _show(p: Path) -> str:
     """Path as users know it: relative to the working directory when possible."""
     try:
         return str(p.relative_to(Path.cwd()))
-    except ValueError:
+    except (ValueError, OSError):
         return str(p)
 
 
-class _StrictLoader(yaml.SafeLoader):
-    """SafeLoader that refuses duplicate keys and reads ``1e9`` as a float (YAML 1.2)."""
+def _kind(value: Any) -> str:
+    """A value's YAML kind, for error messages."""
+    if value is None:
+        return "nothing (null)"
+    if isinstance(value, bool):
+        return "true/false"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "text"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a mapping"
+    return type(value).__name__
 
 
-def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-    seen: dict[Any, Any] = {}
-    for key_node, _ in node.value:
-        key = loader.construct_object(key_node, deep=deep)
-        if key in seen:
-            mark = key_node.start_mark
-            raise yaml.constructor.ConstructorError(
-                None, None, f"duplicate key {key!r} (line {mark.line + 1})", mark)
-        seen[key] = True
-    return loader.construct_mapping(node, deep=deep)
+# --------------------------------------------------------------------------- YAML 1.2 reader
+class _YamlRefused(yaml.MarkedYAMLError):
+    """A YAML document snnsim will not read (tag, key, size, depth), with its fix."""
+
+    def __init__(self, problem: str, fix: str, mark: Any) -> None:
+        super().__init__(problem=problem, problem_mark=mark)
+        self.fix = fix
 
 
-_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
-_StrictLoader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(r"^[-+]?(?:\d+\.?\d*|\.\d+)[eE][-+]?\d+$"),
-    list("-+0123456789."),
-)
+# YAML 1.2 core schema (https://yaml.org/spec/1.2.2/#1032-tag-resolution): the only implicit
+# types. PyYAML's own resolver is YAML 1.1's (yes/no/on/off booleans, 1:30 = 90, 0_9 = 9, 040 = 32).
+_NULL_RE = re.compile(r"^(?:~|null|Null|NULL|)\Z")
+_BOOL_RE = re.compile(r"^(?:true|True|TRUE|false|False|FALSE)\Z")
+_INT_RE = re.compile(r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)\Z")
+_FLOAT_NUM_RE = re.compile(r"^[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?\Z")
+_INF_RE = re.compile(r"^[-+]?\.(?:inf|Inf|INF)\Z")
+_NAN_RE = re.compile(r"^\.(?:nan|NaN|NAN)\Z")
+_FLOAT_RE = re.compile(r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?"
+                       r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))\Z")
+_TAG = "tag:yaml.org,2002:"
+_STR_TAG = _TAG + "str"
 
 
-def _read_yaml(p: Path, referrer: str) -> dict[str, Any]:
-    if not p.is_file():
+class _Core12Resolver(yaml.resolver.BaseResolver):
+    """Implicit tags of the YAML 1.2 core schema only (its own table, not the 1.1 one)."""
+
+    yaml_implicit_resolvers: dict[Any, list[tuple[str, re.Pattern[str]]]] = {}
+
+
+_Core12Resolver.add_implicit_resolver(_TAG + "null", _NULL_RE, ["~", "n", "N", ""])
+_Core12Resolver.add_implicit_resolver(_TAG + "bool", _BOOL_RE, list("tTfF"))
+_Core12Resolver.add_implicit_resolver(_TAG + "int", _INT_RE, list("-+0123456789"))
+_Core12Resolver.add_implicit_resolver(_TAG + "float", _FLOAT_RE, list("-+0123456789."))
+
+
+class _StrictLoader(yaml.reader.Reader, yaml.scanner.Scanner, yaml.parser.Parser, yaml.composer.Composer,
+                    yaml.constructor.SafeConstructor, _Core12Resolver):
+    """A safe YAML 1.2 core-schema loader: only plain mappings, lists, text, numbers, booleans and
+    null; nesting bounded while composing (no RecursionError); no other tags."""
+
+    yaml_constructors: dict[Any, Any] = {}
+
+    def __init__(self, stream: str) -> None:
+        yaml.reader.Reader.__init__(self, stream)
+        yaml.scanner.Scanner.__init__(self)
+        yaml.parser.Parser.__init__(self)
+        yaml.composer.Composer.__init__(self)
+        yaml.constructor.SafeConstructor.__init__(self)
+        _Core12Resolver.__init__(self)
+        self._nesting = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self._nesting >= MAX_DOCUMENT_DEPTH:
+            raise _YamlRefused(f"nested deeper than {MAX_DOCUMENT_DEPTH} levels",
+                               "flatten it (a config needs at most 6 levels)", self.peek_event().start_mark)
+        self._nesting += 1
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self._nesting -= 1
+
+
+def _construct_null(loader: _StrictLoader, node: yaml.ScalarNode) -> None:
+    text = loader.construct_scalar(node)
+    if not _NULL_RE.match(text):
+        raise _YamlRefused(f"{text!r} is not null", "write null or ~, or remove the tag", node.start_mark)
+    return None
+
+
+def _construct_bool(loader: _StrictLoader, node: yaml.ScalarNode) -> bool:
+    text = loader.construct_scalar(node)
+    if not _BOOL_RE.match(text):
+        raise _YamlRefused(f"{text!r} is not a boolean (YAML 1.2: only true and false are)",
+                           "write true or false", node.start_mark)
+    return text.lower() == "true"
+
+
+def _construct_int(loader: _StrictLoader, node: yaml.ScalarNode) -> int:
+    text = loader.construct_scalar(node)
+    if not _INT_RE.match(text):
+        raise _YamlRefused(f"{text!r} is not an integer (YAML 1.2: digits, 0o... or 0x...)",
+                           "write plain digits such as 1000", node.start_mark)
+    digits = text.lstrip("+-")
+    if len(digits) > MAX_INT_DIGITS:
+        raise _YamlRefused(f"an integer of {len(digits)} digits is out of range",
+                           f"write at most {MAX_INT_DIGITS} digits (every bound is far smaller)", node.start_mark)
+    if digits.startswith("0o"):
+        return int(digits[2:], 8)
+    if digits.startswith("0x"):
+        return int(digits[2:], 16)
+    return int(text, 10)
+
+
+def _construct_float(loader: _StrictLoader, node: yaml.ScalarNode) -> float:
+    text = loader.construct_scalar(node)
+    if _INF_RE.match(text):
+        return -math.inf if text.startswith("-") else math.inf
+    if _NAN_RE.match(text):
+        return math.nan
+    if not _FLOAT_NUM_RE.match(text):
+        raise _YamlRefused(f"{text!r} is not a number (YAML 1.2 core schema)",
+                           "write a number such as 0.9 or 2.0e+8", node.start_mark)
+    return float(text)  # a huge literal is inf here, and refused by the schema as not finite
+
+
+def _construct_map(loader: _StrictLoader, node: yaml.MappingNode) -> Any:
+    data: dict[str, Any] = {}
+    yield data
+    # keys were checked (text, no duplicates) by _check_graph; no YAML 1.1 merge keys (<<)
+    data.update(yaml.constructor.BaseConstructor.construct_mapping(loader, node))
+
+
+def _construct_undefined(loader: _StrictLoader, node: yaml.Node) -> None:
+    raise _YamlRefused(f"the tag {node.tag!r} is not allowed",
+                       "remove it; a config holds only mappings, lists, text, numbers, true/false and null",
+                       node.start_mark)
+
+
+for _tag, _fn in ((_TAG + "null", _construct_null), (_TAG + "bool", _construct_bool),
+                  (_TAG + "int", _construct_int), (_TAG + "float", _construct_float),
+                  (_STR_TAG, yaml.constructor.SafeConstructor.construct_yaml_str),
+                  (_TAG + "seq", yaml.constructor.SafeConstructor.construct_yaml_seq),
+                  (_TAG + "map", _construct_map), (None, _construct_undefined)):
+    _StrictLoader.add_constructor(_tag, _fn)
+
+
+def _check_graph(root: yaml.Node) -> None:
+    """Refuse what the schema must never see: non-text or duplicate keys, recursive aliases, and
+    documents that aliases expand beyond MAX_DOCUMENT_DEPTH levels or MAX_DOCUMENT_NODES nodes
+    ("billion laughs"). Memoised per node, so it costs the size of the text, not of the expansion."""
+    height: dict[int, int] = {}
+    size: dict[int, int] = {}
+    active: set[int] = set()
+
+    def visit(node: yaml.Node, depth: int) -> tuple[int, int]:
+        key = id(node)
+        if key in active:
+            raise _YamlRefused("an alias refers to the mapping or list that contains it",
+                               "remove the recursive alias", node.start_mark)
+        if key in height:
+            if depth + height[key] - 1 > MAX_DOCUMENT_DEPTH:
+                raise _YamlRefused(f"aliases nest it deeper than {MAX_DOCUMENT_DEPTH} levels",
+                                   "write the values out instead of aliasing them", node.start_mark)
+            return height[key], size[key]
+        if depth > MAX_DOCUMENT_DEPTH:
+            raise _YamlRefused(f"nested deeper than {MAX_DOCUMENT_DEPTH} levels", "flatten it", node.start_mark)
+        h, s = 1, 1
+        if isinstance(node, yaml.MappingNode | yaml.SequenceNode):
+            active.add(key)
+            children: list[yaml.Node] = []
+            if isinstance(node, yaml.MappingNode):
+                seen: dict[str, yaml.Node] = {}
+                for k, v in node.value:
+                    if not isinstance(k, yaml.ScalarNode) or k.tag != _STR_TAG:
+                        what = "a mapping" if isinstance(k, yaml.MappingNode) else \
+                            "a list" if isinstance(k, yaml.SequenceNode) else \
+                            f"{_short(k.value)} (a YAML {k.tag.rsplit(':', 1)[-1]})"
+                        raise _YamlRefused(f"keys must be text, found {what} as a key",
+                                           "write the key as a plain name", k.start_mark)
+                    if k.value in seen:
+                        raise _YamlRefused(f"duplicate key {k.value!r} (line {k.start_mark.line + 1}; first "
+                                           f"on line {seen[k.value].start_mark.line + 1})",
+                                           "remove one of them", k.start_mark)
+                    seen[k.value] = k
+                    children += [k, v]
+            else:
+                children = list(node.value)
+            for child in children:
+                ch, cs = visit(child, depth + 1)
+                h = max(h, ch + 1)
+                s += cs
+                if s > MAX_DOCUMENT_NODES:
+                    raise _YamlRefused(f"aliases expand it to more than {MAX_DOCUMENT_NODES:,} values",
+                                       "write a plain config without alias chains", node.start_mark)
+            active.discard(key)
+        height[key], size[key] = h, s
+        return h, s
+
+    visit(root, 1)
+
+
+@dataclass(frozen=True)
+class _Note:
+    """The comment written beside a scalar value (its recorded source) and the file it is in."""
+
+    text: str | None
+    file: Path
+
+
+_COMMENT_RE = re.compile(r"(?:^|\s)#\s?(.*)$")
+
+
+def _notes_of(node: yaml.Node, lines: list[str], file: Path, depth: int = 0) -> Any:
+    """A tree shaped like the document, with a :class:`_Note` at every scalar."""
+    if depth > MAX_DOCUMENT_DEPTH:
+        return None
+    if isinstance(node, yaml.MappingNode):
+        return {k.value: _notes_of(v, lines, file, depth + 1) for k, v in node.value}
+    if isinstance(node, yaml.SequenceNode):
+        return [_notes_of(v, lines, file, depth + 1) for v in node.value]
+    if getattr(node, "style", None) in ("|", ">"):  # a block scalar: no comment on its last line
+        return _Note(None, file)
+    line = node.end_mark.line
+    rest = lines[line][node.end_mark.column:] if line < len(lines) else ""
+    m = _COMMENT_RE.search(rest)
+    return _Note(m.group(1).strip() or None if m else None, file)
+
+
+def _read_yaml(p: Path, referrer: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Read one config file with the YAML 1.2 loader: its mapping, and its source-comment tree."""
+    if not _is_file(p):
         raise ConfigError(f"{referrer}file {_show(p)!r} not found", "check the path (relative paths are "
                           "resolved from the directory of the file that names them)")
+    where = _show(p)
     try:
-        text = p.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{_show(p)}: cannot read: {exc}", "check the file") from None
+        size = p.stat().st_size
+        if size > MAX_CONFIG_BYTES:
+            raise ConfigError(f"{where}: {size:,} bytes is too large for a hardware config",
+                              f"a config is a few KB; the limit is {MAX_CONFIG_BYTES:,} bytes")
+        text = p.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{where}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start})",
+                          "save the file as UTF-8 YAML") from None
+    except OSError as exc:
+        raise ConfigError(f"{where}: cannot read: {exc.strerror or exc}", "check the file") from None
+    loader: _StrictLoader | None = None
     try:
-        data = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
+        loader = _StrictLoader(text)
+        node = loader.get_single_node()
+        if node is not None:
+            _check_graph(node)
+            data = loader.construct_document(node)
+    except _YamlRefused as exc:
+        mark = exc.problem_mark
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        raise ConfigError(f"{where}: YAML{at}: {exc.problem}", exc.fix) from None
+    except yaml.reader.ReaderError as exc:
+        raise ConfigError(f"{where}: invalid YAML: character #x{exc.character:04x} at offset {exc.position} is not "
+                          "allowed (binary data?)", "a config is plain UTF-8 text") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
         problem = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError(f"{_show(p)}: invalid YAML{where}: {problem}", "fix the syntax") from None
+        context = getattr(exc, "context", None)
+        problem = f"{context}, {problem}" if isinstance(context, str) and context else problem
+        raise ConfigError(f"{where}: invalid YAML{at}: {problem}", "fix the syntax") from None
+    except (RecursionError, MemoryError, ValueError, TypeError, OverflowError):  # backstop; all bounded above
+        raise ConfigError(f"{where}: YAML too large or too deeply nested to read",
+                          "write a plain config (see docs/hardware-configs.md)") from None
+    finally:
+        if loader is not None:
+            loader.dispose()
+    if node is None:
+        raise ConfigError(f"{where}: the file is empty (or holds only comments)",
+                          "write a hardware config (see docs/hardware-configs.md)")
     if not isinstance(data, dict):
-        raise ConfigError(f"{_show(p)}: top level must be a mapping of sections, got {type(data).__name__}",
+        raise ConfigError(f"{where}: top level must be a mapping of sections, got {_kind(data)}",
                           "see docs/hardware-configs.md")
-    return data
+    notes = _notes_of(node, text.splitlines(), p)
+    return data, notes if isinstance(notes, dict) else {}
 
 
-def _load_raw(p: Path, stack: tuple[Path, ...]) -> tuple[dict[str, Any], tuple[Path, ...]]:
+def _load_raw(p: Path, stack: tuple[Path, ...]) -> tuple[dict[str, Any], tuple[Path, ...], dict[str, Any]]:
     """Read ``p`` and everything it extends, deep-merged (child wins). Returns the merged
-    mapping and the chain of parent files (for error messages)."""
+    mapping, the chain of parent files (for error messages) and the merged source comments."""
     referrer = f"{_show(stack[-1])}: extends: " if stack else ""
-    data = _read_yaml(p, referrer)
+    data, notes = _read_yaml(p, referrer)
     _absolutise_baseline(data, p)
     parent = data.get("extends")
     if parent is None:
-        return data, ()
+        return data, (), notes
     if not isinstance(parent, str) or not parent.strip():
-        raise ConfigError(f"{_show(p)}: extends: must be a file path, got {parent!r}", "write extends: other.yaml")
-    pp = (p.parent / parent).resolve()
+        raise ConfigError(f"{_show(p)}: extends: must be a file path or a shipped config name, got {_short(parent)}",
+                          "write e.g. extends: 45nm")
+    pp = resolve_hw_path(parent, p.parent, referrer=f"{_show(p)}: extends: ")
     if pp == p or pp in stack:
         chain = " -> ".join(q.name for q in (*stack, p, pp))
         raise ConfigError(f"{_show(p)}: extends: cycle ({chain})", "remove the extends that closes the loop")
-    if not pp.is_file():
-        raise ConfigError(f"{_show(p)}: extends: file {parent!r} not found (looked at {_show(pp)})",
-                          "fix the path; it is relative to this file")
-    base, chain = _load_raw(pp, (*stack, p))
-    return _deep_merge(base, data), (pp, *chain)
+    if len(stack) + 1 > MAX_EXTENDS_DEPTH:
+        raise ConfigError(f"{_show(p)}: extends: chain longer than {MAX_EXTENDS_DEPTH} files "
+                          f"({(stack or (p,))[0].name} -> ... -> {p.name} -> {pp.name})",
+                          "merge some of the files so the chain is shorter")
+    base, chain, base_notes = _load_raw(pp, (*stack, p))
+    return _deep_merge(base, data), (pp, *chain), _deep_merge(base_notes, notes, data)
 
 
 def _absolutise_baseline(data: dict[str, Any], p: Path) -> None:
-    """Make ``baseline.config`` absolute, so it survives being inherited from another folder."""
+    """Resolve ``baseline.config`` against the file that names it (a path there, else a shipped
+    name), so it survives being inherited by a config in another folder."""
     b = data.get("baseline")
     if isinstance(b, dict) and isinstance(b.get("config"), str) and b["config"].strip():
-        b["config"] = str((p.parent / b["config"]).resolve())
+        b["config"] = str(resolve_hw_path(b["config"], p.parent, referrer=f"{_show(p)}: baseline.config: "))
 
 
-def _deep_merge(base: dict[str, Any], child: dict[str, Any]) -> dict[str, Any]:
-    """Child overrides base; nested mappings merge key by key; lists and scalars are replaced."""
+def _deep_merge(base: dict[str, Any], child: dict[str, Any], shape: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Child overrides base; nested mappings merge key by key; lists and scalars are replaced.
+
+    ``shape`` is the child's data when merging the source-comment trees (which mirror it)."""
+    shape = child if shape is None else shape
     out = dict(base)
     for k, v in child.items():
-        if k == "baseline" and isinstance(v, dict) and v.get("config"):
+        d = shape.get(k) if isinstance(shape, dict) else None
+        if k == "baseline" and isinstance(d, dict) and d.get("config"):
             out[k] = v  # pointing the baseline at another config replaces the inherited section
-        elif isinstance(v, dict) and isinstance(out.get(k), dict):
-            out[k] = _deep_merge(out[k], v)
+        elif isinstance(v, dict) and isinstance(out.get(k), dict) and isinstance(d, dict):
+            out[k] = _deep_merge(out[k], v, d)
         else:
             out[k] = v
     return out
@@ -642,6 +1123,19 @@ def _validate(raw: dict[str, Any], p: Path, chain: tuple[Path, ...]) -> Hardware
         return HardwareConfig.model_validate(raw)
     except ValidationError as exc:
         raise ConfigError(_format_errors(exc, where)) from None
+
+
+def _field_parts(field: str) -> list[str | int]:
+    """``memory.levels[0].read_pj`` -> ['memory', 'levels', 0, 'read_pj']."""
+    return [int(tok[1:-1]) if tok.startswith("[") else tok for tok in re.findall(r"\[\d+\]|[^.\[\]]+", field)]
+
+
+_UNITS = (("_pj", "pJ"), ("_ns", "ns"), ("_hz", "Hz"), ("_mw", "mW"), ("_s", "s"), ("_bits", "bits"),
+          ("_bytes", "bytes"))
+
+
+def _unit_of(name: str) -> str:
+    return next((u for suffix, u in _UNITS if name.endswith(suffix)), "")
 
 
 # --------------------------------------------------------------------------- error text
@@ -667,6 +1161,7 @@ def _format_errors(exc: ValidationError, where: str) -> str:
 
 
 def _format_one(err: dict[str, Any]) -> str:
+    """One validation error as "path: problem; fix"."""
     loc = tuple(err.get("loc", ()))
     typ = err.get("type", "")
     ctx = err.get("ctx") or {}
@@ -675,6 +1170,8 @@ def _format_one(err: dict[str, Any]) -> str:
     if typ == "value_error" and isinstance(ctx.get("error"), _Problem):
         prob: _Problem = ctx["error"]
         return f"{prob.where}: {prob.what}"
+    if typ in ("zero_or_at_least", "one_line"):
+        return f"{path}: {err.get('msg', 'invalid value')}"
     if typ == "extra_forbidden":
         allowed = _allowed_fields(loc[:-1])
         hint = f" (allowed here: {', '.join(allowed)})" if allowed else ""
@@ -685,36 +1182,62 @@ def _format_one(err: dict[str, Any]) -> str:
     if typ in ("greater_than_equal", "greater_than", "less_than_equal", "less_than"):
         op = {"greater_than_equal": ">=", "greater_than": ">", "less_than_equal": "<=", "less_than": "<"}[typ]
         bound = next(iter(ctx.values())) if ctx else "?"
-        bound = f"{bound:g}" if isinstance(bound, (int, float)) else bound
-        return f"{path}: must be {op} {bound}, got {_short(got)}; fix the value"
+        bound = f"{bound:g}" if isinstance(bound, int | float) else bound
+        return f"{path}: must be {op} {bound}, got {_short(got)}; fix the value (bounds: docs/hardware-configs.md)"
     if typ == "finite_number":
         return f"{path}: must be a finite number, got {_short(got)}; give a real value"
     if typ == "literal_error":
-        return f"{path}: must be one of {ctx.get('expected', '?')}, got {_short(got)}"
-    if typ in ("float_parsing", "float_type"):
-        return f"{path}: must be a number, got {_short(got)}"
-    if typ in ("int_parsing", "int_type", "int_from_float"):
-        return f"{path}: must be a whole number, got {_short(got)}"
+        return f"{path}: must be one of {ctx.get('expected', '?')}, got {_short(got)}; use one of those"
+    if typ in ("float_parsing", "float_type", "int_parsing", "int_type", "int_from_float"):
+        what = "a number" if typ.startswith("float") else "a whole number"
+        return f"{path}: must be {what}, got {_short(got)}; {_number_fix(got)}"
     if typ in ("bool_parsing", "bool_type"):
-        return f"{path}: must be true or false, got {_short(got)}"
+        return f"{path}: must be true or false, got {_short(got)}; write true or false"
     if typ in ("model_type", "model_attributes_type", "dict_type"):
-        return f"{path}: must be a mapping of fields, got {_short(got)}"
+        return f"{path}: must be a mapping of fields, got {_short(got)}; write key: value pairs"
     if typ == "list_type":
-        return f"{path}: must be a list, got {_short(got)}"
+        return f"{path}: must be a list, got {_short(got)}; write [a, b] or one '- item' per line"
     if typ in ("string_type",):
-        return f"{path}: must be text, got {_short(got)}"
+        return f"{path}: must be text, got {_short(got)}; quote it if it is meant as text"
+    if typ == "string_too_long":
+        return f"{path}: is longer than {ctx.get('max_length', '?')} characters; shorten it"
+    if typ == "string_too_short":
+        return f"{path}: must not be empty; give a value"
     if typ == "string_pattern_mismatch":
-        return f"{path}: {_short(got)} is not a valid name (letters, digits, _ and -, starting with a letter)"
+        return (f"{path}: {_short(got)} is not a valid name; use letters, digits, _ and -, "
+                "starting with a letter")
     msg = str(err.get("msg", "invalid value"))
-    return f"{path}: {msg}, got {_short(got)}"
+    return f"{path}: {msg}, got {_short(got)}; see docs/hardware-configs.md"
+
+
+def _number_fix(got: Any) -> str:
+    """How to write a number, given what was written instead."""
+    if isinstance(got, bool):
+        return "true/false is not a number; write the number"
+    if isinstance(got, str):
+        try:
+            float(got)
+        except ValueError:
+            return "write a number such as 0.9 or 2.0e+8"
+        return "write the number without quotes"
+    return "write a number such as 0.9 or 2.0e+8" if not isinstance(got, float) else "write a whole number"
 
 
 def _short(value: Any) -> str:
-    text = repr(value)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "null"
     if isinstance(value, float) and math.isnan(value):
-        text = "nan"
+        return "nan"
     if isinstance(value, dict):
-        text = "a mapping"
+        return "a mapping"
+    if isinstance(value, list) and len(value) > 8:
+        return f"a list of {len(value)} items"
+    try:
+        text = repr(value)
+    except ValueError:  # an int too long to print
+        text = "a very long number"
     return text if len(text) <= 60 else text[:57] + "..."
 
 
@@ -778,13 +1301,8 @@ def _resolve_baseline(cfg: HardwareConfig, stack: list[Path]) -> AnnBaseline:
     spec = cfg.baseline
     where = _show(cfg.path) if cfg.path is not None else cfg.name
     if spec.config:
-        target = Path(spec.config)
-        if cfg.path is not None and not target.is_absolute():
-            target = cfg.path.parent / target
-        target = target.resolve()
-        if not target.is_file():
-            raise ConfigError(f"{where}: baseline.config: file {spec.config!r} not found",
-                              "fix the path; it is relative to the file that names it")
+        target = resolve_hw_path(spec.config, cfg.path.parent if cfg.path is not None else None,
+                                 referrer=f"{where}: baseline.config: ")
         if target in stack or (cfg.path is not None and target == cfg.path.resolve()):
             chain = " -> ".join(q.name for q in (*stack, target))
             raise ConfigError(f"{where}: baseline.config: cycle of baseline configs ({chain})",
@@ -808,6 +1326,7 @@ def _resolve_baseline(cfg: HardwareConfig, stack: list[Path]) -> AnnBaseline:
             compute_only=cfg.compute_only,
             reason=spec.reason or base.reason,
             source=base.source,
+            mac_source=(cfg.source_of("baseline.mac_pj") if "mac_pj" in overrides else base.mac_source),
         )
     else:
         hw = cfg
@@ -831,6 +1350,8 @@ def _resolve_baseline(cfg: HardwareConfig, stack: list[Path]) -> AnnBaseline:
             compute_only=cfg.compute_only,
             reason=spec.reason or "",
             source=hw.name,
+            mac_source=f"{hw.name}: " + hw.source_of("baseline.mac_pj" if spec.mac_pj is not None
+                                                     else "compute.mac_pj"),
         )
     levels = ann.hw.memory.level_names
     for key in ("weights", "inputs", "outputs"):
@@ -838,6 +1359,10 @@ def _resolve_baseline(cfg: HardwareConfig, stack: list[Path]) -> AnnBaseline:
         if lv is not None and lv not in levels:
             raise ConfigError(f"{where}: baseline.{key}: unknown level {lv!r} on {ann.hw.name}",
                               f"use one of: {', '.join(levels) or '(no levels defined)'}")
+    if not ann.compute_only and ann.static_mw > 0 and ann.clock_hz is None:
+        raise ConfigError(f"{where}: baseline.clock_hz: the ANN runs on {ann.hw.name}, which has static power "
+                          "but no clock, so the ANN's latency and static energy are unknown",
+                          "set baseline.clock_hz to the clock of the hardware the ANN runs on")
     if ann.reuse == "ratios":
         if not ann.pj_per_mac:
             raise ConfigError(f"{where}: baseline.pj_per_mac: reuse: ratios needs the energy per MAC of each level",
@@ -873,4 +1398,5 @@ __all__ = [
     "resolve_hw_path",
     "shipped_configs",
     "shipped_dir",
+    "shipped_names",
 ]

@@ -34,25 +34,30 @@ _PER_EXPERIMENT = ("spatial.csv", "pca_curves.csv", "temporal.csv", "quantize.cs
 MAX_FACETS = 9
 
 
-def find_tables(run_dir: str | Path) -> dict[str, list[Path]]:
-    """Every known table under ``run_dir`` (recursive), by file name; byte-identical copies once.
+def find_tables(run_dir: str | Path, note: Callable[[str], None] | None = None) -> dict[str, list[Path]]:
+    """Every known table under ``run_dir`` (recursive), by file name; byte-identical copies once,
+    each one skipped named to ``note``, as is each table that cannot be read.
 
     (``snnsim prune temporal`` writes the same temporal.csv to two places, for example.)
     """
+    say = note or (lambda _msg: None)
     root = Path(run_dir)
     found: dict[str, list[Path]] = {}
     for name in TABLE_FILES:
-        seen: set[str] = set()
+        seen: dict[str, Path] = {}
         for path in sorted(root.rglob(name)):
             if not path.is_file():
                 continue
             try:
                 digest = hashlib.sha256(path.read_bytes()).hexdigest()
-            except OSError:
+            except OSError as exc:
+                say(f"skipped table {path}: cannot read it ({exc.strerror or type(exc).__name__})")
                 continue
-            if digest not in seen:
-                seen.add(digest)
-                found.setdefault(name, []).append(path)
+            if digest in seen:
+                say(f"used {seen[digest]} once: {path} is a byte-identical copy")
+                continue
+            seen[digest] = path
+            found.setdefault(name, []).append(path)
     return found
 
 
@@ -150,7 +155,7 @@ def make_plots(run_dir: str | Path, out_dir: str | Path | None = None,
                           "pass the directory the snnsim commands wrote their tables to")
     if not root.is_dir():
         raise SnnsimError(f"{str(root)!r} is not a directory", "pass the run directory, not a file")
-    tables = find_tables(root)
+    tables = find_tables(root, say)
     if not tables:
         raise SnnsimError(f"no snnsim tables ({', '.join(TABLE_FILES)}) under {str(root)!r}",
                           "run snnsim estimate/compare/prune/quantize/evaluate with their tables there first")

@@ -71,3 +71,71 @@ def test_checkpoint_with_an_unknown_layer_is_a_one_line_error(tmp_path: Path,
     assert exc.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "unknown layer 'R'" in err[0]
+
+
+# ----------------------------------------------------------------------------- from_dict / bounds
+
+
+@pytest.mark.parametrize("name", ["digits", "vgg5", "vgg9", "vgg11", "vgg16"])
+def test_to_dict_from_dict_round_trip(name: str) -> None:
+    spec = make_arch(name)
+    assert ArchSpec.from_dict(spec.to_dict()) == spec
+    assert ArchSpec.from_dict(spec.to_dict()).to_dict() == spec.to_dict()
+
+
+def _spec_dict(**changes: object) -> dict:
+    d = make_arch("digits").to_dict()
+    d.update(changes)
+    return d
+
+
+@pytest.mark.parametrize(("changes", "needle"), [
+    ({"features": [64, "64", "A"]}, "unknown layer '64'"),
+    ({"features": [64, True, "A"]}, "unknown layer True"),
+    ({"features": [64, 2.5, "A"]}, "unknown layer 2.5"),
+    ({"features": "64,64,A"}, "features must be a list"),
+    ({"features": [-8, "A"]}, "conv width -8"),
+    ({"features": [10**7, "A"]}, "conv width 10000000"),
+    ({"classifier": ["256"]}, "classifier[0] must be a whole number"),
+    ({"classifier": [10**7]}, "hidden FC widths"),
+    ({"input_shape": [1, 8]}, "input_shape must be 3 whole numbers"),
+    ({"input_shape": [1, 8, True]}, "input_shape must be 3 whole numbers"),
+    ({"input_shape": [1, 10**6, 8]}, "too large"),
+    ({"num_classes": "10"}, "num_classes must be a whole number"),
+    ({"num_classes": True}, "num_classes must be a whole number"),
+    ({"num_classes": 0}, "num_classes must be a whole number in 1..65536"),
+    ({"kernel_size": 0}, "kernel_size"),
+    ({"kernel_size": 11}, "kernel_size 11 is larger"),
+    ({"padding": 3}, "padding must be a whole number in 0..2"),
+    ({"pool_size": -2}, "pool_size"),
+    ({"dropout_conv": 1.0}, "dropout_conv must be a number in [0, 1)"),
+    ({"dropout_fc": float("nan")}, "dropout_fc"),
+    ({"name": 7}, "name must be a string"),
+    ({"meta": {"x": object()}}, "not plain data"),
+    ({"stride": 2}, "unknown fields ['stride']"),
+    ({"features": [65_536] * 3}, "weights, more than"),
+])
+def test_from_dict_checks_every_field(changes: dict, needle: str) -> None:
+    with pytest.raises(SnnsimError) as exc:
+        ArchSpec.from_dict(_spec_dict(**changes))
+    msg = str(exc.value)
+    assert needle in msg and "\n" not in msg, msg
+
+
+def test_from_dict_refuses_non_mappings_and_missing_fields() -> None:
+    for bad in ("vgg16", [1, 2], None, 5):
+        with pytest.raises(SnnsimError, match="must be a mapping"):
+            ArchSpec.from_dict(bad)
+    d = _spec_dict()
+    del d["input_shape"]
+    with pytest.raises(SnnsimError, match=r"lacks the fields \['input_shape'\]"):
+        ArchSpec.from_dict(d)
+
+
+def test_sizes_are_bounded_from_arithmetic_before_allocation() -> None:
+    """4 convs of 65,536 channels: 1.2e11 weights (480 GB) refused without allocating anything."""
+    with pytest.raises(SnnsimError, match="weights, more than the 2,000,000,000"):
+        ArchSpec("huge", (65_536, 65_536, 65_536, 65_536), (), (3, 32, 32), 10)
+    with pytest.raises(SnnsimError, match="neurons per sample"):
+        # 73,729 weights, but 6.9e10 membrane potentials in the first layer
+        ArchSpec("wide-maps", (4096, "A", 1, "A"), (), (1, 4096, 4096), 1, pool_size=64)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import struct
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -15,24 +17,23 @@ from snnsim.checkpoint import (
     FORMAT_VERSION,
     checkpoint_dict,
     load_model,
+    model_from_checkpoint,
     read_checkpoint,
     save_model,
+    state_checksum,
 )
+from snnsim.compression.quantize import quantize_model
 from snnsim.errors import CheckpointError
 from snnsim.models import build_model
 
 
 def _model(tiny_spec):  # type: ignore[no-untyped-def]
+    """A 4-bit quantized SNN with odd thresholds and leaks, dataset info and provenance."""
     m = build_model(tiny_spec, kind="snn", timesteps=7, seed=3)
     with torch.no_grad():
         m.thresholds.copy_(torch.tensor([0.123456789, 1.5, 2.75]))
         m.leaks.copy_(torch.tensor([0.9901, 0.5, 1.0]))
-    scale = 0.01
-    ints = torch.randint(-7, 8, m.synapses[0].weight.shape, dtype=torch.int8)
-    with torch.no_grad():
-        m.synapses[0].weight.copy_(ints.float() * scale)
-    m.quantization = {"bits": 4, "scheme": "uniform-symmetric-per-layer", "scales": [scale, 0.02, 0.03, 0.04],
-                      "int_weights": {"synapses.0.weight": ints}}
+    m = quantize_model(m, 4)
     m.dataset_info = {"name": "synthetic", "mean": [0.5], "std": [0.5], "input_shape": [1, 8, 8], "num_classes": 4}
     m.provenance = {"command": "snnsim train --x", "seed": 11, "accuracy": 0.8125, "history": [{"epoch": 1, "loss": 0.5}]}
     return m
@@ -160,3 +161,104 @@ def test_info_on_vgg16_cifar10_reports_paper_param_count(tmp_path: Path, run_cli
                    and ("conv" in ln or "fc" in ln or " out " in ln)]
     assert len(layer_lines) == 16
     assert "1,769,472" in out  # first conv MACs
+
+
+# ----------------------------------------------------------------------------- integrity
+
+
+def _storage_member(path: Path, tensor_bytes: bytes) -> tuple[int, int]:
+    """(file offset, length) of the zip member holding exactly ``tensor_bytes``."""
+    data = path.read_bytes()
+    with zipfile.ZipFile(path) as zf:
+        for info in zf.infolist():
+            if zf.read(info) == tensor_bytes:
+                off = info.header_offset
+                n_name, n_extra = struct.unpack("<HH", data[off + 26: off + 30])
+                return off + 30 + n_name + n_extra, info.file_size
+    raise AssertionError("tensor storage not found")
+
+
+def test_checksum_is_stored_and_covers_weights_and_quantization(tmp_path: Path, tiny_spec) -> None:
+    m = _model(tiny_spec)
+    ckpt = read_checkpoint(save_model(m, tmp_path / "m.pt"))
+    assert ckpt["checksum"]["algorithm"] == "sha256"
+    assert ckpt["checksum"]["state"] == state_checksum(m.state_dict(), m.quantization)
+    q = dict(m.quantization, scales=[2 * s for s in m.quantization["scales"]])
+    assert state_checksum(m.state_dict(), q) != ckpt["checksum"]["state"]
+    assert state_checksum(m.state_dict(), None) != ckpt["checksum"]["state"]
+
+
+def test_one_flipped_weight_byte_is_detected(tmp_path: Path, tiny_spec) -> None:
+    """torch.load does not check zip CRCs: this flip used to load as a silently different weight."""
+    m = _model(tiny_spec)
+    path = save_model(m, tmp_path / "m.pt")
+    w = m.state_dict()["synapses.1.weight"]
+    start, size = _storage_member(path, w.numpy().tobytes())
+    data = bytearray(path.read_bytes())
+    data[start + size // 2] ^= 0x10
+    path.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match=r"truncated or corrupt \(zip member 'data/\d+' fails its CRC-32 check\)"):
+        load_model(path)
+
+
+def test_changed_weights_in_a_valid_zip_fail_the_checksum(tmp_path: Path, tiny_spec) -> None:
+    ckpt = checkpoint_dict(_model(tiny_spec))
+    ckpt["state_dict"]["synapses.2.weight"][0, 0] += 1.0  # re-saved by torch: every CRC is valid
+    torch.save(ckpt, tmp_path / "m.pt")
+    with pytest.raises(CheckpointError, match="is corrupt: its weights do not match the checksum stored at save time; "
+                                              "restore or re-train it"):
+        load_model(tmp_path / "m.pt")
+
+
+def test_checkpoints_without_checksum_still_load(tmp_path: Path, tiny_spec) -> None:
+    """Format v1 files written before the checksum existed are verified by CRC only."""
+    m = _model(tiny_spec)
+    ckpt = checkpoint_dict(m)
+    del ckpt["checksum"]
+    torch.save(ckpt, tmp_path / "old.pt")
+    back = load_model(tmp_path / "old.pt")
+    for k, v in m.state_dict().items():
+        assert torch.equal(back.state_dict()[k], v), k
+
+
+def test_shipped_example_loads_unchanged() -> None:
+    example = Path(__file__).resolve().parents[1] / "snnsim" / "examples" / "digits_pruned_T2.pt"
+    before = example.read_bytes()
+    ckpt = read_checkpoint(example)
+    assert "checksum" not in ckpt and ckpt["format_version"] == FORMAT_VERSION
+    m = load_model(example)
+    assert (m.kind, m.timesteps, m.spec.features) == ("snn", 2, (27, 36, "A", 72, 96, "A"))
+    assert example.read_bytes() == before
+
+
+def test_in_memory_checkpoints_are_validated_too(tiny_spec) -> None:
+    ckpt = checkpoint_dict(_model(tiny_spec))
+    ckpt["timesteps"] = "abc"
+    with pytest.raises(CheckpointError, match=r"^mem: timesteps must be a whole number in 1\.\.10000, got 'abc'; "
+                                              r"re-save the model with snnsim$"):
+        model_from_checkpoint(ckpt, source="mem")
+
+
+def test_malicious_pickle_is_refused_without_running(tmp_path: Path) -> None:
+    marker = tmp_path / "ran"
+
+    class Evil:
+        def __reduce__(self):  # type: ignore[no-untyped-def]
+            return (os.system, (f"touch {marker}",))
+
+    torch.save({"format": "snnsim-model", "payload": Evil()}, tmp_path / "evil.pt")
+    with pytest.raises(CheckpointError, match="asks to unpickle posix.system") as exc:
+        load_model(tmp_path / "evil.pt")
+    assert not marker.exists()
+    assert "weights_only" not in str(exc.value)  # never advise the unsafe load
+
+
+def test_quoted_errors_are_shortened_at_a_word_boundary() -> None:
+    from snnsim.checkpoint import _shorten
+
+    text = "PytorchStreamReader failed reading zip archive: failed finding central directory " * 3
+    short = _shorten(text, 60)
+    assert short.endswith(" ...") and len(short) <= 64
+    assert text.startswith(short[:-4]) and text[len(short) - 4] == " "  # cut where a word ends
+    assert _shorten("short\nsecond line") == "short"
+    assert _shorten("x" * 500, 100) == ""  # one giant word: nothing quoted rather than half of it

@@ -440,3 +440,95 @@ def test_bad_counts_and_options() -> None:
         snn_cost(good, load_hw("45nm"), first_layer="mac_twice")  # type: ignore[arg-type]
     with pytest.raises(SnnsimError):
         ann_baseline([], load_hw("45nm"))
+
+
+# ----------------------------------------------------------------------------- finiteness
+EXTREME = """\
+name: extreme
+technology: {{node_nm: 100000, voltage_v: 1000}}
+numerics: {{weight_bits: 64, potential_bits: 64, activation_bits: 64, spike_bits: 64}}
+compute: {{mac_pj: {E}, ac_pj: {E}, leak_pj: {E}, compare_pj: {E}, reset_pj: {E}}}
+neuron: {{update_pj: {E}, update_inactive_pj: {E}, leak: mul}}
+memory:
+  levels:
+    - {{name: m, kind: dram, width_bits: 1, read_pj: {E}, write_pj: {E}, bandwidth_bits_per_cycle: {BW}}}
+  dataspaces:
+    weights: [{{level: m, fetch: per_synop}}, {{level: m, fetch: per_timestep}}]
+    potentials: [{{level: m, access: per_synop}}]
+    spikes: [{{level: m}}]
+routing: {{spike_pj: {E}, hop_pj: {E}, hops_per_spike: 1.0e+6}}
+parallelism: {{cores: 1, pes_per_core: 1, synops_per_cycle_per_pe: {RATE}, neuron_updates_per_cycle_per_core: {RATE},
+              neurons_per_core: 1}}
+latency: {{mode: layer_pipelined, clock_hz: {CLOCK}, spike_ns: {T}, sync_cycles: 1.0e+9, sync_ns: {T}}}
+static: {{power_mw: {P}}}
+baseline: {{reuse: no_reuse, utilization: 1.0e-6, macs_per_cycle_per_pe: {RATE}, pes: 1}}
+"""
+#: Every bound at the end that makes figures largest, and at the end that makes them smallest.
+LARGEST = {"E": "1.0e+6", "BW": "1.0e-3", "RATE": "1.0e-6", "CLOCK": "1000", "T": "1.0e+9", "P": "1.0e+6"}
+SMALLEST = {"E": "1.0e-9", "BW": "1.0e+9", "RATE": "1.0e+6", "CLOCK": "1.0e+12", "T": "1.0e-6", "P": "1.0e-9"}
+
+
+def _all_finite(rep: Any) -> None:
+    for res in (rep.snn, rep.ann):
+        assert all(math.isfinite(v) and v >= 0 for v in res.breakdown.values())
+        assert math.isfinite(res.energy_pj) and math.isfinite(res.latency_s)
+        assert np.isfinite(res.layers.filter(like="energy_").to_numpy()).all()
+    for key in ("energy_ratio", "energy_ratio_compute", "latency_ratio", "edp_ratio", "edp_pj_s"):
+        assert math.isfinite(rep.summary[key]) and rep.summary[key] >= 0, key
+
+
+def test_every_bound_at_its_extreme_still_costs_finitely(tmp_path: Any) -> None:
+    """The largest energies, static power and slowest clock the schema accepts (and the smallest
+    non-zero ones), on VGG16 at R = 2 / 0.1 with T = 5: every figure stays finite."""
+    from pathlib import Path
+
+    p = Path(tmp_path) / "extreme.yaml"
+    p.write_text(EXTREME.format(**LARGEST))
+    rep = cost_report(paper_counts(2.0), load_hw(p))
+    _all_finite(rep)
+    assert rep.snn.energy_pj > 1e20 and rep.snn.latency_s > 1e9  # really extreme, and still finite
+    p.write_text(EXTREME.format(**SMALLEST))
+    rep = cost_report(paper_counts(0.1), load_hw(p))
+    _all_finite(rep)
+    assert 0 < rep.snn.energy_pj < 1e6
+
+
+@pytest.mark.parametrize(("edit", "component", "field"), [
+    (lambda hw: setattr(hw.static, "power_mw", 1e305), "'static' is inf", "lower static.power_mw"),
+    (lambda hw: setattr(hw.compute, "ac_pj", 1e308), "'compute_ac' is inf", "lower compute.ac_pj"),
+    (lambda hw: setattr(hw.memory.levels[0], "read_pj", float("inf")), "'memory:sram'", "memory level 'sram'"),
+    (lambda hw: setattr(hw.latency, "clock_hz", 5e-324), "latency_s is inf", "check latency.*"),
+    (lambda hw: setattr(hw.routing, "spike_pj", -1.0), "'routing' is -", "lower routing.spike_pj"),
+])
+def test_a_non_finite_figure_is_a_one_line_config_error(edit: Any, component: str, field: str) -> None:
+    """Backstop: a config changed after validation cannot make the report print inf or nan."""
+    from snnsim.errors import ConfigError
+
+    hw = load_hw("45nm")
+    edit(hw)
+    with pytest.raises(ConfigError) as info, np.errstate(all="ignore"):
+        cost_report(paper_counts(0.5), hw)
+    msg = str(info.value)
+    assert "\n" not in msg and msg.startswith("hardware config '45nm'") and "45nm.yaml" in msg
+    assert component in msg and field in msg, msg
+
+
+def test_ann_backstop_names_the_baseline_fields() -> None:
+    from snnsim.errors import ConfigError
+
+    hw = load_hw("loihi")
+    hw.ann.hw.static.power_mw = 1e306  # the eyeriss-like baseline, edited after loading
+    with pytest.raises(ConfigError, match=r"ANN energy component 'static' is inf.*static.power_mw of eyeriss-like"), \
+            np.errstate(all="ignore"):
+        ann_baseline(make_arch("vgg16").layers(), hw)
+
+
+def test_not_applicable_nan_is_allowed_only_where_documented() -> None:
+    tn = load_hw("truenorth")
+    rep = cost_report(paper_counts(0.5), tn)
+    assert math.isnan(rep.summary["latency_cycles"])  # unclocked chip: cycles not applicable
+    assert math.isfinite(rep.summary["energy_ratio"]) and math.isfinite(rep.summary["latency_s"])
+    zero = cfg(compute={"mac_pj": 0.0, "ac_pj": 0.0})
+    layers = tiny_layers()
+    rep = cost_report(make_counts(layers, 2, syn=np.ones((3, 2))), zero)
+    assert rep.snn.energy_pj == 0 and math.isnan(rep.summary["energy_ratio"])  # 0/0 stays "n/a"
