@@ -554,13 +554,13 @@ def summarize(snn: CostResult, ann: CostResult) -> dict[str, Any]:
     return {
         "hw": snn.hw_name, "baseline_hw": ann.hw_name,
         "energy_snn_pj": e_snn, "energy_ann_pj": e_ann,
-        "energy_ratio": _ratio(e_ann, e_snn),
+        "energy_ann_over_snn": _ratio(e_ann, e_snn),
         "energy_snn_compute_pj": c_snn, "energy_ann_compute_pj": c_ann,
-        "energy_ratio_compute": _ratio(c_ann, c_snn),
+        "energy_compute_ann_over_snn": _ratio(c_ann, c_snn),
         "latency_cycles": snn.latency_cycles, "latency_s": lat_s,
         "latency_ann_cycles": ann.latency_cycles, "latency_ann_s": lat_ann_s,
-        "latency_ratio": _ratio(lat_s, lat_ann_s),
-        "edp_pj_s": edp, "edp_ann_pj_s": edp_ann, "edp_ratio": _ratio(edp_ann, edp),
+        "latency_snn_over_ann": _ratio(lat_s, lat_ann_s),
+        "edp_pj_s": edp, "edp_ann_pj_s": edp_ann, "edp_ann_over_snn": _ratio(edp_ann, edp),
         "timesteps": int(snn.totals["timesteps"]), "chips": int(snn.totals["chips"]),
         "tick_overruns": int(snn.totals["tick_overruns"]),
     }
@@ -677,7 +677,7 @@ def _check_finite(res: CostResult, hw: HardwareConfig) -> None:
         _fail(hw, kind, "a memory-access energy", float(acc[bad][0]), f"memory:{res.accesses['level'][bad].iloc[0]}")
 
 
-_RATIOS = ("energy_ratio", "energy_ratio_compute", "latency_ratio", "edp_ratio")
+_RATIOS = ("energy_ann_over_snn", "energy_compute_ann_over_snn", "latency_snn_over_ann", "edp_ann_over_snn")
 
 
 def _check_summary(summary: dict[str, Any], hw: HardwareConfig) -> None:

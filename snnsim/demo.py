@@ -218,16 +218,16 @@ def write_summary(root: Path, named: dict[str, Path], times: dict[str, float], f
     if compare is not None:
         parts.append("## Energy and latency per hardware config (baseline: the unpruned ANN)")
         view = compare[["model", "hw", "accuracy", "timesteps", "params", "spikes_per_inference",
-                        "energy_snn_pj", "energy_ann_pj", "energy_ratio", "energy_ratio_compute", "latency_s"]].copy()
+                        "energy_snn_pj", "energy_ann_pj", "energy_ann_over_snn", "energy_compute_ann_over_snn", "latency_s"]].copy()
         view["accuracy"] = view["accuracy"].map(_pct)
         view["spikes_per_inference"] = view["spikes_per_inference"].map(lambda v: f"{v:,.0f}")
         view["energy_snn_pj"] = view["energy_snn_pj"].map(_uj)
         view["energy_ann_pj"] = view["energy_ann_pj"].map(_uj)
-        view["energy_ratio"] = view["energy_ratio"].map(format_ratio)
-        view["energy_ratio_compute"] = view["energy_ratio_compute"].map(format_ratio)
+        view["energy_ann_over_snn"] = view["energy_ann_over_snn"].map(format_ratio)
+        view["energy_compute_ann_over_snn"] = view["energy_compute_ann_over_snn"].map(format_ratio)
         view["latency_s"] = view["latency_s"].map(lambda v: f"{v * 1e6:,.1f} µs")
         view = view.rename(columns={"energy_snn_pj": "E_SNN", "energy_ann_pj": "E_ANN (unpruned)",
-                                    "energy_ratio": "ANN/SNN (with memory)", "energy_ratio_compute": "ANN/SNN (compute only)",
+                                    "energy_ann_over_snn": "ANN/SNN (with memory)", "energy_compute_ann_over_snn": "ANN/SNN (compute only)",
                                     "latency_s": "latency", "timesteps": "T"})
         parts.extend(f"- {line}" for line in comparison_caption(compare))
         parts.append("")
@@ -258,7 +258,7 @@ def _headlines(compare: pd.DataFrame, spatial: pd.DataFrame | None) -> list[str]
         if (final_label, hw) in rows.index:
             r = rows.loc[(final_label, hw)]
             out.append(f"- {hw}: {final_label} uses {_uj(r['energy_snn_pj'])} vs {_uj(r['energy_ann_pj'])} for the unpruned ANN: "
-                       f"{format_ratio(r['energy_ratio'])} with memory, {format_ratio(r['energy_ratio_compute'])} compute-only.")
+                       f"{format_ratio(r['energy_ann_over_snn'])} with memory, {format_ratio(r['energy_compute_ann_over_snn'])} compute-only.")
     out.append("")
     out.append("These are this run's measurements on digits, not the paper's CIFAR figures (the paper reports "
                "10-14X compression and 8-14X lower compute energy on CIFAR VGGs [abstract]).")

@@ -18,6 +18,7 @@ accesses by dataspace and level), and writes them atomically as CSV.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -27,16 +28,20 @@ from typing import Any
 import pandas as pd
 
 from snnsim.arch import ArchSpec, LayerInfo
-from snnsim.errors import SnnsimError, TraceError
+from snnsim.captions import comparison_caption, format_ratio
+from snnsim.errors import SnnsimError
 from snnsim.models import SpikingNet
 
 DEFAULT_SAMPLES = 256
 DEFAULT_HW = "45nm"
+#: Every file an estimate or compare run directory may hold (``--force`` replaces only these).
+RESULT_FILES = ("layers.csv", "summary.csv", "breakdown.csv", "accesses.csv", "layers_ann.csv", "compare.csv",
+                "plots")
 
 #: Leading columns of summary.csv, in order (more follow).
 SUMMARY_COLUMNS = (
     "model", "hw", "samples", "timesteps", "accuracy", "params", "spikes_per_inference",
-    "energy_snn_pj", "energy_ann_pj", "energy_ratio", "latency_cycles", "latency_s",
+    "energy_snn_pj", "energy_ann_pj", "energy_ann_over_snn", "latency_cycles", "latency_s",
 )
 
 
@@ -53,20 +58,30 @@ class EstimateResult:
     traces: dict[str, Path] = field(default_factory=dict)  # model label -> trace dir
     log: list[str] = field(default_factory=list)
 
-    def write(self, out_dir: str | os.PathLike[str]) -> list[Path]:
-        """Write layers.csv, summary.csv, breakdown.csv, accesses.csv, layers_ann.csv atomically."""
-        from snnsim.io import write_csv
+    def tables(self) -> dict[str, pd.DataFrame]:
+        """The CSV tables of this run by file name (see :data:`RESULT_FILES`)."""
+        return {"layers.csv": self.layers, "summary.csv": self.summary, "breakdown.csv": self.breakdown,
+                "accesses.csv": self.accesses, "layers_ann.csv": self.ann_layers}
+
+    def write(self, out_dir: str | os.PathLike[str], extra: dict[str, pd.DataFrame] | None = None,
+              plots: bool = False) -> list[Path]:
+        """Write the tables (plus ``extra`` ones, plus PNG plots under ``plots/``) as one set.
+
+        Everything is written into a temporary directory that then replaces ``out_dir`` in one
+        atomic step (:func:`snnsim.io.atomic_dir`): a killed or failing run (a full disk, a
+        plot that cannot be made) leaves the previous results, or nothing, never a mix.
+        Returns the paths written, under ``out_dir``.
+        """
+        from snnsim.io import atomic_dir
+        from snnsim.reports import make_plots
 
         out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        written = [
-            write_csv(self.layers, out / "layers.csv"),
-            write_csv(self.summary, out / "summary.csv"),
-            write_csv(self.breakdown, out / "breakdown.csv"),
-            write_csv(self.accesses, out / "accesses.csv"),
-            write_csv(self.ann_layers, out / "layers_ann.csv"),
-        ]
-        return written
+        tables = {**self.tables(), **(extra or {})}
+        with atomic_dir(out) as tmp:
+            for name, df in tables.items():
+                df.to_csv(tmp / name, index=False)
+            made = make_plots(tmp, tmp / "plots") if plots else []
+        return [out / name for name in tables] + [out / p.relative_to(tmp) for p in made]
 
     def table(self) -> str:
         """A readable summary table, sorted by SNN energy."""
@@ -74,25 +89,27 @@ class EstimateResult:
 
 
 def format_summary(summary: pd.DataFrame) -> str:
-    """Human-readable summary: energies in µJ, ratios, latency in µs/ms."""
+    """Human-readable summary, under its :func:`comparison_caption`: energies in µJ, ratios to
+    3 significant figures, latency in s/ms/µs/ns."""
     if summary.empty:
         return "(no results)"
     df = summary.sort_values("energy_snn_pj", kind="stable")
     view = pd.DataFrame({
         "model": df["model"],
         "hw": df["hw"],
+        "ANN on": df["baseline_hw"],
         "T": df["timesteps"],
         "acc %": (df["accuracy"] * 100).map(lambda v: f"{v:.1f}" if pd.notna(v) else "-"),
         "params": df["params"].map(lambda v: f"{v:,}"),
         "spikes/inf": df["spikes_per_inference"].map(lambda v: f"{v:,.0f}"),
         "E_SNN µJ": (df["energy_snn_pj"] / 1e6).map(_fmt),
         "E_ANN µJ": (df["energy_ann_pj"] / 1e6).map(_fmt),
-        "ANN/SNN": df["energy_ratio"].map(lambda v: f"{v:.2f}x"),
-        "compute-only": df["energy_ratio_compute"].map(lambda v: f"{v:.2f}x"),
+        "ANN/SNN": df["energy_ann_over_snn"].map(format_ratio),
+        "compute-only": df["energy_compute_ann_over_snn"].map(format_ratio),
         "latency": df["latency_s"].map(_fmt_time),
         "ANN latency": df["latency_ann_s"].map(_fmt_time),
     })
-    return view.to_string(index=False)
+    return "\n".join([*comparison_caption(df), view.to_string(index=False)])
 
 
 def _fmt(v: float) -> str:
@@ -147,7 +164,7 @@ def baseline_layers(model: SpikingNet, baseline: str | os.PathLike[str] | Spikin
     the unpruned ANN, the paper's comparison).
     """
     if baseline is None:
-        return model.spec.layers(), f"{model.spec.name} (same spec)"
+        return model.spec.layers(), f"of the SNN's own spec ({model.spec.name}, {model.spec.param_count():,} params)"
     if isinstance(baseline, ArchSpec):
         return baseline.layers(), baseline.name
     net, label, _ = resolve_model(baseline)
@@ -158,62 +175,8 @@ def baseline_layers(model: SpikingNet, baseline: str | os.PathLike[str] | Spikin
     return net.spec.layers(), label
 
 
-def trace_cache_dir(model: SpikingNet, dataset: str, samples: int, root: str | os.PathLike[str] = "traces",
-                    engine: str = "torch") -> Path:
-    """Where a recorded trace of this exact model (fingerprint) on this data lives (traces of
-    the event engine get an ``-event`` suffix: they may differ from PyTorch's by rounding flips)."""
-    from snnsim.trace import model_fingerprint
-
-    fp = model_fingerprint(model)[:12]
-    suffix = "" if engine == "torch" else f"-{engine}"
-    return Path(root) / f"{model.spec.name}-{dataset}-{samples}-T{model.timesteps}-{fp}{suffix}"
-
-
-def obtain_trace(model: SpikingNet, trace: str | os.PathLike[str] | None = None, dataset: str | None = None,
-                 samples: int | None = None, data_dir: str | os.PathLike[str] = "data",
-                 trace_root: str | os.PathLike[str] = "traces", device: str = "auto", seed: int = 0,
-                 progress: bool = True, log: Callable[[str], None] | None = None, engine: str = "torch") -> Any:
-    """Load ``trace`` (checking it matches the model) or record/reuse one on ``dataset`` with
-    ``engine`` ('torch' or 'event', see :func:`snnsim.trace.record_trace`)."""
-    from snnsim.trace import check_trace_matches, load_trace, record_trace
-
-    say = log or (lambda _msg: None)
-    if trace is not None:
-        tr = load_trace(trace)
-        check_trace_matches(tr, model)
-        say(f"using trace {str(tr.path)!r} ({tr.samples} samples, T={tr.timesteps})")
-        return tr
-    from snnsim.data import load_dataset
-    from snnsim.device import resolve_device
-
-    name = dataset or model.dataset_info.get("name")
-    if not name:
-        raise SnnsimError("the model does not record which data set it was trained on",
-                          "pass --dataset (digits, cifar10, cifar100, synthetic) or --trace DIR")
-    bundle = load_dataset(name, data_dir=data_dir, seed=seed, augment=False)
-    n_test = len(bundle.test)
-    n = min(DEFAULT_SAMPLES, n_test) if samples is None else int(samples)
-    if n < 1:
-        raise SnnsimError(f"--samples must be >= 1, got {n}")
-    if n > n_test:
-        raise SnnsimError(f"asked for {n} samples but the {name} test set has {n_test}", f"use --samples {n_test} or fewer")
-    cache = trace_cache_dir(model, name, n, trace_root, engine)
-    if (cache / "meta.json").exists():
-        try:
-            tr = load_trace(cache)
-            check_trace_matches(tr, model)
-            say(f"reusing trace {str(cache)!r} (recorded earlier for this exact model)")
-            return tr
-        except TraceError:
-            say(f"cached trace {str(cache)!r} is unusable; recording it again")
-    say(f"recording trace of {n} {name} test samples at T={model.timesteps} ({engine} engine) -> {str(cache)!r}")
-    dev = resolve_device(device)
-    model.to(dev)
-    try:
-        return record_trace(model, bundle, cache, samples=n, split="test", device=dev, progress=progress,
-                            engine=engine)
-    finally:
-        model.to("cpu")
+# The trace cache lives in snnsim.trace_cache; re-exported for `from snnsim.estimation import ...`.
+from snnsim.trace_cache import obtain_trace, trace_cache_dir  # noqa: E402, F401
 
 
 def _as_configs(hw: Any, compute_only: bool) -> list[Any]:
@@ -277,6 +240,7 @@ def estimate_many(models: Sequence[str | os.PathLike[str] | SpikingNet], hw: Any
             log(msg)
 
     configs = _as_configs(list(hw) if isinstance(hw, list | tuple) else hw, compute_only)
+    say_compiling(say, functional=bool(functional) or engine == "event")
     if traces is not None and len(traces) != len(models):
         raise SnnsimError(f"got {len(traces)} traces for {len(models)} models", "pass one --trace per --model, or none")
     layer_frames, summary_rows, breakdown_rows, access_frames, ann_frames = [], [], [], [], []
@@ -346,11 +310,11 @@ def estimate_many(models: Sequence[str | os.PathLike[str] | SpikingNet], hw: Any
             })
             for comp, e in rep.snn.breakdown.items():
                 row[f"snn_{comp}_pj"] = float(e)
+            _check_finite(row)
             summary_rows.append(row)
     summary = pd.DataFrame(summary_rows)
     ordered = [c for c in SUMMARY_COLUMNS if c in summary.columns]
     summary = summary[ordered + [c for c in summary.columns if c not in ordered]]
-    _check_finite(summary)
     return EstimateResult(
         layers=pd.concat(layer_frames, ignore_index=True),
         summary=summary,
@@ -363,6 +327,16 @@ def estimate_many(models: Sequence[str | os.PathLike[str] | SpikingNet], hw: Any
     )
 
 
+def say_compiling(say: Callable[[str], None], functional: bool = False) -> None:
+    """Tell the user, before a silent wait, that numba is compiling the kernels (first run)."""
+    from snnsim.sim import kernels
+
+    needed = kernels.COUNTING_KERNELS + (kernels.FUNCTIONAL_KERNELS if functional else ())
+    if not kernels.kernels_compiled(needed):
+        say("compiling the simulator's numba kernels (first run only, about 30 s on 2 CPU cores; "
+            "later runs load them from numba's cache)")
+
+
 def _trace_accuracy(tr: Any) -> float:
     labels = tr.labels
     if labels is None:
@@ -373,13 +347,21 @@ def _trace_accuracy(tr: Any) -> float:
     return float(np.mean(np.asarray(preds) == np.asarray(labels))) if len(labels) else float("nan")
 
 
-def _check_finite(summary: pd.DataFrame) -> None:
-    """Refuse to report negative or NaN energies (a broken config or counts)."""
-    for col in ("energy_snn_pj", "energy_ann_pj"):
-        if col not in summary:
+def _check_finite(row: dict[str, Any]) -> None:
+    """Refuse to report any non-finite or negative figure (energies, latencies, counts) of one
+    summary row: a last line of defence behind the config bounds and the cost model's checks.
+
+    Ratios are left out: they derive from the checked figures and are NaN (printed '-') only
+    where a denominator is 0, e.g. a config whose every energy is 0. Cycle counts are NaN (not
+    applicable) on unclocked chips.
+    """
+    for col, value in row.items():
+        if not col.endswith(("_pj", "_s", "_cycles", "_per_inference")) or "_over_" in col:
             continue
-        bad = summary[(summary[col] < 0) | summary[col].isna()]
-        if not bad.empty:
-            r = bad.iloc[0]
-            raise SnnsimError(f"{col} is {r[col]} for model {r['model']!r} on {r['hw']!r}",
-                              "check the hardware config's energies (all must be finite and >= 0)")
+        if not isinstance(value, int | float) or isinstance(value, bool):
+            continue
+        v = float(value)
+        if math.isinf(v) or v < 0 or (math.isnan(v) and not col.endswith("_cycles")):
+            raise SnnsimError(f"{col} is {v} for model {row['model']!r} on {row['hw']!r}: the hardware config's "
+                              "numbers overflow the cost model",
+                              "check that config's energies, powers and clock (snnsim hw show NAME lists them)")

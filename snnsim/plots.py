@@ -274,7 +274,7 @@ def plot_snn_vs_ann(summary: pd.DataFrame, path: str | os.PathLike[str]) -> Path
     """SNN vs ANN-baseline energy per hardware config (grouped bars, log y, ratio annotated).
 
     ``summary``: rows of ``summary.csv`` / ``compare.csv`` with ``hw``, ``energy_snn_pj``,
-    ``energy_ann_pj`` (``model``, ``energy_ratio`` optional). One panel per model; the title
+    ``energy_ann_pj`` (``model``, ``energy_ann_over_snn`` optional). One panel per model; the title
     states the baseline and the counting rules (:func:`caption_of`).
     """
     _require(summary, ["hw", "energy_snn_pj", "energy_ann_pj"], "SNN vs ANN energy")
@@ -306,7 +306,7 @@ def plot_snn_vs_ann(summary: pd.DataFrame, path: str | os.PathLike[str]) -> Path
         ax.bar(x + 0.2, np.where(ann > 0, ann, np.nan), 0.38, color=ANN_COLOR, label="ANN baseline")
         ax.set_yscale("log")
         _readable_log(ax.yaxis)
-        ratio = (_num(g["energy_ratio"]).to_numpy(dtype=float) if "energy_ratio" in g.columns
+        ratio = (_num(g["energy_ann_over_snn"]).to_numpy(dtype=float) if "energy_ann_over_snn" in g.columns
                  else np.full(len(g), np.nan))
         ratio = np.where(np.isfinite(ratio), ratio, ann / np.where(snn > 0, snn, np.nan))
         top = np.nanmax(np.vstack([snn, ann]), axis=0)

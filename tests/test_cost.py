@@ -107,7 +107,7 @@ def test_paper_check_table_compute_only_45nm(R: float, ratio: float) -> None:
     rep = cost_report(paper_counts(R), hw, first_layer="mac_once")
     # E_SNN = 1,769,472 x 4.6 pJ + 336,633,856 x R x 0.9 pJ (paper.md sec. 7.2)
     assert rep.snn.energy_pj == pytest.approx(1_769_472 * 4.6 + 336_633_856 * R * 0.9, rel=1e-12)
-    assert rep.summary["energy_ratio"] == pytest.approx(ratio, abs=0.006 * ratio)
+    assert rep.summary["energy_ann_over_snn"] == pytest.approx(ratio, abs=0.006 * ratio)
     assert round(rep.ann.energy_pj / 1e6, 1) == 1556.7  # µJ
     assert rep.ann.totals["mac"] == 338_403_328
 
@@ -286,7 +286,7 @@ def test_rows_sum_to_totals_on_every_shipped_config() -> None:
             assert sum(res.breakdown.values()) == pytest.approx(res.energy_pj), name
             assert np.isfinite(res.energy_pj) and res.energy_pj > 0, name
             assert res.latency_s > 0, name
-        assert rep.summary["energy_ratio"] == pytest.approx(rep.ann.energy_pj / rep.snn.energy_pj)
+        assert rep.summary["energy_ann_over_snn"] == pytest.approx(rep.ann.energy_pj / rep.snn.energy_pj)
 
 
 # ----------------------------------------------------------------------------- latency
@@ -405,13 +405,13 @@ def test_eyeriss_reference_layer_cycles() -> None:
 def test_summary_fields() -> None:
     rep = cost_report(paper_counts(0.5), load_hw("45nm"), first_layer="mac_once")
     s = rep.summary
-    for key in ("energy_snn_pj", "energy_ann_pj", "energy_ratio", "latency_cycles", "latency_s", "edp_pj_s",
-                "energy_ratio_compute", "latency_ann_s", "edp_ratio"):
+    for key in ("energy_snn_pj", "energy_ann_pj", "energy_ann_over_snn", "latency_cycles", "latency_s", "edp_pj_s",
+                "energy_compute_ann_over_snn", "latency_ann_s", "edp_ann_over_snn"):
         assert key in s
     assert s["edp_pj_s"] == pytest.approx(s["energy_snn_pj"] * s["latency_s"])
-    assert s["energy_ratio_compute"] == pytest.approx(9.75, abs=0.01)  # compute-only part of the same run
-    assert s["energy_ratio"] < s["energy_ratio_compute"]  # memory narrows the gap
-    assert summarize(rep.snn, rep.ann)["energy_ratio"] == s["energy_ratio"]
+    assert s["energy_compute_ann_over_snn"] == pytest.approx(9.75, abs=0.01)  # compute-only part of the same run
+    assert s["energy_ann_over_snn"] < s["energy_compute_ann_over_snn"]  # memory narrows the gap
+    assert summarize(rep.snn, rep.ann)["energy_ann_over_snn"] == s["energy_ann_over_snn"]
 
 
 def test_quantized_weights_shrink_weight_memory_only_on_snn_side() -> None:
@@ -473,7 +473,7 @@ def _all_finite(rep: Any) -> None:
         assert all(math.isfinite(v) and v >= 0 for v in res.breakdown.values())
         assert math.isfinite(res.energy_pj) and math.isfinite(res.latency_s)
         assert np.isfinite(res.layers.filter(like="energy_").to_numpy()).all()
-    for key in ("energy_ratio", "energy_ratio_compute", "latency_ratio", "edp_ratio", "edp_pj_s"):
+    for key in ("energy_ann_over_snn", "energy_compute_ann_over_snn", "latency_snn_over_ann", "edp_ann_over_snn", "edp_pj_s"):
         assert math.isfinite(rep.summary[key]) and rep.summary[key] >= 0, key
 
 
@@ -527,8 +527,8 @@ def test_not_applicable_nan_is_allowed_only_where_documented() -> None:
     tn = load_hw("truenorth")
     rep = cost_report(paper_counts(0.5), tn)
     assert math.isnan(rep.summary["latency_cycles"])  # unclocked chip: cycles not applicable
-    assert math.isfinite(rep.summary["energy_ratio"]) and math.isfinite(rep.summary["latency_s"])
+    assert math.isfinite(rep.summary["energy_ann_over_snn"]) and math.isfinite(rep.summary["latency_s"])
     zero = cfg(compute={"mac_pj": 0.0, "ac_pj": 0.0})
     layers = tiny_layers()
     rep = cost_report(make_counts(layers, 2, syn=np.ones((3, 2))), zero)
-    assert rep.snn.energy_pj == 0 and math.isnan(rep.summary["energy_ratio"])  # 0/0 stays "n/a"
+    assert rep.snn.energy_pj == 0 and math.isnan(rep.summary["energy_ann_over_snn"])  # 0/0 stays "n/a"

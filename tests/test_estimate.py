@@ -24,7 +24,7 @@ LAYER_COLUMNS = {
 }
 SUMMARY_COLUMNS = {
     "model", "hw", "samples", "timesteps", "accuracy", "params", "spikes_per_inference", "energy_snn_pj",
-    "energy_ann_pj", "energy_ratio", "latency_cycles", "latency_s",
+    "energy_ann_pj", "energy_ann_over_snn", "latency_cycles", "latency_s",
 }
 SPEC = ArchSpec("tiny-est", (8, "A", 16, "A"), (32,), (1, 8, 8), 10)
 
@@ -89,7 +89,7 @@ def test_estimate_cli_writes_csvs_and_compare_reuses_traces(workdir: Path) -> No
     table = pd.read_csv(workdir / "cmp" / "compare.csv")
     assert len(table) == 8
     assert list(table["energy_snn_pj"]) == sorted(table["energy_snn_pj"])
-    assert {"energy_compute_ac_pj", "energy_neuron_pj", "energy_ratio"} <= set(table.columns)
+    assert {"energy_compute_ac_pj", "energy_neuron_pj", "energy_ann_over_snn"} <= set(table.columns)
 
 
 def test_trace_from_another_model_is_refused(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:

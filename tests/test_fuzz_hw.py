@@ -303,7 +303,7 @@ def _check_finite(rep: Any, case: Case) -> None:
     s = rep.summary
     for key in ("energy_snn_pj", "energy_ann_pj", "latency_s", "edp_pj_s"):
         assert math.isfinite(s[key]) and s[key] >= 0, f"{case.id}: {key} = {s[key]}"
-    for key in ("energy_ratio", "energy_ratio_compute", "latency_ratio", "edp_ratio", "latency_ann_s"):
+    for key in ("energy_ann_over_snn", "energy_compute_ann_over_snn", "latency_snn_over_ann", "edp_ann_over_snn", "latency_ann_s"):
         assert math.isnan(s[key]) or (math.isfinite(s[key]) and s[key] >= 0), f"{case.id}: {key} = {s[key]}"
 
 

@@ -67,7 +67,7 @@ def test_table_names_baseline_and_rules_and_ratios_have_3_significant_figures(
     summary = pd.read_csv(tmp_path / "r" / "summary.csv")
     loihi = summary[summary["hw"] == "loihi"].iloc[0]
     assert loihi["baseline_hw"] == "eyeriss-like"
-    assert format_ratio(loihi["energy_ratio"]) in out  # e.g. 0.156x, not 0.16x or 0.00x
+    assert format_ratio(loihi["energy_ann_over_snn"]) in out  # e.g. 0.156x, not 0.16x or 0.00x
 
 
 def test_format_ratio() -> None:

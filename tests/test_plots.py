@@ -41,7 +41,7 @@ def summary_df() -> pd.DataFrame:
             ann = snn * (5 + 3 * hi)
             rows.append({"model": model, "hw": hw, "samples": 8, "timesteps": 5, "accuracy": 0.9 - 0.02 * mi,
                          "params": 1000, "spikes_per_inference": 1e4, "energy_snn_pj": snn,
-                         "energy_ann_pj": ann, "energy_ratio": ann / snn, "latency_cycles": 100,
+                         "energy_ann_pj": ann, "energy_ann_over_snn": ann / snn, "latency_cycles": 100,
                          "latency_s": 1e-4})
     return pd.DataFrame(rows)
 

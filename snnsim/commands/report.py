@@ -41,7 +41,7 @@ def report(run_dir: str, out_dir: str | None) -> None:
 # ============================================================================ compare
 COMPARE_COLUMNS = (
     "model", "hw", "accuracy", "timesteps", "params", "spikes_per_inference",
-    "energy_snn_pj", "energy_ann_pj", "energy_ratio", "energy_ratio_compute", "latency_cycles", "latency_s",
+    "energy_snn_pj", "energy_ann_pj", "energy_ann_over_snn", "energy_compute_ann_over_snn", "latency_cycles", "latency_s",
 )
 
 
