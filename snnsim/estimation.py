@@ -4,8 +4,9 @@
 
 1. load the model (a checkpoint path or a :class:`~snnsim.models.SpikingNet`);
 2. get a spike trace: the one given, or one recorded on the model's data set. Recorded traces
-   are cached under ``traces/`` keyed by the model's fingerprint, data set and sample count, so
-   a model is traced once and every later estimate/compare reuses it (a log line says so);
+   are cached under ``traces/`` keyed by the model's fingerprint, data set, T and engine (not
+   the sample count: a longer trace serves a shorter request), so a model is traced once and
+   every later estimate/compare reuses it, a log line says so (:mod:`snnsim.trace_cache`);
 3. replay it once through the simulator (:func:`snnsim.sim.replay.replay`) -> event counts;
 4. cost the counts on every hardware config (:func:`snnsim.cost.cost_report`), with the
    non-spiking baseline (the same-spec ANN, or ``baseline=`` an explicit ANN checkpoint/spec,
@@ -13,7 +14,7 @@
 
 The result holds tidy DataFrames: ``layers`` (one row per model x hw x layer), ``summary``
 (one row per model x hw), ``breakdown`` (energy by component) and ``accesses`` (memory
-accesses by dataspace and level), and writes them atomically as CSV.
+accesses by dataspace and level), and writes them as one set (:meth:`EstimateResult.write`).
 """
 
 from __future__ import annotations
@@ -31,8 +32,8 @@ from snnsim.arch import ArchSpec, LayerInfo
 from snnsim.captions import comparison_caption, format_ratio
 from snnsim.errors import SnnsimError
 from snnsim.models import SpikingNet
+from snnsim.trace_cache import obtain_trace
 
-DEFAULT_SAMPLES = 256
 DEFAULT_HW = "45nm"
 #: Every file an estimate or compare run directory may hold (``--force`` replaces only these).
 RESULT_FILES = ("layers.csv", "summary.csv", "breakdown.csv", "accesses.csv", "layers_ann.csv", "compare.csv",
@@ -175,8 +176,6 @@ def baseline_layers(model: SpikingNet, baseline: str | os.PathLike[str] | Spikin
     return net.spec.layers(), label
 
 
-# The trace cache lives in snnsim.trace_cache; re-exported for `from snnsim.estimation import ...`.
-from snnsim.trace_cache import obtain_trace, trace_cache_dir  # noqa: E402, F401
 
 
 def _as_configs(hw: Any, compute_only: bool) -> list[Any]:

@@ -19,6 +19,7 @@ from snnsim.sim import replay
 from snnsim.sim.engine import event_forward
 from snnsim.sim.replay import layer_plans, layer_values
 from snnsim.trace import load_trace, record_trace
+from snnsim.trace_cache import trace_cache_dir
 
 
 def _bits(trace, layer: int) -> np.ndarray:
@@ -121,5 +122,8 @@ def test_cli_trace_and_estimate_with_the_event_engine(tmp_path: Path, monkeypatc
                                "--out", "rep"])
     assert res.exit_code == 0, res.output
     cached = [p.name for p in (tmp_path / "traces").iterdir()]
-    assert len(cached) == 1 and cached[0].endswith("-event")
+    assert cached == [trace_cache_dir(model, "digits", engine="event").name] and cached[0].endswith("-event")
+    assert "-40-" not in cached[0]  # the cache key holds no sample count
     assert (tmp_path / "rep" / "summary.csv").is_file()
+    cached_trace = load_trace(tmp_path / "traces" / cached[0])
+    assert cached_trace.meta["engine"] == "event" and cached_trace.samples == 40

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import math
+import os
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -14,12 +17,17 @@ from torch.utils.data import TensorDataset
 
 from snnsim.arch import make_arch
 from snnsim.errors import SnnsimError, TraceError
+from snnsim.sim import replay
 from snnsim.trace import (
     INPUT_FILE,
+    LOGITS_FILE,
     META_FILE,
+    SPIKES_FILE,
+    TRACE_VERSION,
     check_trace_matches,
     layer_file,
     load_trace,
+    meta_digest,
     model_fingerprint,
     packed_bytes,
     record_trace,
@@ -203,7 +211,10 @@ def test_load_validation_errors_are_one_line(recorded, tmp_path: Path) -> None:
     arr.flush()
     del arr
     with pytest.raises(TraceError) as e:
-        load_trace(nan)
+        load_trace(nan)  # the edit is caught by the checksum first
+    assert "input.npy is corrupt" in one_line(e) and "CRC-32" in str(e.value)
+    with pytest.raises(TraceError) as e:
+        load_trace(nan, verify=False)  # a trace edited on purpose: the NaN scan still runs
     assert "sample 6" in one_line(e) and "NaN" in str(e.value)
     assert isinstance(e.value, SnnsimError)
 
@@ -217,3 +228,192 @@ def test_dataset_bundle_with_sample_count(tmp_path: Path) -> None:
     assert trace.samples == 7 and trace.dataset["name"] == "synthetic" and trace.dataset["split"] == "test"
     assert list(trace.labels) == [int(bundle.test[i][1]) for i in range(7)]
     np.testing.assert_array_equal(np.asarray(trace.analog_input()[3]), bundle.test[3][0].numpy())
+
+
+# ---------------------------------------------------------------------------- integrity (format v2)
+def test_meta_records_size_and_crc32_of_every_file_and_its_own_sha256(recorded) -> None:
+    model, _, _, trace = recorded
+    names = {INPUT_FILE, LOGITS_FILE, SPIKES_FILE} | {layer_file(i) for i in range(1, model.num_layers)}
+    assert set(trace.meta["files"]) == names and trace.meta["format_version"] == TRACE_VERSION == 2
+    for name, entry in trace.meta["files"].items():
+        data = (trace.path / name).read_bytes()
+        assert entry == {"bytes": len(data), "crc32": f"{zlib.crc32(data):08x}"}, name
+    on_disk = json.loads((trace.path / META_FILE).read_text())
+    assert on_disk["meta_sha256"] == meta_digest(on_disk) and len(on_disk["meta_sha256"]) == 64
+    assert meta_digest({**on_disk, "labels": [1] * 11}) != on_disk["meta_sha256"]
+
+
+def test_corruption_of_data_or_meta_is_refused(recorded, tmp_path: Path) -> None:
+    model, _, _, trace = recorded
+    flipped = _copy_trace(trace, tmp_path / "flip")
+    f = flipped / layer_file(2)
+    data = bytearray(f.read_bytes())
+    data[-3] ^= 0x10  # one bit of one spike: before checksums this changed the counts silently
+    f.write_bytes(bytes(data))
+    with pytest.raises(TraceError) as e:
+        load_trace(flipped)
+    assert f"{layer_file(2)} is corrupt" in one_line(e) and "re-record it" in str(e.value)
+    assert not np.array_equal(replay(load_trace(flipped, verify=False), model, progress=False).syn_ops,
+                              replay(trace, model, progress=False).syn_ops)  # the flip mattered
+
+    other = spiking_model(MIXED, seed=1, timesteps=3)
+    for edit, value in (("labels", [9] + trace.meta["labels"][1:]), ("model_fingerprint", model_fingerprint(other)),
+                        ("predictions", [0] * 11)):
+        bad = _copy_trace(trace, tmp_path / edit)
+        meta = json.loads((bad / META_FILE).read_text())
+        meta[edit] = value
+        (bad / META_FILE).write_text(json.dumps(meta))
+        with pytest.raises(TraceError) as e:
+            load_trace(bad)
+        assert "meta.json was modified or is corrupt" in one_line(e), edit
+
+
+def test_traces_of_format_v1_are_refused_with_rerecord(recorded, tmp_path: Path) -> None:
+    _, _, _, trace = recorded
+    old = _copy_trace(trace, tmp_path / "v1")
+    meta = json.loads((old / META_FILE).read_text())
+    for key in ("files", "meta_sha256"):
+        meta.pop(key)
+    meta.update(format_version=1, files={"logits": LOGITS_FILE, "spikes": SPIKES_FILE})
+    (old / META_FILE).write_text(json.dumps(meta))
+    with pytest.raises(TraceError) as e:
+        load_trace(old)
+    assert "format v1" in one_line(e) and "without checksums" in str(e.value) and "re-record it" in str(e.value)
+
+
+def test_schema_errors_name_the_field(recorded, tmp_path: Path) -> None:
+    _, _, _, trace = recorded
+    cases = [("samples", None, "field samples"), ("timesteps", "3", "field timesteps"),
+             ("labels", [0] * 10, "field labels: 10 entries for 11 samples"),
+             ("predictions", [10] + trace.meta["predictions"][1:], "field predictions[0]: 10 is not one of the model's 10 classes"),
+             ("sample_ids", [[0]] * 11, "field sample_ids[0]"), ("samples", 10**9, "field samples")]
+    for i, (key, value, needle) in enumerate(cases):
+        bad = _copy_trace(trace, tmp_path / f"c{i}")
+        meta = json.loads((bad / META_FILE).read_text())
+        meta[key] = value
+        (bad / META_FILE).write_text(json.dumps(meta))
+        with pytest.raises(TraceError) as e:
+            load_trace(bad)
+        assert needle in one_line(e), (key, str(e.value))
+    deep = _copy_trace(trace, tmp_path / "deep")
+    (deep / META_FILE).write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(TraceError) as e:
+        load_trace(deep)
+    assert "nests 100000 levels deep" in one_line(e)
+
+
+def test_head_is_a_view_of_the_first_samples(recorded) -> None:
+    model, x, labels, trace = recorded
+    view = trace.head(4)
+    assert view.samples == 4 and view.total_samples == 11 and trace.total_samples == 11
+    assert view.path == trace.path and view.meta["samples"] == 4 and trace.meta["samples"] == 11
+    np.testing.assert_array_equal(np.asarray(view.analog_input()), x[:4].numpy())
+    assert isinstance(view.events(1), np.memmap)  # a slice of the file's map, nothing copied
+    for li in range(1, model.num_layers):
+        np.testing.assert_array_equal(np.asarray(view.events(li)), np.asarray(trace.events(li))[:4])
+    np.testing.assert_array_equal(np.asarray(view.logits()), np.asarray(trace.logits())[:4])
+    np.testing.assert_array_equal(np.asarray(view.spike_counts()), np.asarray(trace.spike_counts())[:4])
+    np.testing.assert_array_equal(view.labels, labels[:4])
+    np.testing.assert_array_equal(view.predictions, trace.predictions[:4])
+    assert view.sample_ids == [0, 1, 2, 3] and view.unpack(2).shape[0] == 4
+    assert [(c.start, c.stop) for c in view.iter_chunks(3)] == [(0, 3), (3, 4)]
+    assert view.meta["input"]["shape"][0] == 4
+    assert view.meta["input"]["absmax"] == pytest.approx(float(np.abs(x[:4].numpy()).max()))
+    assert "first 4 of 11 samples" in view.describe()
+    assert trace.head(11) is trace
+    for bad in (0, 12, -1, True, 2.0):
+        with pytest.raises(TraceError):
+            trace.head(bad)  # type: ignore[arg-type]
+    counts = replay(view, model, progress=False)
+    assert counts.samples == 4
+
+
+def test_record_refuses_labels_outside_the_models_classes(tmp_path: Path) -> None:
+    model = spiking_model(MIXED)
+    with pytest.raises(TraceError) as e:
+        record_trace(model, inputs(MIXED, 3), tmp_path / "t", labels=[1, 10, 2], progress=False)
+    assert "label 10 of sample 1 is not one of the model's 10 classes" in one_line(e)
+    assert not (tmp_path / "t").exists()
+
+
+def _leftovers(parent: Path) -> list[str]:
+    return sorted(p.name for p in parent.iterdir()) if parent.exists() else []
+
+
+def test_full_disk_is_a_one_line_error_and_leaves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    model = spiking_model(MIXED, timesteps=3)
+    x = inputs(MIXED, 5)
+    keep = record_trace(model, x, tmp_path / "kept", progress=False)  # an existing trace survives a failed rewrite
+    before = {p.name: p.read_bytes() for p in keep.path.iterdir()}
+
+    def full(fd: int, offset: int, size: int) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "posix_fallocate", full)
+    parent = tmp_path / "disk"
+    parent.mkdir()
+    for dest in (parent / "new", keep.path):
+        with pytest.raises(TraceError) as e:
+            record_trace(model, x, dest, progress=False)
+        msg = one_line(e)
+        assert f"no space left on device writing trace to {str(dest)!r} (needs " in msg
+        assert " MB); free space or pass --out elsewhere" in msg
+    assert _leftovers(parent) == []  # no destination, no temporary directory
+    assert _leftovers(tmp_path) == ["disk", "kept"]
+    assert {p.name: p.read_bytes() for p in keep.path.iterdir()} == before
+    load_trace(keep.path)
+
+
+def test_cli_trace_on_a_full_disk_exits_2_with_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                        run_cli) -> None:
+    from sim_testutil import digits_model
+
+    from snnsim.checkpoint import save_model
+
+    model, _, _, _ = digits_model(tmp_path)
+    save_model(model, tmp_path / "m.pt")
+
+    def full(fd: int, offset: int, size: int) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "posix_fallocate", full)
+    code, _, err = run_cli("trace", "--model", tmp_path / "m.pt", "--samples", 8, "--out", tmp_path / "out" / "tr")
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "no space left on device" in lines[0] and "pass --out elsewhere" in lines[0]
+    assert _leftovers(tmp_path / "out") == []
+
+
+def test_without_fallocate_the_space_is_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    model = spiking_model(MIXED, timesteps=3)
+    x = inputs(MIXED, 5)
+    ref = record_trace(model, x, tmp_path / "ref", progress=False)
+
+    def unsupported(fd: int, offset: int, size: int) -> None:
+        raise OSError(errno.EOPNOTSUPP, os.strerror(errno.EOPNOTSUPP))
+
+    for name, patch in (("nofalloc", None), ("unsupported", unsupported)):
+        with monkeypatch.context() as m:
+            if patch is None:
+                m.delattr(os, "posix_fallocate")
+            else:
+                m.setattr(os, "posix_fallocate", patch)
+            tr = record_trace(model, x, tmp_path / name, progress=False)
+        load_trace(tr.path)  # every checksum holds
+        for f in ref.meta["files"]:
+            assert (tr.path / f).read_bytes() == (ref.path / f).read_bytes(), (name, f)
+
+
+def test_parallel_checksums_find_the_same_corruption(recorded, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import snnsim.trace as trace_mod
+
+    _, _, _, trace = recorded
+    monkeypatch.setattr(trace_mod, "_PARALLEL_BYTES", 0)  # large traces are checksummed in threads
+    load_trace(trace.path)
+    bad = _copy_trace(trace, tmp_path / "bad")
+    f = bad / SPIKES_FILE
+    data = bytearray(f.read_bytes())
+    data[-1] ^= 0x80
+    f.write_bytes(bytes(data))
+    with pytest.raises(TraceError, match=f"{SPIKES_FILE} is corrupt"):
+        load_trace(bad)

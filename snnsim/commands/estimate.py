@@ -6,10 +6,19 @@ from pathlib import Path
 
 import click
 
-from snnsim.commands.common import data_dir_option, device_option, engine_option, seed_option
-
-COUNTINGS = ["snnsim", "neurobench"]
-FIRST_LAYERS = ["mac_per_timestep", "mac_once"]
+from snnsim.commands.common import (
+    BATCH_SIZE,
+    SAMPLES,
+    claim_output_dir,
+    data_dir_option,
+    device_option,
+    engine_option,
+    force_option,
+    progress_options,
+    seed_option,
+)
+from snnsim.cost import FIRST_LAYER_CHOICES
+from snnsim.sim.replay import COUNTINGS, FUNCTIONAL_MODES
 
 
 def default_model_paths() -> list[Path]:
@@ -38,11 +47,14 @@ def resolve_models(models: tuple[str, ...]) -> list[str]:
 
 @click.command("trace")
 @click.option("--model", "model_path", required=True, type=click.Path(), help="SNN checkpoint (.pt).")
-@click.option("--dataset", default=None, help="Data set to record on (default: the model's own).")
-@click.option("--samples", type=int, default=None, help="Test samples to record (default: min(256, test set)).")
-@click.option("--out", "out", type=click.Path(), default=None, help="Trace directory (default traces/<model>-<data>-<n>-T<t>-<fp>).")
-@click.option("--batch-size", type=int, default=64, show_default=True)
+@click.option("--dataset", default=None, help="Data set to record on [default: the model's own].")
+@click.option("--samples", type=SAMPLES, default=None, help="Test samples to record [default: min(256, test set)].")
+@click.option("--out", "out", type=click.Path(), default=None,
+              help="Trace directory [default: the trace cache, traces/<model>-<data>-T<t>-<fp>[-event]].")
+@click.option("--batch-size", type=BATCH_SIZE, default=64, show_default=True,
+              help="Samples per forward pass while recording.")
 @engine_option
+@progress_options
 @data_dir_option
 @device_option
 @seed_option
@@ -57,8 +69,10 @@ def trace(model_path: str, dataset: str | None, samples: int | None, out: str | 
     from snnsim.data import load_dataset
     from snnsim.device import resolve_device, seed_everything
     from snnsim.errors import SnnsimError
-    from snnsim.estimation import DEFAULT_SAMPLES, trace_cache_dir
+    from snnsim.estimation import say_compiling
+    from snnsim.progress import progress_line
     from snnsim.trace import record_trace
+    from snnsim.trace_cache import DEFAULT_SAMPLES, trace_cache_dir
 
     seed_everything(seed)
     model = load_model(model_path)
@@ -69,65 +83,67 @@ def trace(model_path: str, dataset: str | None, samples: int | None, out: str | 
     n = min(DEFAULT_SAMPLES, len(bundle.test)) if samples is None else samples
     if n < 1 or n > len(bundle.test):
         raise SnnsimError(f"--samples must be in 1..{len(bundle.test)} for the {name} test set, got {n}")
-    dest = Path(out) if out else trace_cache_dir(model, name, n, engine=engine)
+    dest = Path(out) if out else trace_cache_dir(model, bundle.name, engine=engine)
     dev = resolve_device(device)
     model.to(dev)
+    if engine == "event":
+        say_compiling(lambda m: progress_line(f"snnsim: {m}"), functional=True)
     tr = record_trace(model, bundle, dest, samples=n, batch_size=batch_size, split="test", device=dev, engine=engine)
     click.echo(tr.describe())
 
 
 @click.command("estimate")
 @click.option("--model", "models", multiple=True, type=click.Path(),
-              help="SNN checkpoint(s) (.pt); default: the example model shipped with snnsim.")
-@click.option("--hw", "hws", multiple=True, help="Hardware config YAML or shipped name (repeatable); default 45nm.")
+              help="SNN checkpoint(s) (.pt) [default: the example model shipped with snnsim].")
+@click.option("--hw", "hws", multiple=True, help="Hardware config: a shipped name (45nm, loihi, ...; see `snnsim hw list`) or a YAML path; repeatable [default: 45nm].")
 @click.option("--all-hw", is_flag=True, help="Use every shipped hardware config.")
-@click.option("--trace", "trace_dir", type=click.Path(), default=None, help="Replay this trace instead of recording one.")
-@click.option("--dataset", default=None, help="Data set to trace on (default: the model's own).")
-@click.option("--samples", type=int, default=None, help="Test samples to trace (default: min(256, test set)).")
-@click.option("--out", "out", type=click.Path(), default=None, help="Report directory (default reports/estimate-<model>).")
+@click.option("--trace", "trace_dir", type=click.Path(), default=None, help="Replay this trace directory [default: record one, or reuse the cached one in traces/].")
+@click.option("--dataset", default=None, help="Data set to trace on [default: the model's own].")
+@click.option("--samples", type=SAMPLES, default=None, help="Test samples to trace [default: min(256, test set)].")
+@click.option("--out", "out", type=click.Path(), default=None,
+              help="Report directory [default: a new reports/estimate-<model>[-N] per run].")
+@force_option
 @click.option("--counting", type=click.Choice(COUNTINGS), default="snnsim", show_default=True,
               help="snnsim's event-driven counts, or NeuroBench 2.3's SynapticOperations rules.")
 @click.option("--baseline", type=click.Path(), default=None,
-              help="ANN checkpoint for the non-spiking baseline (default: the same-spec ANN).")
-@click.option("--first-layer", type=click.Choice(FIRST_LAYERS), default="mac_per_timestep", show_default=True,
+              help="ANN checkpoint for the non-spiking baseline [default: an ANN of the SNN's own spec].")
+@click.option("--first-layer", type=click.Choice(FIRST_LAYER_CHOICES), default="mac_per_timestep", show_default=True,
               help="Direct-input first layer: MACs at every timestep, or once (input constant over T).")
 @click.option("--skip-zero-weights", is_flag=True, help="Do not count synaptic ops on zero (pruned) weights.")
 @click.option("--compute-only", is_flag=True, help="Charge compute only (the paper's #ops x energy/op).")
-@click.option("--functional", type=click.Choice(["off", "float", "integer"]), default="off", show_default=True,
+@click.option("--functional", type=click.Choice(["off", *FUNCTIONAL_MODES]), default="off", show_default=True,
               help="Also run the network event by event and report the accuracy the hardware gives.")
 @click.option("--plots", is_flag=True, help="Also write PNG plots into <out>/plots.")
 @engine_option
+@progress_options
 @data_dir_option
 @device_option
 @seed_option
 def estimate(models: tuple[str, ...], hws: tuple[str, ...], all_hw: bool, trace_dir: str | None, dataset: str | None,
-             samples: int | None, out: str | None, counting: str, baseline: str | None, first_layer: str,
+             samples: int | None, out: str | None, force: bool, counting: str, baseline: str | None, first_layer: str,
              skip_zero_weights: bool, compute_only: bool, functional: str, plots: bool, engine: str,
              data_dir: str, device: str, seed: int) -> None:
     """Energy and latency of SNN model(s) on hardware config(s), vs the non-spiking network."""
     from snnsim.device import seed_everything
     from snnsim.estimation import estimate_many, model_label
     from snnsim.hw import shipped_configs
+    from snnsim.progress import progress_line
 
     seed_everything(seed)
     model_list = resolve_models(models)
+    dest = claim_output_dir(out, f"reports/estimate-{model_label(Path(model_list[0])).replace('/', '-')}", force)
     hw_list: list[str] = [str(p) for p in shipped_configs()] if all_hw else list(hws) or ["45nm"]
     result = estimate_many(
         model_list, hw_list, traces=[trace_dir] * len(model_list) if trace_dir else None, dataset=dataset,
         samples=samples, counting=counting, baseline=baseline, first_layer=first_layer,
         skip_zero_weights=skip_zero_weights, compute_only=compute_only,
         functional=False if functional == "off" else functional, data_dir=data_dir, device=device, seed=seed,
-        log=lambda m: click.echo(f"snnsim: {m}", err=True), engine=engine,
+        log=lambda m: progress_line(f"snnsim: {m}"), engine=engine,
     )
-    dest = Path(out) if out else Path("reports") / f"estimate-{model_label(Path(model_list[0])).replace('/', '-')}"
-    written = result.write(dest)
+    written = result.write(dest, plots=plots)
     click.echo(result.table())
     if functional != "off":
         for label, counts in result.counts.items():
             if counts.functional is not None:
                 click.echo(f"{label}: functional ({functional}) {counts.functional.summary()}")
-    if plots:
-        from snnsim.plots import make_plots
-
-        written += make_plots(dest, dest / "plots")
-    click.echo(f"wrote {', '.join(str(p) for p in written)}")
+    click.echo(f"wrote {dest}: {', '.join(p.relative_to(dest).as_posix() for p in written)}")

@@ -125,6 +125,7 @@ def compare(models: tuple[str, ...], hws: tuple[str, ...], all_hw: bool, traces:
 @click.option("--fast", is_flag=True, help="Smoke run: few epochs and samples (figures not representative).")
 @click.option("--install-examples", is_flag=True,
               help="Copy the resulting models into the package as the default example models.")
+@progress_options
 @data_dir_option
 @device_option
 @seed_option
