@@ -23,7 +23,8 @@ Timings are medians over ``--reps`` repetitions, the three pipelines interleaved
 repetition (the machine is shared: interleaving spreads load changes evenly). A plain
 ``forward_snn`` under ``torch.no_grad()`` is timed too, as the floor every pipeline that runs
 the model pays. Replay alone (re-costing an existing trace, the common case) is reported
-separately from trace + replay. Warm-up (torch's first-call primitive setup, numba's cache
+separately from trace + replay; it includes loading the trace with its checksums
+verified, as ``snnsim estimate --trace`` does. Warm-up (torch's first-call primitive setup, numba's cache
 load) is done once before timing and is not counted.
 
 Models: a VGG16 (default; ``--arch`` to change) with random Kaiming weights and thresholds
@@ -204,14 +205,17 @@ def bench_model(label: str, model: SpikingNet, x: torch.Tensor, y: torch.Tensor,
             plain_forward(model, x, args.batch_size, steps)
             times["forward"].append(time.perf_counter() - t0)
         t0 = time.perf_counter()
-        tr = record_trace(model, x, trace_dir, batch_size=args.batch_size, timesteps=steps, labels=y.numpy(), progress=False)
+        record_trace(model, x, trace_dir, batch_size=args.batch_size, timesteps=steps, labels=y.numpy(), progress=False)
         times["trace"].append(time.perf_counter() - t0)
         for _ in range(args.replay_reps):
+            # Re-costing an existing trace as `estimate --trace` does: load it (schema, meta
+            # SHA-256, every file's CRC-32 verified), then replay.
             t0 = time.perf_counter()
-            counts_nb = replay(tr, model, counting="neurobench", batch_size=args.batch_size, progress=False)
+            counts_nb = replay(load_trace(trace_dir), model, counting="neurobench", batch_size=args.batch_size,
+                               progress=False)
             times["replay_nb"].append(time.perf_counter() - t0)
             t0 = time.perf_counter()
-            counts_sn = replay(tr, model, counting="snnsim", progress=False)
+            counts_sn = replay(load_trace(trace_dir), model, counting="snnsim", progress=False)
             times["replay_snnsim"].append(time.perf_counter() - t0)
         if not args.skip_event:
             t0 = time.perf_counter()
