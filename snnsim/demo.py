@@ -67,13 +67,42 @@ def _run(args: list[str], say: Callable[[str], None]) -> None:
     cli.main(args=args, prog_name="snnsim", standalone_mode=False)
 
 
+#: What a demo run writes into its --out (``force`` removes exactly these, nothing else).
+DEMO_ENTRIES = ("models", "spatial", "temporal", "quantize", "noise", "compare", "plots", "summary.md")
+
+
+def claim_demo_dir(root: Path, force: bool) -> None:
+    """Refuse an --out that holds an earlier demo (unless ``force``: then its entries are
+    removed, and only those) or anything else."""
+    from snnsim.io import output_dir
+
+    output_dir(root, "--out")
+    held = sorted(p.name for p in root.iterdir() if not p.name.startswith(".")) if root.is_dir() else []
+    if not held:
+        return
+    foreign = [n for n in held if n not in DEMO_ENTRIES]
+    if foreign:
+        raise SnnsimError(f"demo output {str(root)!r} holds other files ({', '.join(foreign[:3])})",
+                          "choose a new or empty directory with --out")
+    if not force:
+        raise SnnsimError(f"demo output {str(root)!r} already holds a demo run ({', '.join(held)})",
+                          "pass --force to run it again from scratch, or choose another --out")
+    for name in held:
+        path = root / name
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
+
+
 def run_demo(out: str | os.PathLike[str] = "reports/demo", fast: bool = False, seed: int = 0, device: str = "auto",
-             data_dir: str = "data", say: Callable[[str], None] = print, install_examples: bool = False) -> Path:
-    """Run the pipeline into ``out`` and return the path of ``summary.md``."""
+             data_dir: str = "data", say: Callable[[str], None] = print, install_examples: bool = False,
+             force: bool = False) -> Path:
+    """Run the pipeline into ``out`` and return the path of ``summary.md`` (an ``out`` holding
+    an earlier demo is refused unless ``force``, see :func:`claim_demo_dir`)."""
     plan = DemoPlan.make(fast)
     root = Path(out)
-    if root.exists() and not root.is_dir():
-        raise SnnsimError(f"demo output {str(root)!r} is a file", "choose a directory with --out")
+    claim_demo_dir(root, force)
     models = root / "models"
     models.mkdir(parents=True, exist_ok=True)
     common = ["--seed", str(seed), "--device", device, "--data-dir", data_dir]

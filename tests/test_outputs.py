@@ -125,3 +125,19 @@ def test_compiled_kernels_are_reused_by_later_processes(tmp_path: Path) -> None:
     assert first.returncode == 0 and second.returncode == 0, first.stderr + second.stderr
     assert first.stdout.split() == ["False", "0", "1"]  # not cached: compiled here
     assert second.stdout.split() == ["True", "1", "0"]  # cached: loaded, nothing compiled
+
+
+def test_demo_refuses_an_earlier_run_without_force(tmp_path: Path, run_cli: Run) -> None:
+    from snnsim.demo import claim_demo_dir
+
+    root = tmp_path / "demo"
+    (root / "models" / "base").mkdir(parents=True)
+    (root / "summary.md").write_text("earlier run")
+    code, _, err = run_cli("demo", "--out", root)
+    assert code == 2 and "already holds a demo run" in err and "--force" in err
+    claim_demo_dir(root, force=True)
+    assert list(root.iterdir()) == []  # the earlier run's entries are gone
+    (root / "thesis.tex").write_text("precious")
+    code, _, err = run_cli("demo", "--out", root, "--force")
+    assert code == 2 and "holds other files (thesis.tex)" in err
+    assert (root / "thesis.tex").read_text() == "precious"

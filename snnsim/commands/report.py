@@ -125,16 +125,18 @@ def compare(models: tuple[str, ...], hws: tuple[str, ...], all_hw: bool, traces:
 @click.option("--fast", is_flag=True, help="Smoke run: few epochs and samples (figures not representative).")
 @click.option("--install-examples", is_flag=True,
               help="Copy the resulting models into the package as the default example models.")
+@click.option("--force", is_flag=True, help="Run again into an --out that holds an earlier demo, replacing it "
+              "[default: refuse].")
 @progress_options
 @data_dir_option
 @device_option
 @seed_option
-def demo(out: str, fast: bool, install_examples: bool, data_dir: str, device: str, seed: int) -> None:
+def demo(out: str, fast: bool, install_examples: bool, force: bool, data_dir: str, device: str, seed: int) -> None:
     """The whole pipeline, offline, on the bundled digits data: train, PCA-prune, temporal-prune,
     quantize, noise robustness, traces, energy/latency on every shipped config, plots, summary.md.
     """
     from snnsim.demo import run_demo
 
     summary = run_demo(out, fast=fast, seed=seed, device=device, data_dir=data_dir,
-                       say=lambda m: click.echo(f"snnsim demo: {m}"), install_examples=install_examples)
+                       say=lambda m: click.echo(f"snnsim demo: {m}"), install_examples=install_examples, force=force)
     click.echo(summary.read_text(encoding="utf-8"))
