@@ -44,7 +44,7 @@ import numpy as np
 import torch
 
 from snnsim.arch import ArchSpec, plain_data_problem, show_value
-from snnsim.errors import CheckpointError, SnnsimError
+from snnsim.errors import CheckpointError, SnnsimError, quote
 from snnsim.io import atomic_path
 from snnsim.limits import MAX_TIMESTEPS
 from snnsim.models import SpikingNet
@@ -131,15 +131,6 @@ def save_model(model: SpikingNet, path: str | os.PathLike[str], extra: dict[str,
 
 
 # ----------------------------------------------------------------------------- messages
-
-
-def _shorten(text: str, limit: int = 100) -> str:
-    """The first line of ``text``, shortened at a word boundary with an ellipsis ('' if no word fits)."""
-    line = text.strip().splitlines()[0] if text.strip() else ""
-    if len(line) <= limit:
-        return line
-    cut = line.rfind(" ", 0, limit)
-    return line[:cut].rstrip(" ,;:") + " ..." if cut > 0 else ""
 
 
 def _show(v: Any) -> str:
@@ -443,9 +434,8 @@ def _unpickle(p: Path, source: str) -> Any:
         if "PytorchStreamReader" in str(exc):  # PyTorch's own zip reader refuses the container
             raise CheckpointError(f"model file {source} is truncated or corrupt (its zip structure is damaged)",
                                   "re-save or re-train the model") from None
-        detail = _shorten(str(exc))
         raise CheckpointError(f"model file {source} cannot be read as a PyTorch checkpoint "
-                              f"({type(exc).__name__}{': ' + detail if detail else ''})",
+                              f"({type(exc).__name__}: {quote(exc, 100)})",
                               "re-save or re-train the model") from None
 
 
@@ -476,7 +466,7 @@ def _build(ckpt: Mapping[str, Any], spec: ArchSpec, source: str) -> SpikingNet:
     try:
         model.load_state_dict(ckpt["state_dict"], strict=True)
     except RuntimeError as exc:  # not reachable after validation; kept so it cannot be a traceback
-        raise CheckpointError(f"{source}: weights do not match its architecture ({_shorten(str(exc)) or 'RuntimeError'})",
+        raise CheckpointError(f"{source}: weights do not match its architecture ({quote(exc, 100)})",
                               _FIX) from None
     quant = ckpt.get("quantization")
     if quant is not None:

@@ -36,10 +36,11 @@ class DataError(SnnsimError):
 
 def quote(exc: BaseException, limit: int = 120) -> str:
     """The first line of a library's exception text, for quoting inside a one-line error:
-    shortened at a word boundary (never mid-word) with an ellipsis, and the exception's
-    type name when it has no text."""
+    shortened at a word boundary (never mid-word) with an ellipsis; the exception's type name
+    when it has no text, or when its first word alone is longer than ``limit``."""
     text = (str(exc).strip().splitlines() or [""])[0].strip() or type(exc).__name__
     if len(text) <= limit:
         return text
-    cut = text[:limit].rsplit(" ", 1)[0] if " " in text[:limit] else text[:limit]
-    return cut.rstrip(" ,;:") + " …"
+    if " " not in text[:limit]:  # one giant word: name the type rather than quote half of it
+        return type(exc).__name__
+    return text[:limit].rsplit(" ", 1)[0].rstrip(" ,;:") + " …"

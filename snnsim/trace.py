@@ -85,7 +85,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from torch.utils.data import Dataset
 
 from snnsim.arch import ArchSpec, LayerInfo
-from snnsim.errors import SnnsimError, TraceError
+from snnsim.errors import SnnsimError, TraceError, quote
 from snnsim.io import atomic_dir
 from snnsim.limits import (
     MAX_DOCUMENT_DEPTH,
@@ -342,7 +342,7 @@ def check_meta(meta: Any, where: str) -> tuple[ArchSpec, list[LayerInfo]]:
         spec = ArchSpec.from_dict(meta["model"]["arch"])
         layers = spec.layers()
     except (SnnsimError, TypeError, ValueError, KeyError) as exc:
-        problem = (str(exc).splitlines() or [type(exc).__name__])[0].split("; ")[0][:200]
+        problem = quote(exc, 200).split("; ")[0]
         raise TraceError(f"{pre} field model.arch: {problem}", _REREC) from None
     for info in layers:
         if min(info.out_shape) < 1 or min(info.source_shape) < 1:
@@ -438,8 +438,7 @@ def read_meta(meta_path: Path, where: str) -> dict[str, Any]:
     try:
         meta = json.loads(text, parse_constant=_reject_constant)
     except (ValueError, RecursionError) as exc:
-        first = (str(exc).splitlines() or [type(exc).__name__])[0][:120]
-        raise TraceError(f"{pre} is not valid JSON ({first})", _REREC) from None
+        raise TraceError(f"{pre} is not valid JSON ({quote(exc)})", _REREC) from None
     if not isinstance(meta, dict):
         raise TraceError(f"{where!r} is not an snnsim trace ({META_FILE} holds a JSON {type(meta).__name__}, not an object)",
                          "pass a directory written by `snnsim trace`")

@@ -254,11 +254,11 @@ def test_malicious_pickle_is_refused_without_running(tmp_path: Path) -> None:
 
 
 def test_quoted_errors_are_shortened_at_a_word_boundary() -> None:
-    from snnsim.checkpoint import _shorten
+    from snnsim.errors import quote
 
     text = "PytorchStreamReader failed reading zip archive: failed finding central directory " * 3
-    short = _shorten(text, 60)
-    assert short.endswith(" ...") and len(short) <= 64
-    assert text.startswith(short[:-4]) and text[len(short) - 4] == " "  # cut where a word ends
-    assert _shorten("short\nsecond line") == "short"
-    assert _shorten("x" * 500, 100) == ""  # one giant word: nothing quoted rather than half of it
+    short = quote(RuntimeError(text), 60)
+    assert short.endswith(" …") and len(short) <= 62
+    assert text.startswith(short[:-2]) and text[len(short) - 2] == " "  # cut where a word ends
+    assert quote(RuntimeError("short\nsecond line")) == "short"
+    assert quote(RuntimeError("x" * 500), 100) == "RuntimeError"  # one giant word: not half of it
