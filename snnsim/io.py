@@ -102,6 +102,15 @@ def _exchange(a: Path, b: Path) -> bool:
     raise OSError(err, os.strerror(err), str(b))
 
 
+def _name_the_destination(exc: BaseException, tmp: Path, dest: Path) -> None:
+    """An OSError about the temporary (or a file inside it) names the destination the user
+    asked for instead: they never chose the temporary's name."""
+    if isinstance(exc, OSError) and exc.filename is not None:
+        name = os.fsdecode(exc.filename) if isinstance(exc.filename, bytes) else str(exc.filename)
+        if name == str(tmp) or name.startswith(str(tmp) + os.sep):
+            exc.filename = str(dest) + name[len(str(tmp)):]
+
+
 def _prepare_parent(dest: Path) -> None:
     if dest.parent.exists() and not dest.parent.is_dir():
         raise SnnsimError(f"cannot write {str(dest)!r}: {str(dest.parent)!r} is a file, not a directory",
@@ -127,8 +136,9 @@ def atomic_path(path: str | os.PathLike[str], suffix: str = "") -> Iterator[Path
     try:
         yield tmp
         os.replace(tmp, dest)
-    except BaseException:
+    except BaseException as exc:
         _remove(tmp)
+        _name_the_destination(exc, tmp, dest)
         raise
 
 
@@ -148,7 +158,11 @@ def atomic_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
                           "remove it or choose another path")
     _prepare_parent(dest)
     tmp = _tmp_name(dest)
-    tmp.mkdir()
+    try:
+        tmp.mkdir()
+    except OSError as exc:
+        _name_the_destination(exc, tmp, dest)
+        raise
     try:
         yield tmp
         if not dest.exists():
@@ -160,8 +174,9 @@ def atomic_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
             os.replace(dest, old)
             os.replace(tmp, dest)
             _remove(old)
-    except BaseException:
+    except BaseException as exc:
         _remove(tmp)
+        _name_the_destination(exc, tmp, dest)
         raise
 
 

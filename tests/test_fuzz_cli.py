@@ -79,6 +79,7 @@ CASES: list[list[str]] = [
     ["report", "{tmp}/a.dir"],
     # output destinations
     ["estimate", "--model", EX, "--out", "/dev/null"],
+    ["estimate", "--model", EX, "--out", "/proc/snnsim-test"],  # passes the early check, fails at the write
     ["estimate", "--model", EX, "--out", "{tmp}/file.txt"],
     ["estimate", "--model", EX, "--out", "{tmp}/file.txt/sub"],
     ["estimate", "--model", EX, "--out", "{tmp}/results"],  # holds results: needs --force

@@ -104,3 +104,10 @@ def test_output_dir_accepts_new_nested_directories_and_creates_nothing(tmp_path:
     target = tmp_path / "a" / "b"
     assert io.output_dir(target) == target
     assert not (tmp_path / "a").exists()
+
+
+def test_errors_about_the_temporary_name_the_destination(tmp_path: Path) -> None:
+    dest = tmp_path / "run"
+    with pytest.raises(OSError) as err, io.atomic_dir(dest) as tmp:
+        open(tmp / "sub" / "x.csv", "w")  # noqa: SIM115 - fails: no such directory
+    assert err.value.filename == str(dest / "sub" / "x.csv")
