@@ -98,7 +98,7 @@ def test_choices_are_the_librarys_constants() -> None:
     ["train", "--lr", "nan"],
     ["train", "--lr", "inf"],
     ["evaluate", "--model", "m.pt", "--timesteps", str(10**20)],
-    ["info"],
+    ["info", "--arch", "digits", "--classes", "0"],
 ])
 def test_usage_errors_are_one_line_exit_2(run_cli: Run, args: list[str]) -> None:
     code, out, err = run_cli(*args)

@@ -48,6 +48,7 @@ from snnsim.commands.common import (
     seed_option,
 )
 from snnsim.data import DATASET_NAMES
+from snnsim.limits import MAX_INPUT_SIDE, MAX_WIDTH
 from snnsim.models import MODEL_KINDS
 
 _CIFAR = {"ann_epochs": 300, "ann_lr": 0.1, "ann_wd": 1e-4, "ann_step": 100, "ann_gamma": 0.1, "ann_batch": 64,
@@ -356,11 +357,40 @@ def describe_checkpoint(path: str) -> str:
                  + (f" + {neuron} neuron parameters (thresholds, leaks)" if neuron else ""))
     lines.append(f"nonzero       {nonzero:,} weights ({nonzero / max(weights, 1):.2%})")
     lines.append(f"total MACs    {spec.mac_count():,} per inference (one timestep, dense)")
+    from snnsim.graph import vgg_graph
+
+    lines.append("graph")
+    lines.extend("  " + row for row in vgg_graph(spec).describe().splitlines())
     return "\n".join(lines)
 
 
 @click.command("info")
-@click.argument("model_path", type=click.Path(dir_okay=True))
-def info(model_path: str) -> None:
-    """Print everything the checkpoint MODEL_PATH holds, plus parameter counts and layer shapes."""
-    click.echo(describe_checkpoint(model_path))
+@click.argument("model_path", type=click.Path(dir_okay=True), required=False)
+@click.option("--arch", default=None,
+              help="Print the graph of a named architecture instead of a checkpoint's (VGGs, resnet19, resnet20, "
+                   "digits-resnet) [default: none, MODEL_PATH is read].")
+@click.option("--input-shape", default=None,
+              help="With --arch: the input as C,H,W [default: the architecture's own, e.g. 3,32,32].")
+@click.option("--classes", type=click.IntRange(1, MAX_WIDTH), default=None,
+              help="With --arch: output classes [default: 10].")
+def info(model_path: str | None, arch: str | None, input_shape: str | None, classes: int | None) -> None:
+    """Print everything the checkpoint MODEL_PATH holds (parameter counts, layer shapes, the
+    network graph), or with --arch the graph of a named architecture (nodes, shapes, params, MACs)."""
+    from snnsim.commands.common import parse_int_list
+    from snnsim.errors import SnnsimError
+
+    if (model_path is None) == (arch is None):
+        raise SnnsimError("snnsim info takes a checkpoint or --arch NAME (one of them)",
+                          "e.g. snnsim info runs/digits/snn.pt, or snnsim info --arch resnet19")
+    if arch is None:
+        click.echo(describe_checkpoint(str(model_path)))
+        return
+    from snnsim.graph import build_graph
+
+    shape = None
+    if input_shape is not None:
+        dims = parse_int_list(input_shape, "--input-shape", 1, MAX_INPUT_SIDE)
+        if len(dims) != 3:
+            raise SnnsimError(f"--input-shape must be C,H,W, got {input_shape!r}")
+        shape = (dims[0], dims[1], dims[2])
+    click.echo(build_graph(arch, shape, classes).describe())

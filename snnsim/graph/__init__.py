@@ -1,0 +1,42 @@
+"""snnsim's network graph: typed nodes (named after NIR's), directed edges, validation, shape
+inference and counts; builders for the named networks (VGG chains, ResNet-19/20, a digits
+ResNet). See :mod:`snnsim.graph.nodes`, :mod:`snnsim.graph.graph`, :mod:`snnsim.graph.builders`.
+"""
+
+from __future__ import annotations
+
+from snnsim.graph.builders import (
+    GRAPH_BUILDERS,
+    GraphBuilder,
+    build_graph,
+    digits_resnet,
+    resnet19,
+    resnet20,
+    vgg_graph,
+)
+from snnsim.graph.graph import Graph, NodeInfo
+from snnsim.graph.nodes import (
+    IF,
+    LIF,
+    NODE_TYPES,
+    Add,
+    Affine,
+    AvgPool2d,
+    BatchNorm2d,
+    Conv2d,
+    Flatten,
+    GraphError,
+    Input,
+    Integrator,
+    MaxPool2d,
+    Node,
+    Output,
+    Scale,
+    SumPool2d,
+)
+
+__all__ = [
+    "GRAPH_BUILDERS", "IF", "LIF", "NODE_TYPES", "Add", "Affine", "AvgPool2d", "BatchNorm2d", "Conv2d", "Flatten",
+    "Graph", "GraphBuilder", "GraphError", "Input", "Integrator", "MaxPool2d", "Node", "NodeInfo", "Output",
+    "Scale", "SumPool2d", "build_graph", "digits_resnet", "resnet19", "resnet20", "vgg_graph",
+]

@@ -1,0 +1,215 @@
+"""The network graph: typed nodes and directed edges, checked whole when it is built.
+
+``Graph(nodes, edges)`` refuses, with one line naming the node or edge:
+
+* an edge to or from a node that does not exist (a dangling edge), a self-loop, a repeated edge;
+* not exactly one :class:`~snnsim.graph.nodes.Input` and one :class:`~snnsim.graph.nodes.Output`;
+* a cycle (the graph must be a DAG: recurrence is not supported);
+* a node with the wrong number of inputs (an ``Add`` takes two or more, every other node one:
+  fan-in is always an explicit ``Add``), a node nothing reads (dead), a node nothing feeds;
+* shapes that do not fit, found by shape inference in topological order.
+
+A valid graph knows each node's input and output shape (:attr:`Graph.shapes`), its topological
+order (:attr:`Graph.order`), and its per-node parameter, MAC and in-bounds connection counts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from snnsim.graph.nodes import NEURONS, SYNAPSES, GraphError, Input, Node, Output, Shape
+
+
+@dataclass(frozen=True)
+class NodeInfo:
+    """A node of a valid graph with everything inferred about it."""
+
+    name: str
+    node: Node
+    inputs: tuple[str, ...]
+    outputs: tuple[str, ...]
+    in_shapes: tuple[Shape, ...]
+    out_shape: Shape
+    params: int
+    macs: int
+    connections: int
+
+    @property
+    def kind(self) -> str:
+        return self.node.kind
+
+
+class Graph:
+    """A validated network graph (see the module docstring); immutable once built."""
+
+    def __init__(self, nodes: Mapping[str, Node], edges: Iterable[tuple[str, str]], name: str = "graph") -> None:
+        self.name = name
+        self.nodes: dict[str, Node] = dict(nodes)
+        self.edges: tuple[tuple[str, str], ...] = tuple((str(a), str(b)) for a, b in edges)
+        self._check_structure()
+        self.order: tuple[str, ...] = self._topological_order()
+        self.info: dict[str, NodeInfo] = self._infer()
+
+    # ----------------------------------------------------------------- structure
+    def _check_structure(self) -> None:
+        where = f"graph {self.name!r}"
+        for name, node in self.nodes.items():
+            if not isinstance(name, str) or not name or "." in name:
+                raise GraphError(f"{where}: node name {name!r} must be non-empty text without '.'",
+                                 "rename it (parameters are stored as '<node>.<param>')")
+            if not isinstance(node, Node):
+                raise GraphError(f"{where}: node {name!r} is a {type(node).__name__}, not a graph node")
+        seen: set[tuple[str, str]] = set()
+        for a, b in self.edges:
+            for end in (a, b):
+                if end not in self.nodes:
+                    raise GraphError(f"{where}: edge {a!r} -> {b!r} names node {end!r}, which does not exist",
+                                     "add the node or remove the edge")
+            if a == b:
+                raise GraphError(f"{where}: edge {a!r} -> {b!r} is a self-loop", "recurrent graphs are not supported")
+            if (a, b) in seen:
+                raise GraphError(f"{where}: edge {a!r} -> {b!r} appears twice", "list each edge once")
+            seen.add((a, b))
+        for kind in (Input, Output):
+            found = [n for n, node in self.nodes.items() if isinstance(node, kind)]
+            if len(found) != 1:
+                raise GraphError(f"{where}: needs exactly one {kind.kind} node, found {len(found)}"
+                                 + (f" ({', '.join(found)})" if found else ""))
+        preds = self.predecessors
+        succs = self.successors
+        for name, node in self.nodes.items():
+            lo, hi = node.arity
+            n_in = len(preds[name])
+            if n_in < lo or (hi is not None and n_in > hi):
+                want = f"{lo}" if lo == hi else f"at least {lo}" if hi is None else f"{lo} to {hi}"
+                fix = ("join several inputs with an Add node" if n_in > 1 else "connect its input")
+                raise GraphError(f"{where}: node {name!r} ({node.kind}) has {n_in} inputs, needs {want}",
+                                 fix if node.kind != "Input" else "the Input takes no edges")
+            if not isinstance(node, Output) and not succs[name]:
+                raise GraphError(f"{where}: node {name!r} ({node.kind}) feeds nothing", "connect it or remove it")
+
+    @property
+    def predecessors(self) -> dict[str, list[str]]:
+        """Each node's input nodes, in edge order (the order of an Add's operands)."""
+        out: dict[str, list[str]] = {n: [] for n in self.nodes}
+        for a, b in self.edges:
+            out[b].append(a)
+        return out
+
+    @property
+    def successors(self) -> dict[str, list[str]]:
+        """Each node's output nodes, in edge order."""
+        out: dict[str, list[str]] = {n: [] for n in self.nodes}
+        for a, b in self.edges:
+            out[a].append(b)
+        return out
+
+    def _topological_order(self) -> tuple[str, ...]:
+        """Kahn's algorithm, ties broken by the order nodes were given (stable, deterministic)."""
+        preds = self.predecessors
+        succs = self.successors
+        waiting = {n: len(p) for n, p in preds.items()}
+        rank = {n: i for i, n in enumerate(self.nodes)}
+        ready = sorted((n for n, k in waiting.items() if k == 0), key=rank.__getitem__)
+        order: list[str] = []
+        while ready:
+            n = ready.pop(0)
+            order.append(n)
+            for m in succs[n]:
+                waiting[m] -= 1
+                if waiting[m] == 0:
+                    ready.append(m)
+                    ready.sort(key=rank.__getitem__)
+        if len(order) != len(self.nodes):
+            stuck = next(n for n in self.nodes if n not in set(order))
+            raise GraphError(f"graph {self.name!r}: node {stuck!r} is on a cycle",
+                             "remove the edge that closes the loop (recurrent graphs are not supported)")
+        return tuple(order)
+
+    def _infer(self) -> dict[str, NodeInfo]:
+        preds, succs = self.predecessors, self.successors
+        shapes: dict[str, Shape] = {}
+        info: dict[str, NodeInfo] = {}
+        for name in self.order:
+            node = self.nodes[name]
+            ins = [shapes[p] for p in preds[name]]
+            out = tuple(int(v) for v in node.out_shape(name, ins))
+            shapes[name] = out
+            first = ins[0] if ins else out
+            info[name] = NodeInfo(name, node, tuple(preds[name]), tuple(succs[name]), tuple(ins), out,
+                                  node.params(first, out), node.macs(first, out), node.connections(first, out))
+        return info
+
+    # ----------------------------------------------------------------- queries
+    @property
+    def input(self) -> str:
+        return next(n for n, node in self.nodes.items() if isinstance(node, Input))
+
+    @property
+    def output(self) -> str:
+        return next(n for n, node in self.nodes.items() if isinstance(node, Output))
+
+    @property
+    def shapes(self) -> dict[str, Shape]:
+        """Each node's output shape (no batch dimension)."""
+        return {n: i.out_shape for n, i in self.info.items()}
+
+    def of_kind(self, *kinds: str) -> list[NodeInfo]:
+        """The nodes of the given kinds, in topological order."""
+        return [self.info[n] for n in self.order if self.info[n].kind in kinds]
+
+    @property
+    def synapses(self) -> list[NodeInfo]:
+        return self.of_kind(*SYNAPSES)
+
+    @property
+    def populations(self) -> list[NodeInfo]:
+        return self.of_kind(*NEURONS)
+
+    def param_count(self) -> int:
+        """Trainable values of the whole graph (weights, biases, BN affine, thresholds, leaks)."""
+        return sum(i.params for i in self.info.values())
+
+    def weight_count(self) -> int:
+        """Synaptic weights and biases only (what spatial pruning shrinks)."""
+        return sum(i.params for i in self.synapses)
+
+    def mac_count(self) -> int:
+        """Dense MACs of one forward pass, conventional formula (padding taps included)."""
+        return sum(i.macs for i in self.info.values())
+
+    def connection_count(self) -> int:
+        """Dense in-bounds synaptic connections of one forward pass (no padding taps)."""
+        return sum(i.connections for i in self.info.values())
+
+    # ----------------------------------------------------------------- text
+    def table(self) -> list[dict[str, Any]]:
+        """One row per node in topological order (what ``snnsim info`` prints)."""
+        return [{"node": i.name, "kind": i.kind, "inputs": ",".join(i.inputs) or "-",
+                 "shape": "x".join(map(str, i.out_shape)), "params": i.params, "macs": i.macs,
+                 "connections": i.connections, "settings": i.node.describe()}
+                for i in (self.info[n] for n in self.order)]
+
+    def describe(self) -> str:
+        """The graph as an aligned text table with totals."""
+        rows = self.table()
+        cols = ("node", "kind", "inputs", "shape", "params", "macs", "connections", "settings")
+        text = [[str(r[c]) if c not in ("params", "macs", "connections") else f"{r[c]:,}" for c in cols] for r in rows]
+        widths = [max(len(c), *(len(t[k]) for t in text)) for k, c in enumerate(cols)]
+        right = {"params", "macs", "connections"}
+
+        def line(cells: list[str]) -> str:
+            return "  ".join(c.rjust(w) if cols[k] in right else c.ljust(w)
+                             for k, (c, w) in enumerate(zip(cells, widths, strict=True))).rstrip()
+
+        out = [line(list(cols)), line(["-" * w for w in widths])]
+        out += [line(t) for t in text]
+        out.append(f"{len(self.nodes)} nodes, {len(self.edges)} edges; {self.param_count():,} params "
+                   f"({self.weight_count():,} synaptic); {self.mac_count():,} MACs per timestep "
+                   f"(conventional), {self.connection_count():,} in-bounds connections")
+        return "\n".join(out)
+
+    def __repr__(self) -> str:
+        return f"Graph({self.name!r}, {len(self.nodes)} nodes, {len(self.edges)} edges)"
