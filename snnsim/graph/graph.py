@@ -90,21 +90,22 @@ class Graph:
             if not isinstance(node, Output) and not succs[name]:
                 raise GraphError(f"{where}: node {name!r} ({node.kind}) feeds nothing", "connect it or remove it")
 
+    def _neighbours(self, incoming: bool) -> dict[str, list[str]]:
+        out: dict[str, list[str]] = {n: [] for n in self.nodes}
+        for a, b in self.edges:
+            src, dst = (b, a) if incoming else (a, b)
+            out[src].append(dst)
+        return out
+
     @property
     def predecessors(self) -> dict[str, list[str]]:
         """Each node's input nodes, in edge order (the order of an Add's operands)."""
-        out: dict[str, list[str]] = {n: [] for n in self.nodes}
-        for a, b in self.edges:
-            out[b].append(a)
-        return out
+        return self._neighbours(incoming=True)
 
     @property
     def successors(self) -> dict[str, list[str]]:
         """Each node's output nodes, in edge order."""
-        out: dict[str, list[str]] = {n: [] for n in self.nodes}
-        for a, b in self.edges:
-            out[a].append(b)
-        return out
+        return self._neighbours(incoming=False)
 
     def _topological_order(self) -> tuple[str, ...]:
         """Kahn's algorithm, ties broken by the order nodes were given (stable, deterministic)."""
