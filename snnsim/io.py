@@ -5,7 +5,8 @@ half-written is ever left at the destination path, even if the process is killed
 
 * Temporaries are named ``.<dest>.snnsim-<pid>-<random>.tmp``. Every writer first sweeps its
   target's directory for temporaries whose owning process is gone (a run killed with -9,
-  a full disk) and removes them, so an interrupted run leaves nothing behind after the next run.
+  a full disk) and removes them, so an interrupted run leaves nothing behind after the next run
+  (older snnsim's pid-less ``.<dest>.<random>.tmp`` leftovers go once they are an hour old).
 * Replacing an existing directory (:func:`atomic_dir`) is one atomic exchange of the two
   directory entries (Linux ``renameat2(RENAME_EXCHANGE)``): at every moment the destination
   holds either the complete old tree or the complete new one. Where the exchange is not
@@ -24,6 +25,7 @@ import os
 import re
 import secrets
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -31,6 +33,10 @@ from typing import IO, Any
 from snnsim.errors import SnnsimError
 
 _TMP_RE = re.compile(r"^\.(?P<dest>.+)\.snnsim-(?P<pid>\d+)-(?P<tag>[0-9a-f]+|old)\.tmp$")
+# Temporaries of snnsim before 0.1.0's trust work (tempfile's 8 random characters, no owner pid):
+# removed once they are older than an hour, since their owner cannot be asked.
+_LEGACY_TMP_RE = re.compile(r"^\.(?P<dest>.+)\.[a-z0-9_]{8}(?:\.[A-Za-z0-9]+)?\.tmp$")
+_LEGACY_AGE_S = 3600.0
 _RENAME_EXCHANGE = 2
 _AT_FDCWD = -100
 
@@ -49,6 +55,13 @@ def _alive(pid: int) -> bool:
     except PermissionError:  # someone else's live process
         return True
     return True
+
+
+def _age(path: Path) -> float:
+    try:
+        return time.time() - path.lstat().st_mtime
+    except OSError:
+        return 0.0
 
 
 def _remove(path: Path) -> None:
@@ -71,7 +84,12 @@ def sweep_stale(directory: str | os.PathLike[str]) -> list[Path]:
         return done
     for entry in entries:
         m = _TMP_RE.match(entry.name)
-        if m is None or _alive(int(m["pid"])):
+        if m is None:
+            if _LEGACY_TMP_RE.match(entry.name) and _age(entry) > _LEGACY_AGE_S:
+                _remove(entry)
+                done.append(entry)
+            continue
+        if _alive(int(m["pid"])):
             continue
         dest = d / m["dest"]
         if m["tag"] == "old" and not dest.exists():

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -111,3 +112,14 @@ def test_errors_about_the_temporary_name_the_destination(tmp_path: Path) -> None
     with pytest.raises(OSError) as err, io.atomic_dir(dest) as tmp:
         open(tmp / "sub" / "x.csv", "w")  # noqa: SIM115 - fails: no such directory
     assert err.value.filename == str(dest / "sub" / "x.csv")
+
+
+def test_sweep_removes_old_versions_leftovers_after_an_hour(tmp_path: Path) -> None:
+    old = tmp_path / ".trace.k2j4h5g6.tmp"  # tempfile.mkdtemp's name, as earlier snnsim wrote it
+    old.mkdir()
+    recent = tmp_path / ".summary.csv.a1b2c3d4.csv.tmp"
+    recent.write_text("x")
+    hour_ago = time.time() - 7200
+    os.utime(old, (hour_ago, hour_ago))
+    io.sweep_stale(tmp_path)
+    assert not old.exists() and recent.exists()  # the recent one may still be in use
