@@ -34,9 +34,12 @@ from snnsim.graph.nodes import (
     Scale,
     SumPool2d,
 )
+from snnsim.graph.schedule import Schedule, fold_batchnorm, lower
+from snnsim.graph.torch_net import GraphNet, state_from_spikingnet
 
 __all__ = [
     "GRAPH_BUILDERS", "IF", "LIF", "NODE_TYPES", "Add", "Affine", "AvgPool2d", "BatchNorm2d", "Conv2d", "Flatten",
-    "Graph", "GraphBuilder", "GraphError", "Input", "Integrator", "MaxPool2d", "Node", "NodeInfo", "Output",
-    "Scale", "SumPool2d", "build_graph", "digits_resnet", "resnet19", "resnet20", "vgg_graph",
+    "Graph", "GraphBuilder", "GraphError", "GraphNet", "Input", "Integrator", "MaxPool2d", "Node", "NodeInfo", "Output",
+    "Scale", "Schedule", "SumPool2d", "build_graph", "digits_resnet", "fold_batchnorm", "lower", "resnet19", "resnet20",
+    "state_from_spikingnet", "vgg_graph",
 ]

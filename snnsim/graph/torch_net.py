@@ -1,0 +1,361 @@
+"""The PyTorch backend of the network graph: :class:`GraphNet` runs a graph's schedule.
+
+``GraphNet(graph, kind)`` is an ``nn.ModuleDict`` keyed by node name, so its state dict holds
+``<node>.<param>`` (the graph's convention): ``<conv>.weight`` (``.bias``), ``<affine>.weight``
+(``.bias``), ``<bn>.weight/.bias/.running_mean/.running_var`` (an ``nn.BatchNorm2d``),
+``<scale>.scale``, ``<lif>.threshold`` and ``<lif>.leak`` (shape ``(1,)``, or ``(C,)`` with
+``per_channel``; an ``IF`` has no leak). Nodes without values (pools, flatten, add, the
+integrator) have no module.
+
+It runs the one schedule of :func:`snnsim.graph.schedule.lower`, as an ANN (neurons are ReLU,
+the integrator the identity) or as the SNN of :mod:`snnsim.models` generalised to graphs:
+
+* direct input at every timestep; every node but a population computes per timestep;
+* LIF: ``u <- leak * u + I``, ``s = spike(u / theta - 1)`` with the ``LinearSpike`` surrogate
+  (``fire='>'``: strict; ``'>='``: ``z >= 0``, same surrogate); reset ``'subtract'``:
+  ``u <- u - theta * s``, ``'value'``: ``u <- u * (1 - s) + v_reset * s``; IF: leak 1;
+* the Integrator accumulates its input (and passes the accumulated value on); the logits are
+  its value over T (the mean current); a graph whose output is not an Integrator's returns
+  the mean of its output over T;
+* dropout (training only, populations with ``dropout > 0``): one mask per sample, drawn at the
+  first timestep right after the population fires, held for every timestep.
+
+On a VGG graph (:func:`snnsim.graph.vgg_graph`) it is bit-identical to
+:class:`~snnsim.models.SpikingNet`, forward and backward, dropout included: the arithmetic is
+written the same way, in the same order, with the random draws at the same moments.
+:func:`state_from_spikingnet` maps a ``SpikingNet``'s weights onto such a graph.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from snnsim.errors import SnnsimError
+from snnsim.graph.graph import Graph
+from snnsim.graph.nodes import (
+    IF,
+    LIF,
+    Add,
+    Affine,
+    AvgPool2d,
+    BatchNorm2d,
+    Conv2d,
+    Flatten,
+    GraphError,
+    Integrator,
+    MaxPool2d,
+    Node,
+    Scale,
+    SumPool2d,
+)
+from snnsim.graph.schedule import Schedule, lower
+from snnsim.models import DEFAULT_LEAK, MODEL_KINDS, SURROGATE_GAMMA, LinearSpike
+
+
+class LinearSpikeGE(torch.autograd.Function):
+    """``LinearSpike`` firing at ``z >= 0`` (``fire='>='``, SpikingJelly's rule), same surrogate."""
+
+    @staticmethod
+    def forward(ctx: Any, z: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(z)
+        return (z >= 0).to(z.dtype)
+
+    @staticmethod
+    def backward(ctx: Any, grad_out: torch.Tensor) -> torch.Tensor:
+        (z,) = ctx.saved_tensors
+        return grad_out * SURROGATE_GAMMA * torch.clamp(1.0 - z.abs(), min=0.0)
+
+
+_SPIKE: dict[str, Callable[..., torch.Tensor]] = {">": LinearSpike.apply, ">=": LinearSpikeGE.apply}
+
+
+@dataclass(frozen=True)
+class PopulationEvent:
+    """What an observer sees for one population at one timestep: its input ``current``, the
+    ``potential`` after integration and before reset (the accumulated value for an
+    Integrator) and its ``spikes`` (before dropout; None for an Integrator)."""
+
+    node: str
+    kind: str
+    index: int  # the population's index in the schedule
+    t: int
+    current: torch.Tensor
+    potential: torch.Tensor
+    spikes: torch.Tensor | None
+
+
+Observer = Callable[[PopulationEvent], None]
+
+
+class NeuronParams(nn.Module):
+    """A LIF/IF population's trainable values: ``threshold`` and (LIF only) ``leak``."""
+
+    def __init__(self, size: int, leak: float | None) -> None:
+        super().__init__()
+        self.threshold = nn.Parameter(torch.ones(size))
+        if leak is not None:
+            self.leak = nn.Parameter(torch.full((size,), float(leak)))
+
+
+class ScaleParams(nn.Module):
+    """A Scale node's factor (per channel, or one value)."""
+
+    def __init__(self, size: int) -> None:
+        super().__init__()
+        self.scale = nn.Parameter(torch.ones(size))
+
+
+def _broadcast(value: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
+    """A population's (1,) or (C,) parameter, shaped to act on a (B, *shape) tensor.
+
+    A single value is indexed (a 0-dim tensor, as ``SpikingNet.thresholds[i]``), so that the
+    autograd graph, and with it the order gradients are summed in, is SpikingNet's."""
+    if value.numel() == 1:
+        return value[0]
+    return value.view(value.shape[0], *([1] * (len(shape) - 1)))
+
+
+class GraphNet(nn.ModuleDict):
+    """A graph run by PyTorch as an ANN (``kind='ann'``) or an SNN (``kind='snn'``).
+
+    An ``nn.ModuleDict`` keyed by node name (``net['conv1']``), so the state dict has the
+    graph's ``<node>.<param>`` names; see the module docstring for the semantics.
+    """
+
+    def __init__(self, graph: Graph, kind: str = "snn", timesteps: int = 5, leak: float = DEFAULT_LEAK) -> None:
+        super().__init__()
+        if not isinstance(graph, Graph):
+            raise GraphError(f"GraphNet needs a Graph, got a {type(graph).__name__}",
+                             "build one with snnsim.graph (vgg_graph, build_graph, ...)")
+        if kind not in MODEL_KINDS:
+            raise SnnsimError(f"GraphNet kind must be 'ann' or 'snn', got {kind!r}")
+        if isinstance(timesteps, bool) or not isinstance(timesteps, int) or timesteps < 1:
+            raise SnnsimError(f"GraphNet timesteps must be a whole number >= 1, got {timesteps!r}")
+        self.graph = graph
+        self.kind = kind
+        self.timesteps = timesteps
+        self.schedule: Schedule = lower(graph)
+        for step in self.schedule.steps:
+            module = self._make_module(step.name, step.node, graph.info[step.name].in_shapes[0], leak)
+            if module is None:
+                continue
+            if hasattr(self, step.name):
+                raise GraphError(f"graph {graph.name!r}: node name {step.name!r} clashes with a GraphNet attribute",
+                                 "rename the node")
+            self[step.name] = module
+        self._init_weights()
+
+    def __bool__(self) -> bool:  # a ModuleDict is falsy when empty; a network never is
+        return True
+
+    @staticmethod
+    def _make_module(name: str, node: Node, in_shape: tuple[int, ...], leak: float) -> nn.Module | None:
+        if isinstance(node, Conv2d):
+            return nn.Conv2d(in_shape[0], node.out_channels, node.kernel_size, stride=node.stride,
+                             padding=node.padding, dilation=node.dilation, groups=node.groups, bias=node.bias)
+        if isinstance(node, Affine):
+            return nn.Linear(in_shape[0], node.out_features, bias=node.bias)
+        if isinstance(node, BatchNorm2d):
+            return nn.BatchNorm2d(in_shape[0], eps=node.eps)
+        if isinstance(node, Scale):
+            return ScaleParams(in_shape[0] if node.per_channel else 1)
+        if isinstance(node, LIF | IF):
+            return NeuronParams(in_shape[0] if node.per_channel else 1, leak if isinstance(node, LIF) else None)
+        return None
+
+    # ------------------------------------------------------------------ init
+    def _init_weights(self) -> None:
+        """SpikingNet's rule: Kaiming fan_out for convs, Kaiming fan_in for affines that feed a
+        hidden population, N(0, 0.01) for an affine feeding the Integrator; biases 0; BN 1 / 0.
+
+        Modules are built and initialised in schedule order, so a VGG graph built under the same
+        seed as a SpikingNet gets the SpikingNet's weights."""
+        succs = self.graph.successors
+        for step in self.schedule.steps:
+            if step.name not in self:
+                continue
+            m = self[step.name]
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            elif isinstance(m, nn.Linear):
+                if any(isinstance(self.graph.nodes[s], Integrator) for s in succs[step.name]):
+                    nn.init.normal_(m.weight, 0.0, 0.01)
+                else:
+                    nn.init.kaiming_normal_(m.weight, mode="fan_in", nonlinearity="relu")
+            elif isinstance(m, nn.BatchNorm2d):
+                nn.init.ones_(m.weight)
+            if isinstance(m, nn.Conv2d | nn.Linear | nn.BatchNorm2d) and m.bias is not None:
+                nn.init.zeros_(m.bias)
+
+    def clamp_leaks(self) -> None:
+        """Keep leaks in [0, 1] and thresholds positive (call after each optimiser step)."""
+        with torch.no_grad():
+            for m in self.values():
+                if isinstance(m, NeuronParams):
+                    m.threshold.clamp_(min=1e-3)
+                    if hasattr(m, "leak"):
+                        m.leak.clamp_(0.0, 1.0)
+
+    # ------------------------------------------------------------------ ops
+    def _check_input(self, x: torch.Tensor) -> None:
+        want = self.schedule.input_shape
+        if not isinstance(x, torch.Tensor) or x.dim() != len(want) + 1 or tuple(x.shape[1:]) != want:
+            got = list(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+            raise SnnsimError(f"graph {self.graph.name!r}: input has shape {got}, expected [B, "
+                              f"{', '.join(map(str, want))}]", "pass a batch of inputs of the graph's input shape")
+
+    def _op(self, name: str, node: Node, args: list[torch.Tensor]) -> torch.Tensor:
+        """A node that is not a population, the same in the ANN and at every SNN timestep."""
+        h = args[0]
+        if isinstance(node, Conv2d | Affine | BatchNorm2d):
+            return self[name](h)
+        if isinstance(node, AvgPool2d):
+            return F.avg_pool2d(h, node.kernel_size, node.stride, node.padding)
+        if isinstance(node, SumPool2d):  # the average times the window (padding taps counted as 0)
+            return F.avg_pool2d(h, node.kernel_size, node.stride, node.padding, divisor_override=1)
+        if isinstance(node, MaxPool2d):
+            return F.max_pool2d(h, node.kernel_size, node.stride, node.padding)
+        if isinstance(node, Flatten):
+            n = h.dim() - 1
+            start = node.start_dim + n if node.start_dim < 0 else node.start_dim
+            end = node.end_dim + n if node.end_dim < 0 else node.end_dim
+            return h.flatten(start + 1, end + 1)
+        if isinstance(node, Add):
+            for other in args[1:]:
+                h = h + other
+            return h
+        if isinstance(node, Scale):
+            return h * _broadcast(self[name].scale, tuple(h.shape[1:]))
+        raise GraphError(f"graph node {name!r}: the PyTorch backend cannot run a {node.kind}")
+
+    # ------------------------------------------------------------------ forward
+    def forward(self, x: torch.Tensor, timesteps: int | None = None,
+                observer: Observer | None = None) -> torch.Tensor:
+        """Logits for a batch ``x`` of shape (B, *input shape), by ``self.kind``."""
+        if self.kind == "ann":
+            return self.forward_ann(x)
+        return self.forward_snn(x, timesteps, observer)
+
+    def forward_ann(self, x: torch.Tensor, activations: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
+        """ANN pass; if ``activations`` is a dict, each LIF/IF population's ReLU output is
+        stored under its node name (before dropout)."""
+        self._check_input(x)
+        sched = self.schedule
+        values: dict[str, torch.Tensor] = {sched.input: x}
+        for k, (name, node, inputs, _shape) in enumerate(sched.steps):
+            args = [values[i] for i in inputs]
+            if isinstance(node, LIF | IF):
+                h = F.relu(args[0])
+                if activations is not None:
+                    activations[name] = h
+                if self.training and node.dropout > 0:
+                    h = F.dropout(h, node.dropout, training=True)
+            elif isinstance(node, Integrator):
+                h = args[0]
+            else:
+                h = self._op(name, node, args)
+            values[name] = h
+            for gone in sched.release[k]:
+                del values[gone]
+        return values[sched.output_source]
+
+    def forward_snn(self, x: torch.Tensor, timesteps: int | None = None,
+                    observer: Observer | None = None) -> torch.Tensor:
+        """SNN pass over ``timesteps`` (default ``self.timesteps``); see the module docstring."""
+        self._check_input(x)
+        steps = self.timesteps if timesteps is None else timesteps
+        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+            raise SnnsimError(f"timesteps must be a whole number >= 1, got {steps!r}")
+        sched = self.schedule
+        pop_index = {p.name: p.index for p in sched.populations}
+        state: dict[str, torch.Tensor | float] = {p.name: 0.0 for p in sched.populations}
+        masks: dict[str, torch.Tensor] = {}
+        src = sched.output_source
+        src_integrates = isinstance(self.graph.nodes[src], Integrator)
+        out_sum: torch.Tensor | float = 0.0
+        for t in range(steps):
+            values: dict[str, torch.Tensor] = {sched.input: x}
+            for k, (name, node, inputs, shape) in enumerate(sched.steps):
+                args = [values[i] for i in inputs]
+                if isinstance(node, LIF | IF):
+                    cur = args[0]
+                    params = self[name]
+                    theta = _broadcast(params.threshold, shape)
+                    if isinstance(node, LIF):
+                        u = _broadcast(params.leak, shape) * state[name] + cur
+                    else:
+                        u = state[name] + cur
+                    s = _SPIKE[node.fire](u / theta - 1.0)
+                    if observer is not None:
+                        observer(PopulationEvent(name, node.kind, pop_index[name], t, cur, u, s))
+                    if node.reset == "subtract":
+                        state[name] = u - theta * s
+                    else:
+                        state[name] = u * (1.0 - s) + node.v_reset * s
+                    if self.training and node.dropout > 0:
+                        if name not in masks:
+                            p = node.dropout
+                            masks[name] = torch.bernoulli(torch.full_like(s, 1.0 - p)) / (1.0 - p)
+                        h = s * masks[name]
+                    else:
+                        h = s
+                elif isinstance(node, Integrator):
+                    cur = args[0]
+                    h = state[name] + cur
+                    state[name] = h
+                    if observer is not None:
+                        observer(PopulationEvent(name, node.kind, pop_index[name], t, cur, h, None))
+                else:
+                    h = self._op(name, node, args)
+                values[name] = h
+                for gone in sched.release[k]:
+                    del values[gone]
+            if not src_integrates:
+                out_sum = out_sum + values[src]
+        final = state[src] if src_integrates else out_sum
+        assert isinstance(final, torch.Tensor)
+        return final / steps
+
+
+# ----------------------------------------------------------------------------- SpikingNet
+def convert_spikingnet_state(state: Mapping[str, torch.Tensor], layer_names: list[str],
+                             spiking: list[bool]) -> dict[str, torch.Tensor]:
+    """A ``SpikingNet`` state dict (``synapses.<i>.weight``, ``thresholds``, ``leaks``) as the
+    state of its VGG graph: ``<layer>.weight``, ``<layer>_lif.threshold`` / ``.leak`` (shape (1,)).
+
+    ``layer_names`` and ``spiking`` are the spec's layers (``ArchSpec.layers()``) in order; this
+    is what converting a version-1 checkpoint needs."""
+    n_spiking = sum(spiking)
+    for key in ("thresholds", "leaks"):
+        if key not in state or not isinstance(state[key], torch.Tensor) or tuple(state[key].shape) != (n_spiking,):
+            raise SnnsimError(f"SpikingNet state: {key!r} must be a tensor of shape [{n_spiking}]",
+                              "pass the state_dict of a SpikingNet built from this spec")
+    out: dict[str, torch.Tensor] = {}
+    for i, (name, spikes) in enumerate(zip(layer_names, spiking, strict=True)):
+        key = f"synapses.{i}.weight"
+        if key not in state or not isinstance(state[key], torch.Tensor):
+            raise SnnsimError(f"SpikingNet state has no tensor {key!r} for layer {name!r}",
+                              "pass the state_dict of a SpikingNet built from this spec")
+        out[f"{name}.weight"] = state[key].detach().clone()
+        if spikes:
+            out[f"{name}_lif.threshold"] = state["thresholds"][i:i + 1].detach().clone()
+            out[f"{name}_lif.leak"] = state["leaks"][i:i + 1].detach().clone()
+    return out
+
+
+def state_from_spikingnet(model: nn.Module) -> dict[str, torch.Tensor]:
+    """The weights, thresholds and leaks of a :class:`~snnsim.models.SpikingNet`, named for
+    ``GraphNet(vgg_graph(model.spec))`` (load with ``load_state_dict(..., strict=True)``)."""
+    from snnsim.models import SpikingNet
+
+    if not isinstance(model, SpikingNet):
+        raise SnnsimError(f"state_from_spikingnet needs a SpikingNet, got a {type(model).__name__}",
+                          "build it with snnsim.models.build_model or load a checkpoint")
+    return convert_spikingnet_state(model.state_dict(), [i.name for i in model.layer_infos],
+                                    [i.spiking for i in model.layer_infos])
