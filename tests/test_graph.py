@@ -255,3 +255,30 @@ def test_snnsim_info_prints_graphs(run_cli) -> None:  # type: ignore[no-untyped-
     assert code == 2 and "--input-shape must be C,H,W" in err
     code, out, err = run_cli("info")
     assert code == 2 and "a checkpoint or --arch NAME" in err
+
+
+@pytest.mark.parametrize("name", ["digits", "vgg16", "resnet19", "resnet20", "digits-resnet"])
+def test_to_dict_round_trips_through_json(name: str) -> None:
+    import json
+
+    g = build_graph(name)
+    back = Graph.from_dict(json.loads(json.dumps(g.to_dict())))
+    assert back.nodes == g.nodes and back.edges == g.edges and back.name == g.name
+    assert back.shapes == g.shapes and back.param_count() == g.param_count()
+
+
+@pytest.mark.parametrize("mutate,needle", [
+    (lambda d: d["nodes"]["conv1"].update(kind="Conv9d"), "node 'conv1' has unknown kind 'Conv9d'"),
+    (lambda d: d["nodes"]["conv1"].update(colour="red"), "node 'conv1' (Conv2d) has unknown field 'colour'"),
+    (lambda d: d["nodes"]["conv1"].update(padding={"a": 1}), "node 'conv1' field 'padding' must be"),
+    (lambda d: d["nodes"]["conv1"].update(out_channels=0), "node 'conv1' (Conv2d): sizes must be positive"),
+    (lambda d: d["edges"].append(["conv1"]), "every edge must be a pair of node names"),
+    (lambda d: d.pop("nodes"), "must be a mapping with 'nodes'"),
+    (lambda d: d["edges"].append(["conv1", "nowhere"]), "names node 'nowhere', which does not exist"),
+])
+def test_from_dict_refuses_malformed_graphs_in_one_line(mutate, needle: str) -> None:  # type: ignore[no-untyped-def]
+    d = build_graph("digits").to_dict()
+    mutate(d)
+    with pytest.raises(GraphError) as err:
+        Graph.from_dict(d)
+    assert needle in _one_line(err)

@@ -15,11 +15,20 @@ order (:attr:`Graph.order`), and its per-node parameter, MAC and in-bounds conne
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from snnsim.errors import quote
 from snnsim.graph.nodes import NEURONS, SYNAPSES, GraphError, Input, Node, Output, Shape
+
+
+def _plain(value: Any) -> bool:
+    """A node field's value as plain data: a number, text, bool, None, or a tuple of numbers."""
+    if isinstance(value, tuple):
+        return all(isinstance(v, int | float) and not isinstance(v, bool) for v in value)
+    return value is None or isinstance(value, int | float | str | bool)
 
 
 @dataclass(frozen=True)
@@ -184,6 +193,56 @@ class Graph:
     def connection_count(self) -> int:
         """Dense in-bounds synaptic connections of one forward pass (no padding taps)."""
         return sum(i.connections for i in self.info.values())
+
+    # ----------------------------------------------------------------- (de)serialisation
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data (JSON-able): ``{"name", "nodes": {name: {"kind", field: value}}, "edges"}``;
+        what a checkpoint or a trace stores. :meth:`from_dict` reads it back."""
+        nodes: dict[str, Any] = {}
+        for name, node in self.nodes.items():
+            entry: dict[str, Any] = {"kind": node.kind}
+            for f in dataclasses.fields(node):
+                v = getattr(node, f.name)
+                entry[f.name] = list(v) if isinstance(v, tuple) else v
+            nodes[name] = entry
+        return {"name": self.name, "nodes": nodes, "edges": [list(e) for e in self.edges]}
+
+    @classmethod
+    def from_dict(cls, data: Any, source: str = "graph") -> Graph:
+        """Rebuild and validate a graph from :meth:`to_dict`'s form; one-line GraphError on any
+        malformed entry (unknown kind or field, wrong type), naming the node."""
+        from snnsim.graph.nodes import NODE_TYPES
+
+        if not isinstance(data, Mapping) or not isinstance(data.get("nodes"), Mapping) \
+                or not isinstance(data.get("edges"), list):
+            raise GraphError(f"{source}: must be a mapping with 'nodes' (a mapping) and 'edges' (a list)")
+        nodes: dict[str, Node] = {}
+        for name, entry in data["nodes"].items():
+            if not isinstance(entry, Mapping) or entry.get("kind") not in NODE_TYPES:
+                kind = entry.get("kind") if isinstance(entry, Mapping) else entry
+                raise GraphError(f"{source}: node {name!r} has unknown kind {kind!r}",
+                                 f"use one of {', '.join(NODE_TYPES)}")
+            node_type = NODE_TYPES[entry["kind"]]
+            known = {f.name: f for f in dataclasses.fields(node_type)}
+            values: dict[str, Any] = {}
+            for key, v in entry.items():
+                if key == "kind":
+                    continue
+                if key not in known:
+                    raise GraphError(f"{source}: node {name!r} ({entry['kind']}) has unknown field {key!r}",
+                                     f"allowed: {', '.join(known) or '(none)'}")
+                values[key] = tuple(v) if isinstance(v, list) else v
+                if not _plain(values[key]):
+                    raise GraphError(f"{source}: node {name!r} field {key!r} must be a number, text, true/false "
+                                     f"or a list of numbers, got {type(v).__name__}")
+            try:
+                nodes[str(name)] = node_type(**values)
+            except (TypeError, ValueError) as exc:
+                raise GraphError(f"{source}: node {name!r} ({entry['kind']}) is malformed ({quote(exc, 100)})") from None
+        edges = data["edges"]
+        if not all(isinstance(e, list | tuple) and len(e) == 2 and all(isinstance(x, str) for x in e) for e in edges):
+            raise GraphError(f"{source}: every edge must be a pair of node names")
+        return cls(nodes, [(a, b) for a, b in edges], name=str(data.get("name", "graph")))
 
     # ----------------------------------------------------------------- text
     def table(self) -> list[dict[str, Any]]:
