@@ -18,6 +18,12 @@ Input is a :class:`~snnsim.sim.replay.SimCounts` (see ``docs/ARCHITECTURE.md``: 
 The ANN baseline (:func:`ann_baseline`) costs the same-spec ANN on the config's baseline
 hardware with the same row schema. :func:`summarize` gives the SNN/ANN ratio, latency and EDP.
 
+Both sides count the same connections (``connections``, :data:`CONNECTIONS_CHOICES`): by
+default the in-bounds ones, the only ones a spike can drive; ``conventional`` counts the
+padding taps on both sides (docs/counting.md). On a chip without a MAC datapath the analog
+first layer runs on the baseline's MAC accelerator, and is charged and timed there (its rows
+say so in ``runs_on``).
+
 Every finished result is checked: an infinite, NaN or negative energy, latency or ratio is a
 one-line :class:`~snnsim.errors.ConfigError` naming the config and the fields that feed it
 (the schema's bounds make this unreachable from a loaded config; it is the backstop).
@@ -33,16 +39,22 @@ from typing import Any, Literal, Protocol
 import numpy as np
 import pandas as pd
 
-from snnsim.arch import LayerInfo
+from snnsim.arch import LayerInfo, show_value
 from snnsim.errors import ConfigError, SnnsimError, TraceError
-from snnsim.hw import HardwareConfig, MemoryLevel
+from snnsim.hw import AnnBaseline, HardwareConfig, MemoryLevel
 
 FirstLayer = Literal["mac_per_timestep", "mac_once"]
 FIRST_LAYER_CHOICES: tuple[str, ...] = ("mac_per_timestep", "mac_once")
+Connections = Literal["inbounds", "conventional"]
+#: Connection-counting conventions, applied to the SNN and the ANN alike (docs/counting.md):
+#: ``inbounds`` counts the connections that exist (padding taps never count: a padded zero
+#: never spikes), ``conventional`` the k*k*C_in*H_out*W_out*C_out formula with padding taps.
+CONNECTIONS_CHOICES: tuple[str, ...] = ("inbounds", "conventional")
+DEFAULT_CONNECTIONS: Connections = "inbounds"
 
 #: Columns of every per-layer table (SNN and ANN), in order.
 ROW_COLUMNS: tuple[str, ...] = (
-    "layer", "index", "kind", "timesteps", "neurons", "input_events", "spike_rate",
+    "layer", "index", "kind", "runs_on", "timesteps", "neurons", "input_events", "spike_rate",
     "spikes_per_neuron", "ac", "mac", "dense_ops", "weight_reads", "potential_reads",
     "potential_writes", "input_reads", "output_writes", "neuron_updates", "spikes_out",
     "energy_compute_pj", "energy_memory_pj", "energy_neuron_pj", "energy_routing_pj",
@@ -159,28 +171,151 @@ class _Traffic:
     counts: np.ndarray  # [L, T]
 
 
+# --------------------------------------------------------------------------- connections
+def layer_connections(info: LayerInfo, connections: str = DEFAULT_CONNECTIONS) -> int:
+    """Connections of one pass of a layer under a counting convention (:data:`CONNECTIONS_CHOICES`).
+
+    ``inbounds``: the input-output pairs that exist (NeuroBench's ``Dense``), the only ones an
+    event can drive, since a zero-padding position never spikes. ``conventional``: the usual
+    k*k*C_in*H_out*W_out*C_out (``LayerInfo.macs``), which adds one tap per padding position.
+    Linear layers have no padding: both are in*out.
+    """
+    _check_connections(connections)
+    if connections == "conventional" or info.kind == "linear":
+        return int(info.macs)
+    # The one closed form of in-bounds connections; replay checks its fan-out maps against it.
+    from snnsim.sim.neurobench import inbounds_connections
+
+    return int(inbounds_connections(info))
+
+
+def _check_connections(connections: str) -> None:
+    if connections not in CONNECTIONS_CHOICES:
+        raise SnnsimError(f"connections must be one of {', '.join(CONNECTIONS_CHOICES)}, got {show_value(connections)}",
+                          "use inbounds (padding taps never count, the default) or conventional")
+
+
+# --------------------------------------------------------------------------- the baseline's MAC array
+@dataclass
+class _ArrayCost:
+    """Layers run on the baseline's MAC accelerator by the ANN cost model: [L] per layer, [L, P] per pass."""
+
+    e_mac: np.ndarray
+    e_mem_by_level: dict[str, np.ndarray]
+    access_rows: list[dict[str, Any]]
+    weight_reads: np.ndarray  # NaN where the reuse mode has no per-access counts (ratios)
+    input_reads: np.ndarray
+    output_writes: np.ndarray
+    cycles: np.ndarray  # [L, P] at the baseline's clock
+    seconds: np.ndarray  # [L, P]; NaN when the baseline has no clock
+
+
+def _on_baseline(ann: AnnBaseline, layers: Sequence[LayerInfo], macs: np.ndarray, passes: np.ndarray,
+                 charge: bool, prefix: str = "") -> _ArrayCost:
+    """Cost ``layers`` on the baseline MAC accelerator ``ann``: the ANN baseline's model, shared by
+    the ANN (one pass per layer) and by an SNN's analog layers on a chip without a MAC datapath
+    (one pass per timestep the layer computes).
+
+    ``macs`` [L, P]: MACs of each pass; ``passes`` [L, P] bool: the layer computes in that pass.
+    Energy: MACs x ``mac_pj``; memory by ``reuse`` (``no_reuse``: a weight and an input read per
+    MAC, each output written once per pass; ``ideal_reuse``: every tensor through its level once
+    per pass; ``ratios``: ``pj_per_mac`` per level). Time per pass: ceil(MACs / (PEs x
+    utilization x MACs per cycle)), or the bandwidth bound, at the baseline clock. ``prefix``
+    is put before the level names (the SNN's breakdown keeps the baseline's levels apart).
+    """
+    bhw = ann.hw
+    nb = bhw.numerics
+    n_layers = len(layers)
+    on = passes.astype(np.float64)
+    params = np.array([float(li.params) for li in layers])
+    neurons = np.array([float(li.neurons) for li in layers])
+    in_size = np.array([float(_prod(li.in_shape)) for li in layers])
+    levels = {lv.name: lv for lv in bhw.memory.levels}
+    e_mem_by_level: dict[str, np.ndarray] = {prefix + name: np.zeros(n_layers) for name in levels}
+    access_rows: list[dict[str, Any]] = []
+    nan = np.full(n_layers, np.nan)
+    w_reads, i_reads, o_writes = nan, nan, nan
+    mem_bits: dict[str, np.ndarray] = {}
+    total_macs = macs.sum(axis=1)
+    if ann.reuse == "ratios":
+        for name, pj in ann.pj_per_mac.items():
+            energy = total_macs * pj if charge else np.zeros(n_layers)
+            e_mem_by_level[prefix + name] += energy
+            for i, li in enumerate(layers):
+                access_rows.append({"layer": li.name, "dataspace": "all", "level": prefix + name, "action": "per_mac",
+                                    "count": float(total_macs[i]), "bits": 0, "energy_pj": float(energy[i]),
+                                    "charged": charge})
+    else:
+        if ann.reuse == "no_reuse":
+            per_pass = (macs, macs, neurons[:, None] * on)
+        else:
+            per_pass = (params[:, None] * on, in_size[:, None] * on, neurons[:, None] * on)
+        w_reads, i_reads, o_writes = (cnt.sum(axis=1) for cnt in per_pass)
+        for space, level, action, cnt, bits in (("weights", ann.weights, "read", per_pass[0], nb.weight_bits),
+                                                ("inputs", ann.inputs, "read", per_pass[1], nb.activation_bits),
+                                                ("outputs", ann.outputs, "write", per_pass[2], nb.activation_bits)):
+            if level is None:
+                continue
+            lv = levels[level]
+            charged = charge and lv.charged
+            total = cnt.sum(axis=1)
+            energy = total * _access_energy(lv, action, bits) if charged else np.zeros(n_layers)
+            e_mem_by_level[prefix + level] += energy
+            if lv.bandwidth_bits_per_cycle:
+                mem_bits.setdefault(level, np.zeros_like(macs))
+                mem_bits[level] += cnt * bits / lv.bandwidth_bits_per_cycle
+            for i, li in enumerate(layers):
+                access_rows.append({"layer": li.name, "dataspace": space, "level": prefix + level, "action": action,
+                                    "count": float(total[i]), "bits": int(bits), "energy_pj": float(energy[i]),
+                                    "charged": charged})
+    rate = ann.pes * ann.utilization * ann.macs_per_cycle_per_pe
+    cycles = _ceil(macs / rate)
+    for arr in mem_bits.values():
+        cycles = np.maximum(cycles, _ceil(arr))
+    seconds = cycles / ann.clock_hz if ann.clock_hz else np.full_like(cycles, np.nan)
+    return _ArrayCost(total_macs * ann.mac_pj, e_mem_by_level, access_rows, w_reads, i_reads, o_writes,
+                      cycles, seconds)
+
+
 # --------------------------------------------------------------------------- SNN
 def snn_cost(counts: CountsLike, hw: HardwareConfig, first_layer: FirstLayer = "mac_per_timestep",
-             skip_zero_weights: bool = False) -> CostResult:
+             skip_zero_weights: bool = False, connections: Connections = DEFAULT_CONNECTIONS) -> CostResult:
     """Energy and latency of the recorded SNN on ``hw``, per inference.
 
     ``first_layer``: ``mac_per_timestep`` charges the analog first layer's MACs every timestep
     (what the counts hold: the image drives it each step); ``mac_once`` counts them once
     (input constant over T, W x computed once and reused; paper.md sec. 2.13).
     ``skip_zero_weights``: use ``syn_ops_nz`` (pruned / quantized-to-zero weights cost nothing).
+    ``connections``: ``inbounds`` costs the ops as counted (events reach in-bounds connections
+    only); ``conventional`` scales each layer's ops by its conventional / in-bounds connections,
+    charging the padding taps at the layer's measured rate per connection (the lineage's
+    FLOPs x R), so that the SNN counts what a conventionally counted ANN counts
+    (docs/counting.md).
+
+    On a chip without a MAC datapath (``compute.mac_pj: null``) the layers whose ops are MACs
+    (the analog first layer) run on the baseline's MAC accelerator: their MACs, memory traffic
+    (the baseline's reuse model), neuron updates, time (the baseline's MAC throughput and
+    clock) and static power are the baseline hardware's, and the row's ``runs_on`` names it.
     """
     if first_layer not in FIRST_LAYER_CHOICES:
         raise SnnsimError(f"first_layer must be one of {', '.join(FIRST_LAYER_CHOICES)}, got {first_layer!r}")
+    _check_connections(connections)
     n_layers, steps, samples = _check_counts(counts)
     layers = list(counts.layers)
     notes: list[str] = []
     analog = np.asarray(counts.analog, dtype=bool)
     neurons = np.asarray(counts.neurons, dtype=np.float64)
-    dense = np.asarray(counts.dense_ops, dtype=np.float64)
     spiking = np.array([bool(getattr(li, "spiking", True)) for li in layers])
     params = np.array([float(li.params) for li in layers])
-
+    conns = np.array([float(layer_connections(li, connections)) for li in layers])
     ops = np.asarray(counts.syn_ops_nz if skip_zero_weights else counts.syn_ops, dtype=np.float64) / samples
+    if connections == "conventional":  # padding taps at the layer's rate per connection (x conv / in-bounds)
+        inb = np.maximum(np.array([float(layer_connections(li, "inbounds")) for li in layers]), 1.0)
+        ops = ops * conns[:, None] / inb[:, None]
+        scale = conns / inb
+        if np.any(scale != 1.0):
+            notes.append(f"connections: conventional (padding taps counted on both sides): SNN ops scaled per layer "
+                         f"by conventional / in-bounds connections (x{scale.min():.4g} to x{scale.max():.4g})")
     events = np.asarray(counts.input_events, dtype=np.float64) / samples
     touched = np.minimum(np.asarray(counts.touched_neurons, dtype=np.float64) / samples, neurons[:, None])
     spikes = np.asarray(counts.spikes_out, dtype=np.float64) / samples
@@ -198,25 +333,41 @@ def snn_cost(counts: CountsLike, hw: HardwareConfig, first_layer: FirstLayer = "
     ac = np.where(analog[:, None], 0.0, ops)
 
     c = hw.compute
+    ann = hw.ann
     if ac.sum() > 0 and c.ac_pj is None:
         raise ConfigError(f"hardware config {hw.name!r} has compute.ac_pj: null and cannot run spiking layers",
                           "choose a config with an accumulate energy")
     mac_pj = c.mac_pj
+    # No MAC datapath: the MAC layers run on the baseline's accelerator (unless it is this chip).
+    offload = analog & (c.mac_pj is None) & (ann.hw.name != hw.name)
+    bname = ann.hw.name
     if mac_pj is None:
-        mac_pj = hw.ann.mac_pj
-        if mac.sum() > 0:
+        mac_pj = ann.mac_pj
+        if mac.sum() > 0 and offload.any():
+            names = ", ".join(layers[i].name for i in np.flatnonzero(offload))
+            notes.append(f"{hw.name} has no MAC datapath: {names} runs on the baseline accelerator {bname}: "
+                         f"{mac.sum():.4g} analog-input MACs at {mac_pj} pJ ({ann.source}), with {bname}'s memory, "
+                         f"neuron, time and static power")
+        elif mac.sum() > 0:
             notes.append(f"{hw.name} has no MAC datapath: {mac.sum():.4g} analog-input MACs charged at the "
-                         f"baseline's {mac_pj} pJ ({hw.ann.source})")
+                         f"baseline's {mac_pj} pJ ({ann.source})")
     ac_pj = c.ac_pj or 0.0
+    runs_on = [bname if off else hw.name for off in offload]
 
-    # neuron updates
-    if hw.neuron.update_policy == "clock_driven":
-        active, inactive = touched, np.maximum(neurons[:, None] - touched, 0.0)
-    else:
-        active, inactive = touched, np.zeros_like(touched)
+    # neuron updates, by the update policy of the hardware each layer runs on
+    def policy_updates(h: HardwareConfig) -> tuple[np.ndarray, np.ndarray]:
+        if h.neuron.update_policy == "clock_driven":
+            return touched, np.maximum(neurons[:, None] - touched, 0.0)
+        return touched, np.zeros_like(touched)
+
+    active, inactive = policy_updates(hw)
+    if offload.any():
+        a_base, i_base = policy_updates(ann.hw)
+        active = np.where(offload[:, None], a_base, active)
+        inactive = np.where(offload[:, None], i_base, inactive)
     updates = active + inactive
 
-    # memory traffic per placement
+    # memory traffic per placement (on the chip: none for the layers that run on the baseline)
     nb = hw.numerics
     traffic: list[_Traffic] = []
     ds = hw.memory.dataspaces
@@ -242,6 +393,8 @@ def snn_cost(counts: CountsLike, hw: HardwareConfig, first_layer: FirstLayer = "
         in_bits = np.where(analog, nb.activation_bits, pl.bits or nb.spike_bits)
         traffic.append(_Traffic("spikes", lv, "read", in_bits, events.copy()))
         traffic.append(_Traffic("spikes", lv, "write", np.full(n_layers, pl.bits or nb.spike_bits), spikes.copy()))
+    for tr in traffic:
+        tr.counts[offload] = 0.0
 
     charge = not hw.compute_only
     e_ac = ac.sum(axis=1) * ac_pj
@@ -254,28 +407,59 @@ def snn_cost(counts: CountsLike, hw: HardwareConfig, first_layer: FirstLayer = "
         energy = tr.counts.sum(axis=1) * per_value if charged else np.zeros(n_layers)
         e_mem_by_level[tr.level.name] += energy
         for i, li in enumerate(layers):
+            if offload[i]:
+                continue
             access_rows.append({"layer": li.name, "dataspace": tr.dataspace, "level": tr.level.name,
                                 "action": tr.action, "count": float(tr.counts[i].sum()), "bits": int(tr.bits[i]),
                                 "energy_pj": float(energy[i]), "charged": charged})
+    off_idx = np.flatnonzero(offload)
+    off_s = np.zeros((n_layers, steps))
+    off_cycles = np.zeros(n_layers)
+    base: _ArrayCost | None = None
+    if off_idx.size:
+        if ann.clock_hz is None:
+            raise ConfigError(f"{_hw_where(hw)}: has no MAC datapath, so its analog layer runs on the baseline "
+                              f"hardware {bname}, which has no clock: that layer's time is unknown",
+                              "set baseline.clock_hz to the clock of the hardware the ANN runs on")
+        base = _on_baseline(ann, [layers[i] for i in off_idx], mac[off_idx], computes[off_idx], charge,
+                            prefix=f"{bname}:")
+        for key, energy in base.e_mem_by_level.items():
+            e_mem_by_level.setdefault(key, np.zeros(n_layers))[off_idx] += energy
+        access_rows.extend(base.access_rows)
+        off_s[off_idx] = base.seconds
+        off_cycles[off_idx] = base.cycles.sum(axis=1)
     e_mem = sum(e_mem_by_level.values(), np.zeros(n_layers))
 
-    leak_pj = c.leak_pj if hw.neuron.leak != "none" else 0.0
-    upd_pj = hw.neuron.update_pj
-    upd_idle_pj = upd_pj if hw.neuron.update_inactive_pj is None else hw.neuron.update_inactive_pj
-    extra = np.where(spiking, leak_pj + c.compare_pj, 0.0)
-    e_neuron = (active.sum(axis=1) * (upd_pj + extra) + inactive.sum(axis=1) * (upd_idle_pj + extra)
-                + spikes.sum(axis=1) * np.where(spiking, c.reset_pj, 0.0))
-    r = hw.routing
+    def neuron_energy(h: HardwareConfig) -> np.ndarray:
+        hc = h.compute
+        leak_pj = hc.leak_pj if h.neuron.leak != "none" else 0.0
+        upd_pj = h.neuron.update_pj
+        upd_idle_pj = upd_pj if h.neuron.update_inactive_pj is None else h.neuron.update_inactive_pj
+        extra = np.where(spiking, leak_pj + hc.compare_pj, 0.0)
+        return (active.sum(axis=1) * (upd_pj + extra) + inactive.sum(axis=1) * (upd_idle_pj + extra)
+                + spikes.sum(axis=1) * np.where(spiking, hc.reset_pj, 0.0))
+
+    e_neuron = neuron_energy(hw)
+    if off_idx.size:
+        e_neuron = np.where(offload, neuron_energy(ann.hw), e_neuron)
+    r = hw.routing  # the analog layer's spikes enter the chip's network wherever it ran
     e_route = spikes.sum(axis=1) * (r.spike_pj + r.hops_per_spike * r.hop_pj)
     if not charge:
         e_neuron = np.zeros(n_layers)
         e_route = np.zeros(n_layers)
 
-    lat = _snn_latency(hw, layers, neurons, mac, ac, active, inactive, spikes, traffic)
+    lat = _snn_latency(hw, neurons, conns, mac, ac, active, inactive, spikes, traffic, offload, off_s)
     static_w = hw.static.power_mw * 1e-3 * lat["chips"] if charge else 0.0
-    e_static_total = static_w * lat["total_s"] * 1e12 if static_w > 0 else 0.0
+    e_static_chip = static_w * lat["total_s"] * 1e12 if static_w > 0 else 0.0
     dynamic = e_ac + e_mac + e_mem + e_neuron + e_route
-    e_static = _split(e_static_total, lat["layer_s"], dynamic)
+    on_chip = ~offload
+    e_static = _split(e_static_chip, np.where(on_chip, lat["layer_s"], 0.0), np.where(on_chip, dynamic, 0.0))
+    e_static_base = 0.0
+    if off_idx.size and charge and ann.static_mw > 0:  # the baseline accelerator's leakage while it works
+        per_layer = ann.static_mw * 1e-3 * off_s.sum(axis=1) * 1e12
+        e_static = e_static + per_layer
+        e_static_base = float(per_layer.sum())
+    e_static_total = e_static_chip + e_static_base
 
     total = dynamic + e_static
     first_w = ds.weights[0] if ds.weights else None
@@ -283,23 +467,30 @@ def snn_cost(counts: CountsLike, hw: HardwareConfig, first_layer: FirstLayer = "
     w_reads = next((t.counts for t in traffic if t.dataspace == "weights"), ops) if first_w else ops
     p_reads = next((t.counts for t in traffic if t.dataspace == "potentials"), ops + updates) \
         if first_p else ops + updates
+    w_col, p_col = w_reads.sum(axis=1), p_reads.sum(axis=1)
+    in_col, out_col = events.sum(axis=1), spikes.sum(axis=1)
+    cycles_col = np.asarray(lat["layer_cycles"], dtype=np.float64).copy()
+    if base is not None:  # the baseline's counts and cycles, as in its ANN rows
+        w_col[off_idx], p_col[off_idx] = base.weight_reads, 0.0
+        in_col[off_idx], out_col[off_idx] = base.input_reads, base.output_writes
+        cycles_col[off_idx] = off_cycles[off_idx]
     rows = []
     for i, li in enumerate(layers):
         n_out = neurons[i]
         rows.append({
-            "layer": li.name, "index": i, "kind": li.kind, "timesteps": steps, "neurons": int(n_out),
-            "input_events": float(events[i].sum()),
+            "layer": li.name, "index": i, "kind": li.kind, "runs_on": runs_on[i], "timesteps": steps,
+            "neurons": int(n_out), "input_events": float(events[i].sum()),
             "spike_rate": float(spikes[i].sum() / (n_out * steps)) if n_out > 0 else 0.0,
             "spikes_per_neuron": float(spikes[i].sum() / n_out) if n_out > 0 else 0.0,
-            "ac": float(ac[i].sum()), "mac": float(mac[i].sum()), "dense_ops": float(dense[i]),
-            "weight_reads": float(w_reads[i].sum()), "potential_reads": float(p_reads[i].sum()),
-            "potential_writes": float(p_reads[i].sum()), "input_reads": float(events[i].sum()),
-            "output_writes": float(spikes[i].sum()), "neuron_updates": float(updates[i].sum()),
+            "ac": float(ac[i].sum()), "mac": float(mac[i].sum()), "dense_ops": float(conns[i]),
+            "weight_reads": float(w_col[i]), "potential_reads": float(p_col[i]),
+            "potential_writes": float(p_col[i]), "input_reads": float(in_col[i]),
+            "output_writes": float(out_col[i]), "neuron_updates": float(updates[i].sum()),
             "spikes_out": float(spikes[i].sum()),
             "energy_compute_pj": float(e_ac[i] + e_mac[i]), "energy_memory_pj": float(e_mem[i]),
             "energy_neuron_pj": float(e_neuron[i]), "energy_routing_pj": float(e_route[i]),
             "energy_static_pj": float(e_static[i]), "energy_total_pj": float(total[i]),
-            "latency_cycles": float(lat["layer_cycles"][i]), "latency_s": float(lat["layer_s"][i]),
+            "latency_cycles": float(cycles_col[i]), "latency_s": float(lat["layer_s"][i]),
         })
     breakdown = {"compute_ac": float(e_ac.sum()), "compute_mac": float(e_mac.sum())}
     breakdown.update({f"memory:{k}": float(v.sum()) for k, v in e_mem_by_level.items()})
@@ -334,25 +525,30 @@ def _split(total: float, weights_s: np.ndarray, fallback: np.ndarray) -> np.ndar
     return total * w / s if s > 0 else np.full_like(fallback, total / len(fallback))
 
 
-def _snn_latency(hw: HardwareConfig, layers: list[LayerInfo], neurons: np.ndarray, mac: np.ndarray,
+def _snn_latency(hw: HardwareConfig, neurons: np.ndarray, synapses: np.ndarray, mac: np.ndarray,
                  ac: np.ndarray, active: np.ndarray, inactive: np.ndarray, spikes: np.ndarray,
-                 traffic: list[_Traffic]) -> dict[str, Any]:
+                 traffic: list[_Traffic], offload: np.ndarray, off_s: np.ndarray) -> dict[str, Any]:
     """Latency per layer and in total (hardware.md sec. 5): per-timestep work of each layer on
     its cores, composed by ``latency.mode``. Units: cycles on clocked chips, ns on
-    asynchronous ones; fixed-tick chips take max(tick, computed work)."""
+    asynchronous ones; fixed-tick chips take max(tick, computed work). ``synapses``: each
+    layer's connections (by the counting convention) for ``synapses_per_core``. Layers with
+    ``offload`` run on the baseline accelerator: no cores of the chip, and their work is
+    ``off_s`` [L, T] seconds there."""
     lat, par = hw.latency, hw.parallelism
     n_layers, steps = mac.shape
     mapped = lat.mode in ("tick_parallel", "layer_pipelined")
+    on_chip = ~offload
     if mapped:
         assert par.neurons_per_core is not None
         units = np.maximum(1.0, np.ceil(neurons / par.neurons_per_core))
         if par.synapses_per_core is not None:
-            synapses = np.array([float(li.macs) for li in layers])  # explicit connections of the layer
-            units = np.maximum(units, np.ceil(synapses / par.synapses_per_core))
+            units = np.maximum(units, np.ceil(synapses / par.synapses_per_core))  # explicit connections
+        cores_used = float(units[on_chip].sum())
+        chips = float(max(1, math.ceil(cores_used / par.cores)))
     else:
         units = np.full(n_layers, float(par.cores))
-    cores_used = float(units.sum()) if mapped else float(par.cores)
-    chips = float(math.ceil(cores_used / par.cores)) if mapped else 1.0
+        cores_used = float(par.cores)
+        chips = 1.0
     u = units[:, None]
 
     clocked = lat.clock_hz is not None
@@ -392,6 +588,8 @@ def _snn_latency(hw: HardwareConfig, layers: list[LayerInfo], neurons: np.ndarra
         sync = 0.0
         unit_s = 1.0
         mem_cycles = np.zeros_like(mac)
+    if offload.any():  # the baseline accelerator's time, in this chip's units
+        work = np.where(offload[:, None], off_s / unit_s, work)
 
     overruns = 0
     if lat.mode == "timestep_serial":
@@ -408,11 +606,14 @@ def _snn_latency(hw: HardwareConfig, layers: list[LayerInfo], neurons: np.ndarra
             if clocked:
                 tick_units = np.maximum(tick_units, _ceil(mem_cycles.sum(axis=0)))
             tick_units = tick_units + sync
+        elif offload.any():  # only the baseline's part of each tick is known
+            tick_units = np.max(np.where(offload[:, None], work, 0.0), axis=0)
         else:
             tick_units = np.zeros(steps)
         if lat.tick_s is not None:
             fixed = lat.tick_s / unit_s
-            overruns = int(np.sum(tick_units > fixed * (1 + 1e-12))) if timed else 0
+            known = timed or bool(offload.any())
+            overruns = int(np.sum(tick_units > fixed * (1 + 1e-12))) if known else 0
             tick_units = np.maximum(tick_units, fixed)
         total_units = float(tick_units.sum())
         if lat.layer_delay_ticks and n_layers > 1:
@@ -430,78 +631,39 @@ def _snn_latency(hw: HardwareConfig, layers: list[LayerInfo], neurons: np.ndarra
 
 
 # --------------------------------------------------------------------------- ANN
-def ann_baseline(layers: Sequence[LayerInfo], hw: HardwareConfig) -> CostResult:
+def ann_baseline(layers: Sequence[LayerInfo], hw: HardwareConfig,
+                 connections: Connections = DEFAULT_CONNECTIONS) -> CostResult:
     """Energy and latency of the same-spec ANN on ``hw``'s baseline hardware, per inference.
 
-    Dense MACs (``LayerInfo.macs``) x the baseline's MAC energy; memory by the baseline's reuse
-    mode (``no_reuse``: one weight and one input read per MAC, each output written once;
-    ``ideal_reuse``: every tensor through its level once; ``ratios``: per-level pJ per MAC);
-    one activation (a compare) per hidden neuron; latency = sum over layers of
-    ceil(MACs / (PEs x utilization x MACs per cycle)) at the baseline clock.
+    Dense MACs (the layers' connections by ``connections``: in-bounds by default, the same
+    connections the SNN's events can reach; ``conventional`` = ``LayerInfo.macs``, padding taps
+    included) x the baseline's MAC energy; memory by the baseline's reuse mode (``no_reuse``:
+    one weight and one input read per MAC, each output written once; ``ideal_reuse``: every
+    tensor through its level once; ``ratios``: per-level pJ per MAC); one activation (a compare)
+    per hidden neuron; latency = sum over layers of ceil(MACs / (PEs x utilization x MACs per
+    cycle)) at the baseline clock.
     """
     layers = list(layers)
     if not layers:
         raise SnnsimError("ann_baseline: no layers given", "pass the model's layer_infos")
+    _check_connections(connections)
     ann = hw.ann
     bhw = ann.hw
-    nb = bhw.numerics
     charge = not ann.compute_only
     n_layers = len(layers)
-    macs = np.array([float(li.macs) for li in layers])
+    macs = np.array([float(layer_connections(li, connections)) for li in layers])
     neurons = np.array([float(li.neurons) for li in layers])
-    params = np.array([float(li.params) for li in layers])
     in_size = np.array([float(_prod(li.in_shape)) for li in layers])
     acts = np.array([float(li.neurons) if li.spiking else 0.0 for li in layers])
 
-    levels = {lv.name: lv for lv in bhw.memory.levels}
-    e_mem_by_level: dict[str, np.ndarray] = {name: np.zeros(n_layers) for name in levels}
-    access_rows: list[dict[str, Any]] = []
-    nan = np.full(n_layers, np.nan)
-    w_reads, i_reads, o_writes = nan, nan, nan
-    mem_bits: dict[str, np.ndarray] = {}
-    if ann.reuse == "ratios":
-        for name, pj in ann.pj_per_mac.items():
-            energy = macs * pj if charge else np.zeros(n_layers)
-            e_mem_by_level[name] += energy
-            for i, li in enumerate(layers):
-                access_rows.append({"layer": li.name, "dataspace": "all", "level": name, "action": "per_mac",
-                                    "count": float(macs[i]), "bits": 0, "energy_pj": float(energy[i]),
-                                    "charged": charge})
-    else:
-        if ann.reuse == "no_reuse":
-            w_reads, i_reads, o_writes = macs, macs, neurons
-        else:
-            w_reads, i_reads, o_writes = params, in_size, neurons
-        for space, level, action, cnt, bits in (("weights", ann.weights, "read", w_reads, nb.weight_bits),
-                                                ("inputs", ann.inputs, "read", i_reads, nb.activation_bits),
-                                                ("outputs", ann.outputs, "write", o_writes, nb.activation_bits)):
-            if level is None:
-                continue
-            lv = levels[level]
-            charged = charge and lv.charged
-            energy = cnt * _access_energy(lv, action, bits) if charged else np.zeros(n_layers)
-            e_mem_by_level[level] += energy
-            if lv.bandwidth_bits_per_cycle:
-                mem_bits.setdefault(level, np.zeros(n_layers))
-                mem_bits[level] += cnt * bits / lv.bandwidth_bits_per_cycle
-            for i, li in enumerate(layers):
-                access_rows.append({"layer": li.name, "dataspace": space, "level": level, "action": action,
-                                    "count": float(cnt[i]), "bits": int(bits), "energy_pj": float(energy[i]),
-                                    "charged": charged})
+    arr = _on_baseline(ann, layers, macs[:, None], np.ones((n_layers, 1), dtype=bool), charge)
+    e_mem_by_level = arr.e_mem_by_level
     e_mem = sum(e_mem_by_level.values(), np.zeros(n_layers))
-    e_mac = macs * ann.mac_pj
+    e_mac = arr.e_mac
     e_neuron = acts * ann.compare_pj if charge else np.zeros(n_layers)
-
-    rate = ann.pes * ann.utilization * ann.macs_per_cycle_per_pe
-    cycles = _ceil(macs / rate)
-    for arr in mem_bits.values():
-        cycles = np.maximum(cycles, _ceil(arr))
-    if ann.clock_hz:
-        layer_s = cycles / ann.clock_hz
-        total_s = float(layer_s.sum())
-    else:
-        layer_s = np.full(n_layers, np.nan)
-        total_s = math.nan
+    cycles = arr.cycles[:, 0]
+    layer_s = arr.seconds[:, 0]
+    total_s = float(layer_s.sum()) if ann.clock_hz else math.nan
     static_total = ann.static_mw * 1e-3 * total_s * 1e12 if (charge and ann.static_mw > 0) else 0.0
     dynamic = e_mac + e_mem + e_neuron
     e_static = _split(static_total, layer_s, dynamic)
@@ -510,11 +672,11 @@ def ann_baseline(layers: Sequence[LayerInfo], hw: HardwareConfig) -> CostResult:
     rows = []
     for i, li in enumerate(layers):
         rows.append({
-            "layer": li.name, "index": i, "kind": li.kind, "timesteps": 1, "neurons": int(neurons[i]),
-            "input_events": float(in_size[i]), "spike_rate": math.nan, "spikes_per_neuron": math.nan,
-            "ac": 0.0, "mac": float(macs[i]), "dense_ops": float(macs[i]),
-            "weight_reads": float(w_reads[i]), "potential_reads": 0.0, "potential_writes": 0.0,
-            "input_reads": float(i_reads[i]), "output_writes": float(o_writes[i]),
+            "layer": li.name, "index": i, "kind": li.kind, "runs_on": bhw.name, "timesteps": 1,
+            "neurons": int(neurons[i]), "input_events": float(in_size[i]), "spike_rate": math.nan,
+            "spikes_per_neuron": math.nan, "ac": 0.0, "mac": float(macs[i]), "dense_ops": float(macs[i]),
+            "weight_reads": float(arr.weight_reads[i]), "potential_reads": 0.0, "potential_writes": 0.0,
+            "input_reads": float(arr.input_reads[i]), "output_writes": float(arr.output_writes[i]),
             "neuron_updates": float(acts[i]), "spikes_out": 0.0,
             "energy_compute_pj": float(e_mac[i]), "energy_memory_pj": float(e_mem[i]),
             "energy_neuron_pj": float(e_neuron[i]), "energy_routing_pj": 0.0,
@@ -532,13 +694,13 @@ def ann_baseline(layers: Sequence[LayerInfo], hw: HardwareConfig) -> CostResult:
         "tick_overruns": 0.0, "timesteps": 1.0, "ac": 0.0, "mac": float(macs.sum()), "spikes_out": 0.0,
         "neuron_updates": float(acts.sum()),
     }
-    notes = [f"ANN baseline on {bhw.name}: reuse={ann.reuse}, MAC {ann.mac_pj} pJ"
+    notes = [f"ANN baseline on {bhw.name}: reuse={ann.reuse}, MAC {ann.mac_pj} pJ, {connections} connections"
              + (f"; {ann.reason}" if ann.reason else "")]
     if ann.compute_only:
         notes.append("compute-only: memory, activation and static energy counted but not charged")
     label = f"{bhw.name} (compute-only)" if ann.compute_only else bhw.name
     res = CostResult("ann", label, _frame(rows), breakdown,
-                     pd.DataFrame(access_rows, columns=list(ACCESS_COLUMNS)), totals, notes)
+                     pd.DataFrame(arr.access_rows, columns=list(ACCESS_COLUMNS)), totals, notes)
     _check_finite(res, hw)
     return res
 
@@ -573,17 +735,26 @@ def _ratio(num: float, den: float) -> float:
 
 
 def cost_report(counts: CountsLike, hw: HardwareConfig, first_layer: FirstLayer = "mac_per_timestep",
-                skip_zero_weights: bool = False, ann_layers: Sequence[LayerInfo] | None = None) -> CostReport:
+                skip_zero_weights: bool = False, ann_layers: Sequence[LayerInfo] | None = None,
+                connections: Connections = DEFAULT_CONNECTIONS) -> CostReport:
     """SNN cost, ANN baseline (on ``ann_layers``, default the counts' layers) and summary.
 
     Pass the *unpruned* network's layers as ``ann_layers`` to compare a pruned SNN with its
-    unpruned ANN, as the paper does.
+    unpruned ANN, as the paper does. ``connections`` (:data:`CONNECTIONS_CHOICES`) is applied to
+    both sides, so that they count the same connections: ``inbounds`` (default, padding taps
+    never count) or ``conventional`` (padding taps counted on both sides; docs/counting.md).
     """
-    snn = snn_cost(counts, hw, first_layer=first_layer, skip_zero_weights=skip_zero_weights)
-    ann = ann_baseline(list(ann_layers) if ann_layers is not None else list(counts.layers), hw)
+    _check_connections(connections)
+    snn = snn_cost(counts, hw, first_layer=first_layer, skip_zero_weights=skip_zero_weights,
+                   connections=connections)
+    ann = ann_baseline(list(ann_layers) if ann_layers is not None else list(counts.layers), hw,
+                       connections=connections)
     summary = summarize(snn, ann)
+    analog = np.flatnonzero(np.asarray(counts.analog, dtype=bool))
+    where = list(dict.fromkeys(str(snn.layers["runs_on"].iloc[i]) for i in analog))
     summary.update({"first_layer": first_layer, "skip_zero_weights": bool(skip_zero_weights),
-                    "compute_only": bool(hw.compute_only)})
+                    "compute_only": bool(hw.compute_only), "connections": connections,
+                    "analog_runs_on": ", ".join(where) if where else "-"})
     _check_summary(summary, hw)
     return CostReport(snn, ann, summary)
 
@@ -613,6 +784,10 @@ def _fields_of(component: str, kind: str, hw: HardwareConfig) -> tuple[str, str]
                         "baseline.clock_hz, pes, utilization, macs_per_cycle_per_pe"),
         }
         return table.get(component, ("the baseline", "the baseline section"))
+    if component.startswith("memory:") and component.count(":") == 2:  # a baseline level (analog layer)
+        _, where, name = component.split(":")
+        return (f"accesses x the energy of memory level {name!r} of {where}",
+                f"read_pj, write_pj or energy_per_bit_pj of memory level {name!r} of {where}, or baseline.pj_per_mac")
     if component.startswith("memory:"):
         name = component.split(":", 1)[1]
         return (f"accesses x the energy of memory level {name!r}",
@@ -699,6 +874,8 @@ def _frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
 
 __all__ = [
     "ACCESS_COLUMNS",
+    "CONNECTIONS_CHOICES",
+    "DEFAULT_CONNECTIONS",
     "FIRST_LAYER_CHOICES",
     "ROW_COLUMNS",
     "CostReport",
@@ -706,6 +883,7 @@ __all__ = [
     "CountsLike",
     "ann_baseline",
     "cost_report",
+    "layer_connections",
     "snn_cost",
     "summarize",
 ]

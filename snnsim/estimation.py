@@ -201,18 +201,20 @@ def estimate(model: str | os.PathLike[str] | SpikingNet, hw: Any = DEFAULT_HW, t
              functional: bool | str = False, data_dir: str | os.PathLike[str] = "data",
              trace_root: str | os.PathLike[str] = "traces", device: str = "auto", seed: int = 0,
              progress: bool = True, log: Callable[[str], None] | None = None,
-             engine: str = "torch") -> EstimateResult:
+             engine: str = "torch", connections: str = "inbounds") -> EstimateResult:
     """Estimate energy and latency of ``model`` on each hardware config in ``hw``.
 
     ``hw``: a config path, a shipped config name (``45nm``, ``loihi``...), a loaded
     :class:`~snnsim.hw.HardwareConfig`, or a list of those. See the module docstring for the
-    trace and baseline rules. Returns an :class:`EstimateResult`.
+    trace and baseline rules. ``connections`` (:data:`snnsim.cost.CONNECTIONS_CHOICES`): which
+    connections both the SNN and the ANN count (docs/counting.md). Returns an
+    :class:`EstimateResult`.
     """
     return estimate_many([model], hw, traces=[trace] if trace is not None else None, dataset=dataset,
                          samples=samples, counting=counting, baseline=baseline, first_layer=first_layer,
                          skip_zero_weights=skip_zero_weights, compute_only=compute_only, functional=functional,
                          data_dir=data_dir, trace_root=trace_root, device=device, seed=seed,
-                         progress=progress, log=log, engine=engine)
+                         progress=progress, log=log, engine=engine, connections=connections)
 
 
 def estimate_many(models: Sequence[str | os.PathLike[str] | SpikingNet], hw: Any = DEFAULT_HW,
@@ -223,14 +225,19 @@ def estimate_many(models: Sequence[str | os.PathLike[str] | SpikingNet], hw: Any
                   compute_only: bool = False, functional: bool | str = False,
                   data_dir: str | os.PathLike[str] = "data", trace_root: str | os.PathLike[str] = "traces",
                   device: str = "auto", seed: int = 0, progress: bool = True,
-                  log: Callable[[str], None] | None = None, engine: str = "torch") -> EstimateResult:
+                  log: Callable[[str], None] | None = None, engine: str = "torch",
+                  connections: str = "inbounds") -> EstimateResult:
     """Every model on every config: each model is traced (by ``engine``) and replayed once, then
     costed per config."""
-    from snnsim.cost import FIRST_LAYER_CHOICES, cost_report
+    from snnsim.arch import show_value
+    from snnsim.cost import CONNECTIONS_CHOICES, FIRST_LAYER_CHOICES, cost_report, layer_connections
     from snnsim.sim.replay import replay
 
     if first_layer not in FIRST_LAYER_CHOICES:
         raise SnnsimError(f"unknown first-layer convention {first_layer!r}", f"choose one of {', '.join(FIRST_LAYER_CHOICES)}")
+    if connections not in CONNECTIONS_CHOICES:
+        raise SnnsimError(f"unknown connection-counting convention {show_value(connections)}",
+                          f"choose one of {', '.join(CONNECTIONS_CHOICES)}")
     messages: list[str] = []
 
     def say(msg: str) -> None:
@@ -268,7 +275,7 @@ def estimate_many(models: Sequence[str | os.PathLike[str] | SpikingNet], hw: Any
             cfg = (base_cfg.with_numerics(weight_bits=int(bits))
                    if bits and int(bits) < base_cfg.numerics.weight_bits else base_cfg)
             rep = cost_report(counts, cfg, first_layer=first_layer, skip_zero_weights=skip_zero_weights,
-                              ann_layers=ann_layer_infos)
+                              ann_layers=ann_layer_infos, connections=connections)
             lay = rep.snn.layers.copy()
             lay.insert(0, "hw", rep.snn.hw_name)
             lay.insert(0, "model", label)
@@ -299,7 +306,10 @@ def estimate_many(models: Sequence[str | os.PathLike[str] | SpikingNet], hw: Any
             row.update({
                 "baseline_model": baseline_label,
                 "ann_params": int(sum(layer.params for layer in ann_layer_infos)),
-                "ann_macs": int(sum(layer.macs for layer in ann_layer_infos)),
+                # the ANN's MACs by the run's connection convention (rep.summary["connections"]), and both
+                "ann_macs": int(rep.ann.totals["mac"]),
+                "ann_macs_inbounds": int(sum(layer_connections(la, "inbounds") for la in ann_layer_infos)),
+                "ann_macs_conventional": int(sum(layer_connections(la, "conventional") for la in ann_layer_infos)),
                 "ac_per_inference": float(rep.snn.layers["ac"].sum()),
                 "mac_per_inference": float(rep.snn.layers["mac"].sum()),
                 "counting": counting,

@@ -11,7 +11,14 @@ import pytest
 import yaml
 
 from snnsim.arch import ArchSpec, LayerInfo, make_arch
-from snnsim.cost import ROW_COLUMNS, ann_baseline, cost_report, snn_cost, summarize
+from snnsim.cost import (
+    ROW_COLUMNS,
+    ann_baseline,
+    cost_report,
+    layer_connections,
+    snn_cost,
+    summarize,
+)
 from snnsim.errors import SnnsimError, TraceError
 from snnsim.hw import HardwareConfig, config_from_dict, load_hw
 
@@ -44,6 +51,7 @@ def make_counts(layers: list[LayerInfo], timesteps: int, samples: int = 1, *, sy
     n = len(layers)
     neurons = np.array([li.neurons for li in layers], dtype=np.float64)
     dense = np.array([li.macs for li in layers], dtype=np.float64)
+    inbounds = np.array([layer_connections(li, "inbounds") for li in layers], dtype=np.float64)
     full = np.tile(neurons[:, None], (1, timesteps))
     zeros = np.zeros((n, timesteps))
     return SimCounts(
@@ -53,16 +61,19 @@ def make_counts(layers: list[LayerInfo], timesteps: int, samples: int = 1, *, sy
         syn_ops_nz=(syn_nz if syn_nz is not None else syn) * samples,
         touched_neurons=(touched if touched is not None else full) * samples,
         spikes_out=(spikes if spikes is not None else zeros) * samples,
-        dense_ops=dense, dense_ops_inbounds=dense, neurons=neurons,
+        dense_ops=dense, dense_ops_inbounds=inbounds, neurons=neurons,
         analog=np.array([li.analog_input for li in layers]),
     )
 
 
 def paper_counts(R: float, timesteps: int = 5) -> Any:
-    """VGG16/CIFAR10 counts of paper.md sec. 7.2: layer 0 analog (dense every step), every
-    later layer R x its FLOPs over the T steps (R = spikes per neuron per inference)."""
+    """VGG16/CIFAR10 counts of paper.md sec. 7.2 as the simulator would count them: layer 0
+    analog (every in-bounds connection every step), every later layer R x its in-bounds
+    connections over the T steps (R = spikes per neuron per inference; a uniform rate R drives
+    R x the connections that exist). With ``connections="conventional"`` the cost model scales
+    these to R x FLOPs, the lineage's formula, on both sides."""
     layers = make_arch("vgg16").layers()
-    dense = np.array([li.macs for li in layers], dtype=np.float64)
+    dense = np.array([layer_connections(li, "inbounds") for li in layers], dtype=np.float64)
     neurons = np.array([li.neurons for li in layers], dtype=np.float64)
     syn = np.zeros((len(layers), timesteps))
     syn[0] = dense[0]
@@ -103,8 +114,11 @@ PAPER_TABLE = [(0.1, 40.5), (0.2, 22.6), (0.34, 14.0), (0.5, 9.75), (0.615, 8.0)
 
 @pytest.mark.parametrize(("R", "ratio"), PAPER_TABLE)
 def test_paper_check_table_compute_only_45nm(R: float, ratio: float) -> None:
+    """The paper lineage's check table counts conventional FLOPs (padding taps included) on both
+    sides, so it is reproduced with connections="conventional"; the in-bounds default is in
+    tests/test_fairness.py."""
     hw = load_hw("45nm", compute_only=True)
-    rep = cost_report(paper_counts(R), hw, first_layer="mac_once")
+    rep = cost_report(paper_counts(R), hw, first_layer="mac_once", connections="conventional")
     # E_SNN = 1,769,472 x 4.6 pJ + 336,633,856 x R x 0.9 pJ (paper.md sec. 7.2)
     assert rep.snn.energy_pj == pytest.approx(1_769_472 * 4.6 + 336_633_856 * R * 0.9, rel=1e-12)
     assert rep.summary["energy_ann_over_snn"] == pytest.approx(ratio, abs=0.006 * ratio)
@@ -113,7 +127,9 @@ def test_paper_check_table_compute_only_45nm(R: float, ratio: float) -> None:
 
 
 def test_paper_check_layer_rows() -> None:
-    rep = cost_report(paper_counts(0.34), load_hw("45nm", compute_only=True), first_layer="mac_once")
+    # the lineage's conventional FLOPs (paper.md sec. 7.2): connections="conventional"
+    rep = cost_report(paper_counts(0.34), load_hw("45nm", compute_only=True), first_layer="mac_once",
+                      connections="conventional")
     rows = rep.snn.layers
     assert list(rows.columns) == list(ROW_COLUMNS)
     assert rows.loc[0, "mac"] == 1_769_472 and rows.loc[0, "ac"] == 0
@@ -127,10 +143,10 @@ def test_paper_check_layer_rows() -> None:
 
 def test_first_layer_mac_per_timestep_costs_T_times() -> None:
     hw = load_hw("45nm", compute_only=True)
-    once = snn_cost(paper_counts(0.34, timesteps=25), hw, first_layer="mac_once")
-    every = snn_cost(paper_counts(0.34, timesteps=25), hw, first_layer="mac_per_timestep")
-    assert every.layers.loc[0, "mac"] == 25 * once.layers.loc[0, "mac"]
-    # paper.md sec. 7.2: conv1 alone at T=25 costs 203.5 µJ under mac_per_timestep
+    once = snn_cost(paper_counts(0.34, timesteps=25), hw, first_layer="mac_once", connections="conventional")
+    every = snn_cost(paper_counts(0.34, timesteps=25), hw, first_layer="mac_per_timestep", connections="conventional")
+    assert every.layers.loc[0, "mac"] == pytest.approx(25 * once.layers.loc[0, "mac"], rel=1e-12)
+    # paper.md sec. 7.2 (conventional FLOPs): conv1 alone at T=25 costs 203.5 µJ under mac_per_timestep
     assert every.layers.loc[0, "energy_compute_pj"] / 1e6 == pytest.approx(203.5, abs=0.05)
     assert (every.layers.loc[1:, "energy_compute_pj"].to_numpy()
             == once.layers.loc[1:, "energy_compute_pj"].to_numpy()).all()
@@ -232,11 +248,15 @@ def test_aggregate_and_uncharged_levels_count_but_cost_nothing() -> None:
     layers = tiny_layers()
     syn = np.array([[576.0], [30.0], [4.0]])
     res = snn_cost(make_counts(layers, 1, syn=syn), load_hw("truenorth"))
-    assert res.totals["energy_memory_pj"] == 0.0
-    assert res.layers["weight_reads"].sum() == syn.sum()
+    # TrueNorth's own (aggregate) memory costs nothing; its accesses are still counted
+    assert res.breakdown["memory:core_sram"] == 0.0
+    assert res.layers["weight_reads"].iloc[1:].sum() == syn[1:].sum()
     assert res.layers.loc[1, "energy_compute_pj"] == pytest.approx(30 * 26.0)
-    # no MAC datapath: the analog layer is charged at the baseline's MAC (eyeriss-like 0.208 pJ)
+    # no MAC datapath: the analog layer runs on the baseline (eyeriss-like): its MACs at 0.208 pJ
+    # and, since issue 13 item 7, its memory at eyeriss-like's per-MAC ratios (it was free on the chip)
+    assert res.layers.loc[0, "runs_on"] == "eyeriss-like"
     assert res.layers.loc[0, "energy_compute_pj"] == pytest.approx(576 * 0.208)
+    assert res.totals["energy_memory_pj"] == pytest.approx(576 * (0.38677 + 1.00669 + 0.11237 + 0.37527 + 3.38086))
     assert any("no MAC datapath" in n for n in res.notes)
 
 
@@ -337,13 +357,17 @@ def test_latency_asynchronous_loihi() -> None:
     res = snn_cost(make_counts(layers, T, syn=syn, touched=touched, spikes=spikes), hw)
     # every layer fits one core: work(l, t) = ops x 3.5 + active x 8.4 + idle x 5.3 + spikes x 2.1 ns
     work = (syn * 3.5 + touched * 8.4 + (np.array([[64], [5], [3]]) - touched) * 5.3 + spikes * 2.1)
+    # Issue 13 item 7: the analog layer runs on the baseline (eyeriss-like), not on Loihi's cores:
+    # ceil(576 MACs / (168 PEs x 0.75)) = 5 cycles at 200 MHz per timestep
+    work[0] = 5 / 2e8 * 1e9
     tick = work.max(axis=0) + 465.0
     expected_ns = tick.sum() + (len(layers) - 1) * tick.mean()
     assert res.latency_s == pytest.approx(expected_ns * 1e-9)
     assert res.layers["latency_s"].to_numpy() == pytest.approx(work.sum(axis=1) * 1e-9)
-    # static power: 104 mW x 1 chip x latency
+    # static power: 104 mW x 1 chip x latency (eyeriss-like, where layer 0 runs, has none)
     assert res.breakdown["static"] == pytest.approx(0.104 * expected_ns * 1e-9 * 1e12)
-    assert res.totals["chips"] == 1 and res.totals["cores_used"] == 3
+    # layer 0 takes no Loihi core (it used to take one: cores_used was 3)
+    assert res.totals["chips"] == 1 and res.totals["cores_used"] == 2
 
 
 def test_latency_layer_pipelined() -> None:
@@ -361,7 +385,9 @@ def test_latency_layer_pipelined() -> None:
 def test_mapped_cores_respect_synapse_capacity() -> None:
     layers = make_arch("vgg16").layers()
     res = snn_cost(paper_counts(0.2), load_hw("loihi"))
-    synapses = sum(li.macs for li in layers)
+    # in-bounds synapses (issue 13 item 7; they were LayerInfo.macs), on the chip's layers only
+    # (the analog layer runs on eyeriss-like)
+    synapses = sum(layer_connections(li, "inbounds") for li in layers[1:])
     assert res.totals["cores_used"] >= synapses / 131072
     assert res.totals["chips"] == math.ceil(res.totals["cores_used"] / 128)
 
@@ -369,7 +395,9 @@ def test_mapped_cores_respect_synapse_capacity() -> None:
 # ----------------------------------------------------------------------------- ANN baseline
 def test_ann_baseline_reuse_modes() -> None:
     layers = tiny_layers()
-    macs = np.array([li.macs for li in layers], dtype=float)
+    # in-bounds connections (issue 13 item 7): conv1 has 400, not the conventional 576
+    macs = np.array([layer_connections(li, "inbounds") for li in layers], dtype=float)
+    assert macs.tolist() == [400, 80, 15]
     params = np.array([li.params for li in layers], dtype=float)
     neurons = np.array([li.neurons for li in layers], dtype=float)
     ins = np.array([16.0, 16.0, 5.0])
@@ -394,16 +422,18 @@ def test_ann_baseline_reuse_modes() -> None:
 
 def test_eyeriss_reference_layer_cycles() -> None:
     """Timeloop's reference conv (C=3, M=32, 112x112 out, 3x3) = 10,838,016 MACs on 126 PEs
-    takes 86,016 cycles (hardware.md sec. 2.3)."""
+    takes 86,016 cycles (hardware.md sec. 2.3). Timeloop's loop nest runs every R x S tap,
+    padding included, so this is the conventional count."""
     layer = LayerInfo(0, "ref", "conv", (3, 224, 224), (32, 112, 112), (3, 224, 224), kernel=3, stride=2,
                       padding=1, spiking=False)
-    res = ann_baseline([layer], load_hw("eyeriss-like"))
+    res = ann_baseline([layer], load_hw("eyeriss-like"), connections="conventional")
     assert res.totals["mac"] == 10_838_016
     assert res.latency_cycles == 86_016
 
 
 def test_summary_fields() -> None:
-    rep = cost_report(paper_counts(0.5), load_hw("45nm"), first_layer="mac_once")
+    # conventional: the 9.75 below is paper.md sec. 7.2's (conventional FLOPs) at R = 0.5
+    rep = cost_report(paper_counts(0.5), load_hw("45nm"), first_layer="mac_once", connections="conventional")
     s = rep.summary
     for key in ("energy_snn_pj", "energy_ann_pj", "energy_ann_over_snn", "latency_cycles", "latency_s", "edp_pj_s",
                 "energy_compute_ann_over_snn", "latency_ann_s", "edp_ann_over_snn"):

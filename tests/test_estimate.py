@@ -13,6 +13,7 @@ from click.testing import CliRunner
 from snnsim.arch import ArchSpec
 from snnsim.checkpoint import save_model
 from snnsim.cli import cli, main
+from snnsim.cost import layer_connections
 from snnsim.estimation import estimate
 from snnsim.models import build_model
 
@@ -70,8 +71,12 @@ def test_compute_only_ratio_is_the_ops_formula(workdir: Path) -> None:
     lay = res.layers
     expected = float((lay["mac"] * 4.6 + lay["ac"] * 0.9).sum())
     assert float(res.summary["energy_snn_pj"].iloc[0]) == pytest.approx(expected, rel=1e-9)
-    ann_macs = sum(layer.macs for layer in SPEC.layers())
+    # the ANN counts the in-bounds connections, as the SNN's events do (issue 13 item 7: it used to
+    # count LayerInfo.macs, padding taps included); the conventional option gives that number back
+    ann_macs = sum(layer_connections(layer, "inbounds") for layer in SPEC.layers())
     assert float(res.summary["energy_ann_pj"].iloc[0]) == pytest.approx(ann_macs * 4.6, rel=1e-9)
+    conv = estimate(path, "45nm", samples=8, compute_only=True, progress=False, connections="conventional")
+    assert float(conv.summary["energy_ann_pj"].iloc[0]) == pytest.approx(SPEC.mac_count() * 4.6, rel=1e-9)
 
 
 def test_estimate_cli_writes_csvs_and_compare_reuses_traces(workdir: Path) -> None:

@@ -17,7 +17,7 @@ from snnsim.commands.common import (
     progress_options,
     seed_option,
 )
-from snnsim.cost import FIRST_LAYER_CHOICES
+from snnsim.cost import CONNECTIONS_CHOICES, DEFAULT_CONNECTIONS, FIRST_LAYER_CHOICES
 from snnsim.sim.replay import COUNTINGS, FUNCTIONAL_MODES
 
 
@@ -111,6 +111,9 @@ def trace(model_path: str, dataset: str | None, samples: int | None, out: str | 
               help="Direct-input first layer: MACs at every timestep, or once (input constant over T).")
 @click.option("--skip-zero-weights", is_flag=True, help="Do not count synaptic ops on zero (pruned) weights.")
 @click.option("--compute-only", is_flag=True, help="Charge compute only (the paper's #ops x energy/op).")
+@click.option("--connections", type=click.Choice(CONNECTIONS_CHOICES), default=DEFAULT_CONNECTIONS, show_default=True,
+              help="Connections the SNN and the ANN both count: in-bounds only (padding taps never count), or "
+              "conventional (k*k*C_in*H_out*W_out*C_out with padding taps, on both sides; docs/counting.md).")
 @click.option("--functional", type=click.Choice(["off", *FUNCTIONAL_MODES]), default="off", show_default=True,
               help="Also run the network event by event and report the accuracy the hardware gives.")
 @click.option("--plots", is_flag=True, help="Also write PNG plots into <out>/plots.")
@@ -121,7 +124,7 @@ def trace(model_path: str, dataset: str | None, samples: int | None, out: str | 
 @seed_option
 def estimate(models: tuple[str, ...], hws: tuple[str, ...], all_hw: bool, trace_dir: str | None, dataset: str | None,
              samples: int | None, out: str | None, force: bool, counting: str, baseline: str | None, first_layer: str,
-             skip_zero_weights: bool, compute_only: bool, functional: str, plots: bool, engine: str,
+             skip_zero_weights: bool, compute_only: bool, connections: str, functional: str, plots: bool, engine: str,
              data_dir: str, device: str, seed: int) -> None:
     """Energy and latency of SNN model(s) on hardware config(s), vs the non-spiking network."""
     from snnsim.device import seed_everything
@@ -138,7 +141,7 @@ def estimate(models: tuple[str, ...], hws: tuple[str, ...], all_hw: bool, trace_
         samples=samples, counting=counting, baseline=baseline, first_layer=first_layer,
         skip_zero_weights=skip_zero_weights, compute_only=compute_only,
         functional=False if functional == "off" else functional, data_dir=data_dir, device=device, seed=seed,
-        log=lambda m: progress_line(f"snnsim: {m}"), engine=engine,
+        log=lambda m: progress_line(f"snnsim: {m}"), engine=engine, connections=connections,
     )
     written = result.write(dest, plots=plots)
     click.echo(result.table())

@@ -18,7 +18,7 @@ from snnsim.commands.common import (
     progress_options,
     seed_option,
 )
-from snnsim.cost import FIRST_LAYER_CHOICES
+from snnsim.cost import CONNECTIONS_CHOICES, DEFAULT_CONNECTIONS, FIRST_LAYER_CHOICES
 from snnsim.errors import SnnsimError
 from snnsim.reports import make_plots
 
@@ -68,6 +68,9 @@ def compare_table(summary: Any) -> Any:
 @click.option("--first-layer", type=click.Choice(FIRST_LAYER_CHOICES), default="mac_per_timestep",
               show_default=True, help="Direct-input first layer: MACs at every timestep, or once (input constant over T).")
 @click.option("--compute-only", is_flag=True, help="Charge compute only (the paper's #ops x energy/op).")
+@click.option("--connections", type=click.Choice(CONNECTIONS_CHOICES), default=DEFAULT_CONNECTIONS, show_default=True,
+              help="Connections the SNN and the ANN both count: in-bounds only (padding taps never count), or "
+              "conventional (k*k*C_in*H_out*W_out*C_out with padding taps, on both sides; docs/counting.md).")
 @click.option("--out", "out", type=click.Path(), default=None,
               help="Report directory [default: a new reports/compare[-N] per run].")
 @force_option
@@ -79,8 +82,8 @@ def compare_table(summary: Any) -> Any:
 @seed_option
 def compare(models: tuple[str, ...], hws: tuple[str, ...], all_hw: bool, traces: tuple[str, ...],
             dataset: str | None, samples: int | None, baseline: str | None, first_layer: str,
-            compute_only: bool, out: str | None, force: bool, plots: bool, engine: str, data_dir: str, device: str,
-            seed: int) -> None:
+            compute_only: bool, connections: str, out: str | None, force: bool, plots: bool, engine: str,
+            data_dir: str, device: str, seed: int) -> None:
     """Every model on every hardware config: one compare.csv and a table sorted by energy.
 
     Each model is traced once (or its trace reused from traces/) and replayed once; only the
@@ -107,7 +110,7 @@ def compare(models: tuple[str, ...], hws: tuple[str, ...], all_hw: bool, traces:
     result = estimate_many(model_list, hw_list, traces=list(traces) if traces else None, dataset=dataset,
                            samples=samples, baseline=baseline, first_layer=first_layer,
                            compute_only=compute_only, data_dir=data_dir, device=device, seed=seed, log=log,
-                           engine=engine)
+                           engine=engine, connections=connections)
     table = compare_table(result.summary)
     written = result.write(dest, extra={"compare.csv": table}, plots=plots)
     recorded = sum(1 for m in log_lines if m.startswith("recording trace"))
