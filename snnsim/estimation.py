@@ -19,7 +19,6 @@ accesses by dataspace and level), and writes them as one set (:meth:`EstimateRes
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -319,7 +318,6 @@ def estimate_many(models: Sequence[str | os.PathLike[str] | SpikingNet], hw: Any
             })
             for comp, e in rep.snn.breakdown.items():
                 row[f"snn_{comp}_pj"] = float(e)
-            _check_finite(row)
             summary_rows.append(row)
     summary = pd.DataFrame(summary_rows)
     ordered = [c for c in SUMMARY_COLUMNS if c in summary.columns]
@@ -356,21 +354,3 @@ def _trace_accuracy(tr: Any) -> float:
     return float(np.mean(np.asarray(preds) == np.asarray(labels))) if len(labels) else float("nan")
 
 
-def _check_finite(row: dict[str, Any]) -> None:
-    """Refuse to report any non-finite or negative figure (energies, latencies, counts) of one
-    summary row: a last line of defence behind the config bounds and the cost model's checks.
-
-    Ratios are left out: they derive from the checked figures and are NaN (printed '-') only
-    where a denominator is 0, e.g. a config whose every energy is 0. Cycle counts are NaN (not
-    applicable) on unclocked chips.
-    """
-    for col, value in row.items():
-        if not col.endswith(("_pj", "_s", "_cycles", "_per_inference")) or "_over_" in col:
-            continue
-        if not isinstance(value, int | float) or isinstance(value, bool):
-            continue
-        v = float(value)
-        if math.isinf(v) or v < 0 or (math.isnan(v) and not col.endswith("_cycles")):
-            raise SnnsimError(f"{col} is {v} for model {row['model']!r} on {row['hw']!r}: the hardware config's "
-                              "numbers overflow the cost model",
-                              "check that config's energies, powers and clock (snnsim hw show NAME lists them)")
