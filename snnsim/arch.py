@@ -33,7 +33,7 @@ from snnsim.limits import (
 )
 
 FeatureEntry = int | str
-LayerKind = Literal["conv", "linear"]
+LayerKind = Literal["conv", "linear", "identity"]
 PoolKind = Literal["avg", "max"]
 
 # Lineage VGG feature lists (hybrid-snn-conversion / DIET-SNN / IIR-SNN `cfg`, paper.md §3.2).
@@ -80,10 +80,13 @@ class LayerInfo:
     flatten: bool = False  # input is flattened from a (C, H, W) map
     spiking: bool = True  # False for the output (accumulating) layer
     analog_input: bool = False  # True for the first layer (direct analog input)
+    source: str = "input"  # the population whose spikes it reads ("input": the analog input)
+    target: str = ""  # the population its current drives
+    bias: bool = False  # adds a bias to every target neuron at every timestep
 
     @property
     def in_features(self) -> int:
-        return self.in_shape[0] if self.kind == "conv" else _prod(self.in_shape)
+        return self.in_shape[0] if self.kind in ("conv", "identity") else _prod(self.in_shape)
 
     @property
     def out_features(self) -> int:
@@ -96,16 +99,23 @@ class LayerInfo:
 
     @property
     def params(self) -> int:
+        """Weights and biases (an identity edge has none)."""
+        bias = self.out_shape[0] if self.bias else 0
         if self.kind == "conv":
-            return self.kernel * self.kernel * self.in_shape[0] * self.out_shape[0]
-        return self.in_features * self.out_features
+            return self.kernel * self.kernel * self.in_shape[0] * self.out_shape[0] + bias
+        if self.kind == "identity":
+            return 0
+        return self.in_features * self.out_features + bias
 
     @property
     def macs(self) -> int:
-        """Dense MACs of one forward pass (one timestep), by the lineage's compute_mac rule."""
+        """Dense MACs of one forward pass (one timestep), by the lineage's compute_mac rule; an
+        identity edge (a residual shortcut) is one add per neuron (``docs/counting.md``)."""
         if self.kind == "conv":
             c_out, h_out, w_out = self.out_shape
             return self.kernel * self.kernel * self.in_shape[0] * h_out * w_out * c_out
+        if self.kind == "identity":
+            return self.neurons
         return self.in_features * self.out_features
 
     @property
@@ -114,9 +124,51 @@ class LayerInfo:
         return _prod(self.source_shape)
 
     def weight_shape(self) -> tuple[int, ...]:
+        """The weight tensor's shape (torch layout); ``()`` for an identity edge (no weight)."""
         if self.kind == "conv":
             return (self.out_shape[0], self.in_shape[0], self.kernel, self.kernel)
+        if self.kind == "identity":
+            return ()
         return (self.out_features, self.in_features)
+
+
+@dataclass(frozen=True)
+class PopulationInfo:
+    """One neuron population as the simulator and the trace see it: a LIF/IF population (it
+    spikes) or the output integrator, with the synapse layers that drive it (``layers``, indices
+    into the layer list, in order; their currents are summed)."""
+
+    index: int
+    name: str
+    kind: str  # 'LIF' | 'IF' | 'Integrator'
+    shape: tuple[int, ...]
+    layers: tuple[int, ...]
+
+    @property
+    def spiking(self) -> bool:
+        return self.kind != "Integrator"
+
+    @property
+    def neurons(self) -> int:
+        return _prod(self.shape)
+
+    @property
+    def primary(self) -> int:
+        """The first layer (lowest index) driving it: its rows carry the population's neuron
+        counts (as :func:`primary_layers` marks them)."""
+        return min(self.layers)
+
+
+def primary_layers(layers: list[LayerInfo] | tuple[LayerInfo, ...]) -> list[bool]:
+    """Per layer, whether it is the first to drive its target population: that row carries the
+    population's neuron figures (neurons, spikes, membrane updates), the others only synaptic
+    ones, so a population fed by a residual add is counted once."""
+    seen: set[str] = set()
+    out = []
+    for info in layers:
+        out.append(info.target not in seen)
+        seen.add(info.target)
+    return out
 
 
 @dataclass(frozen=True)
@@ -224,13 +276,14 @@ class ArchSpec:
                 h, w = h // self.pool_size, w // self.pool_size
                 continue
             conv_i += 1
+            name = f"conv{conv_i}"
             k, p = self.kernel_size, self.padding
             h_out = h + 2 * p - k + 1
             w_out = w + 2 * p - k + 1
             out.append(
                 LayerInfo(
                     index=len(out),
-                    name=f"conv{conv_i}",
+                    name=name,
                     kind="conv",
                     in_shape=(c, h, w),
                     out_shape=(f, h_out, w_out),
@@ -241,6 +294,8 @@ class ArchSpec:
                     pool=pending_pool,
                     pool_kernel=self.pool_size if pending_pool else 1,
                     analog_input=len(out) == 0,
+                    source=out[-1].target if out else "input",
+                    target=f"{name}_lif",
                 )
             )
             pending_pool = None
@@ -250,10 +305,11 @@ class ArchSpec:
         widths = [*self.classifier, self.num_classes]
         for j, width in enumerate(widths):
             is_out = j == len(widths) - 1
+            name = "out" if is_out else f"fc{j + 1}"
             out.append(
                 LayerInfo(
                     index=len(out),
-                    name="out" if is_out else f"fc{j + 1}",
+                    name=name,
                     kind="linear",
                     in_shape=(flat,),
                     out_shape=(width,),
@@ -262,6 +318,8 @@ class ArchSpec:
                     pool_kernel=self.pool_size if (j == 0 and pending_pool) else 1,
                     flatten=j == 0,
                     spiking=not is_out,
+                    source=out[-1].target,
+                    target=f"{name}_integrator" if is_out else f"{name}_lif",
                 )
             )
             flat = width

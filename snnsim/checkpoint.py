@@ -1,16 +1,22 @@
 """Self-describing model checkpoints: one ``.pt`` file rebuilds the model with no user code.
 
-Contents (``format: snnsim-model``, ``format_version``):
+Contents (``format: snnsim-model``, ``format_version`` 2):
 
-* ``arch`` – the :class:`~snnsim.arch.ArchSpec` as a dict; ``kind`` (ann/snn); ``timesteps``;
-* ``state_dict`` – synaptic weights, thresholds and leaks (float32, bit-exact round trip);
+* ``graph`` – the network graph (:meth:`snnsim.graph.Graph.to_dict`); ``arch`` – the VGG
+  :class:`~snnsim.arch.ArchSpec` it was built from, or ``None``; ``kind`` (ann/snn); ``timesteps``;
+* ``state_dict`` – the :class:`~snnsim.graph.GraphNet` state, ``<node>.<param>`` (weights,
+  biases, BN statistics, thresholds, leaks; float32, bit-exact round trip);
 * ``quantization`` – ``None`` or ``{bits, scheme, scales, int_weights}`` (integer weights and
-  per-layer scale, so the simulator can run integer arithmetic);
+  biases and each synapse node's scale, so the simulator can run integer arithmetic);
 * ``dataset`` – name, normalisation mean/std, input shape, classes;
 * ``provenance`` – command, seed, accuracy, creation time, snnsim version, parent checkpoint;
 * ``extra`` (optional) – resumable training state (stage, epoch, optimizer, scheduler, history);
 * ``checksum`` (optional; written since this version) – ``{"algorithm": "sha256", "state": hex}``
   over the state dict and the quantization record (:func:`state_checksum`).
+
+Version-1 files (snnsim before the graph: ``arch`` only, ``synapses.<i>.weight``, ``thresholds``,
+``leaks``) are converted on load (:func:`upgrade_v1`): the graph is the spec's VGG graph, the state
+is renamed, the quantization record re-keyed; their content checksum is verified first.
 
 Loading checks everything before anything is built, so a bad file is one
 :class:`~snnsim.errors.CheckpointError` line, never a traceback or a silently wrong number:
@@ -45,17 +51,19 @@ import torch
 
 from snnsim.arch import ArchSpec, plain_data_problem, show_value
 from snnsim.errors import CheckpointError, SnnsimError, quote
+from snnsim.graph.graph import Graph
+from snnsim.graph.torch_net import GraphNet, convert_spikingnet_state
 from snnsim.io import atomic_path
 from snnsim.limits import MAX_TIMESTEPS
-from snnsim.models import SpikingNet
+from snnsim.models import Model, build_model
 
 FORMAT_NAME = "snnsim-model"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 CHECKSUM_ALGORITHM = "sha256"
 
-_TOP_KEYS = ("format", "format_version", "arch", "kind", "timesteps", "state_dict", "quantization",
+_TOP_KEYS = ("format", "format_version", "graph", "arch", "kind", "timesteps", "state_dict", "quantization",
              "dataset", "provenance", "extra", "checksum")
-_REQUIRED_KEYS = ("arch", "kind", "timesteps", "state_dict")
+_REQUIRED_KEYS = {1: ("arch", "kind", "timesteps", "state_dict"), 2: ("graph", "kind", "timesteps", "state_dict")}
 _QUANT_KEYS = ("bits", "scheme", "scales", "int_weights")
 _FIX = "re-save the model with snnsim"
 _CORRUPT_FIX = "restore or re-train it"
@@ -91,14 +99,16 @@ def state_checksum(state_dict: Mapping[str, torch.Tensor], quantization: Mapping
     if quantization is None:
         h.update(b"quantization: none\n")
     else:
-        header = {"bits": quantization.get("bits"), "scheme": quantization.get("scheme"),
-                  "scales": [float(s).hex() for s in quantization.get("scales") or []]}
+        scales = quantization.get("scales") or []
+        shown = ({k: float(v).hex() for k, v in scales.items()} if isinstance(scales, Mapping)
+                 else [float(v).hex() for v in scales])
+        header = {"bits": quantization.get("bits"), "scheme": quantization.get("scheme"), "scales": shown}
         h.update(json.dumps(header, sort_keys=True).encode() + b"\n")
         tensors(quantization.get("int_weights") or {})
     return h.hexdigest()
 
 
-def checkpoint_dict(model: SpikingNet, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+def checkpoint_dict(model: Model, extra: dict[str, Any] | None = None) -> dict[str, Any]:
     """The plain-dict checkpoint of ``model`` (tensors on CPU), sealed with its content checksum."""
     state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
     prov = dict(model.provenance)
@@ -108,7 +118,8 @@ def checkpoint_dict(model: SpikingNet, extra: dict[str, Any] | None = None) -> d
     ckpt: dict[str, Any] = {
         "format": FORMAT_NAME,
         "format_version": FORMAT_VERSION,
-        "arch": model.spec.to_dict(),
+        "graph": model.graph.to_dict(),
+        "arch": model.spec.to_dict() if model.spec is not None else None,
         "kind": model.kind,
         "timesteps": int(model.timesteps),
         "state_dict": state,
@@ -122,7 +133,7 @@ def checkpoint_dict(model: SpikingNet, extra: dict[str, Any] | None = None) -> d
     return ckpt
 
 
-def save_model(model: SpikingNet, path: str | os.PathLike[str], extra: dict[str, Any] | None = None) -> Path:
+def save_model(model: Model, path: str | os.PathLike[str], extra: dict[str, Any] | None = None) -> Path:
     """Save ``model`` atomically to ``path`` and return the path."""
     ckpt = checkpoint_dict(model, extra)
     with atomic_path(path, suffix=".pt") as tmp:
@@ -210,13 +221,14 @@ class _Schema:
 # ----------------------------------------------------------------------------- the schema
 
 
-def validate_checkpoint(ckpt: Any, source: str = "checkpoint") -> ArchSpec:
-    """Check a whole checkpoint dict against the one schema; return its architecture.
+def validate_checkpoint(ckpt: Any, source: str = "checkpoint") -> Graph:
+    """Check a whole checkpoint dict against the one schema; return its graph.
 
-    Structure, types and bounds first (the architecture's sizes are bounded arithmetically, so
-    nothing is allocated for an absurd one), then the content checksum where there is one, then
-    the values (finite weights, positive thresholds, leaks in [0, 1], ``weight == int * scale``).
-    Every failure is a one-line :class:`CheckpointError` naming the field.
+    Structure, types and bounds first (the graph's sizes are bounded arithmetically, so nothing
+    is allocated for an absurd one), then the content checksum where there is one, then the
+    values (finite weights, positive thresholds, leaks in [0, 1], ``weight == int * scale``).
+    A version-1 dict is checked as written and converted in place (:func:`upgrade_v1`). Every
+    failure is a one-line :class:`CheckpointError` naming the field.
     """
     s = _Schema(source)
     if not isinstance(ckpt, Mapping) or not isinstance(ckpt.get("format"), str) or ckpt["format"] != FORMAT_NAME:
@@ -228,30 +240,53 @@ def validate_checkpoint(ckpt: Any, source: str = "checkpoint") -> ArchSpec:
         s.fail(f"is checkpoint format v{version}, newer than this snnsim supports (v{FORMAT_VERSION})", "upgrade snnsim")
     if not all(isinstance(k, str) for k in ckpt):
         s.fail("has an entry name that is not a string")
-    unknown = sorted(set(ckpt) - set(_TOP_KEYS))
+    unknown = sorted((set(ckpt) - set(_TOP_KEYS)) | ({"graph"} & set(ckpt) if version == 1 else set()))
     if unknown:
         s.fail(f"has unknown entries {unknown[:5]}", "was it written by a newer snnsim?")
-    for key in _REQUIRED_KEYS:
+    for key in _REQUIRED_KEYS[version]:
         if key not in ckpt:
             s.fail(f"is missing the {key!r} entry")
 
-    # -- architecture: types and bounds; parameter and neuron counts are arithmetic
+    # -- architecture: types and bounds; parameter and value counts are arithmetic
+    spec = None
     try:
-        spec = ArchSpec.from_dict(ckpt["arch"])
+        if version == 1 or ckpt.get("arch") is not None:
+            spec = ArchSpec.from_dict(ckpt["arch"])
+        if version == 1:
+            from snnsim.graph.builders import vgg_graph
+
+            assert spec is not None
+            graph = vgg_graph(spec)
+        else:
+            graph = Graph.from_dict(ckpt["graph"], "graph")
+            graph.check_size()
     except SnnsimError as exc:  # its message names the field; add the fix where it has none
         raise CheckpointError(f"{source}: {exc}", None if ";" in str(exc) else _FIX) from None
-    layers = spec.layers()
+    if spec is not None and version == 2:
+        from snnsim.graph.builders import vgg_graph
+        from snnsim.graph.schedule import fold_structure
+
+        if graph.to_dict() not in (vgg_graph(spec).to_dict(), fold_structure(vgg_graph(spec)).to_dict()):
+            s.fail(f"graph {graph.name!r} is not the graph of its arch entry {spec.name!r}")
 
     kind = ckpt["kind"]
     if not isinstance(kind, str) or kind not in ("ann", "snn"):
         s.fail(f"kind must be 'ann' or 'snn', got {_show(kind)}")
     s.whole(ckpt["timesteps"], "timesteps", 1, MAX_TIMESTEPS)
 
-    # -- state dict: exactly the architecture's tensors, float32, of its shapes
+    # -- state dict: exactly the graph's tensors, of their shapes and dtypes
     state = s.mapping(ckpt["state_dict"], "state_dict")
-    n_spiking = sum(1 for info in layers if info.spiking)
-    shapes: dict[str, tuple[int, ...]] = {f"synapses.{i}.weight": info.weight_shape() for i, info in enumerate(layers)}
-    shapes.update(thresholds=(n_spiking,), leaks=(n_spiking,))
+    if version == 1:
+        assert spec is not None
+        layers = spec.layers()
+        n_spiking = sum(1 for info in layers if info.spiking)
+        shapes: dict[str, tuple[int, ...]] = {f"synapses.{i}.weight": info.weight_shape() for i, info in enumerate(layers)}
+        shapes.update(thresholds=(n_spiking,), leaks=(n_spiking,))
+        integer_keys: set[str] = set()
+        weight_keys = [f"synapses.{i}.weight" for i in range(len(layers))]
+    else:
+        shapes, integer_keys = expected_state(graph, kind)
+        weight_keys = _quantized_keys(shapes)
     missing = [k for k in shapes if k not in state]
     extra_keys = sorted(k for k in state if k not in shapes)
     if missing:
@@ -259,16 +294,16 @@ def validate_checkpoint(ckpt: Any, source: str = "checkpoint") -> ArchSpec:
     if extra_keys:
         s.fail(f"state_dict has entries its architecture does not use: {extra_keys[:3]}{' ...' if len(extra_keys) > 3 else ''}")
     for key, shape in shapes.items():
-        s.tensor(state[key], f"state_dict[{key!r}]", shape, float32=True)
+        s.tensor(state[key], f"state_dict[{key!r}]", shape, float32=key not in integer_keys)
 
     # -- quantization record: structure
     quant = ckpt.get("quantization")
     if quant is not None:
-        quant = _check_quantization_structure(s, quant, shapes, len(layers))
+        quant = _check_quantization_structure(s, quant, shapes, weight_keys, version)
 
     # -- metadata
     dataset = s.plain(ckpt.get("dataset"), "dataset")
-    _check_dataset(s, dataset, spec)
+    _check_dataset(s, dataset, graph)
     s.plain(ckpt.get("provenance"), "provenance")
     extra = ckpt.get("extra")
     if extra is not None:
@@ -294,23 +329,72 @@ def validate_checkpoint(ckpt: Any, source: str = "checkpoint") -> ArchSpec:
 
     # -- values
     for key in shapes:
-        if not _all_finite(state[key]):
+        if key not in integer_keys and not _all_finite(state[key]):
             s.fail(f"tensor {key!r} contains NaN or Inf", "retrain, or restore an earlier checkpoint")
-    thresholds, leaks = state["thresholds"], state["leaks"]
-    if n_spiking and not bool((thresholds > 0).all()):
-        s.fail(f"thresholds must all be > 0, got {float(thresholds.min()):.7g}", "retrain, or restore an earlier checkpoint")
-    if n_spiking and not bool(((leaks >= 0) & (leaks <= 1)).all()):
-        bad = next(float(v) for v in leaks if not 0 <= float(v) <= 1)
-        s.fail(f"leaks must all be in [0, 1], got {bad:.7g}", "retrain, or restore an earlier checkpoint")
+    for key in shapes:
+        t = state[key]
+        if (key == "thresholds" or key.endswith(".threshold")) and t.numel() and not bool((t > 0).all()):
+            s.fail(f"thresholds must all be > 0, got {float(t.min()):.7g} in {key!r}",
+                   "retrain, or restore an earlier checkpoint")
+        if (key == "leaks" or key.endswith(".leak")) and t.numel() and not bool(((t >= 0) & (t <= 1)).all()):
+            bad = next(float(v) for v in t if not 0 <= float(v) <= 1)
+            s.fail(f"leaks must all be in [0, 1], got {bad:.7g} in {key!r}", "retrain, or restore an earlier checkpoint")
     if quant is not None:
-        _check_quantization_values(s, quant, state, len(layers))
-    return spec
+        _check_quantization_values(s, quant, state, weight_keys, version)
+    if version == 1:
+        assert spec is not None
+        upgrade_v1(ckpt, spec, graph, quant)  # type: ignore[arg-type]
+    elif quant is not None:
+        ckpt["quantization"] = quant  # type: ignore[index]
+    return graph
+
+
+def expected_state(graph: Graph, kind: str) -> tuple[dict[str, tuple[int, ...]], set[str]]:
+    """The state-dict entries of ``GraphNet(graph, kind)``: ``({key: shape}, integer keys)``.
+
+    The model is built on PyTorch's meta device, so nothing is allocated; the graph's size has
+    been bounded (:meth:`Graph.check_size`) before."""
+    with torch.device("meta"):
+        net = GraphNet(graph, kind=kind)
+    state = net.state_dict()
+    shapes = {k: tuple(v.shape) for k, v in state.items()}
+    integer = {k for k, v in state.items() if not v.dtype.is_floating_point}
+    return shapes, integer
+
+
+def _quantized_keys(shapes: Mapping[str, tuple[int, ...]]) -> list[str]:
+    """The synapse weights and biases a quantization record holds codes for (not BN values)."""
+    keys = []
+    for key in shapes:
+        node, _, param = key.rpartition(".")
+        if param == "weight" and len(shapes[key]) in (2, 4):
+            keys.append(key)
+            if f"{node}.bias" in shapes:
+                keys.append(f"{node}.bias")
+    return keys
+
+
+def upgrade_v1(ckpt: dict[str, Any], spec: ArchSpec, graph: Graph, quant: Mapping[str, Any] | None) -> None:
+    """Convert a validated version-1 checkpoint dict to version 2 in place: the graph, the
+    renamed state (:func:`snnsim.graph.torch_net.convert_spikingnet_state`), the quantization
+    record keyed by node, and a checksum of the new state."""
+    layers = spec.layers()
+    names = [i.name for i in layers]
+    ckpt["state_dict"] = convert_spikingnet_state(ckpt["state_dict"], names, [i.spiking for i in layers])
+    if quant is not None:
+        quant = {"bits": quant["bits"], "scheme": quant["scheme"],
+                 "scales": {n: float(quant["scales"][i]) for i, n in enumerate(names)},
+                 "int_weights": {f"{n}.weight": quant["int_weights"][f"synapses.{i}.weight"] for i, n in enumerate(names)}}
+    ckpt["quantization"] = quant
+    ckpt["graph"] = graph.to_dict()
+    ckpt["format_version"] = FORMAT_VERSION
+    ckpt["checksum"] = {"algorithm": CHECKSUM_ALGORITHM, "state": state_checksum(ckpt["state_dict"], quant)}
 
 
 def _check_quantization_structure(s: _Schema, quant: Any, shapes: Mapping[str, tuple[int, ...]],
-                                  n_layers: int) -> dict[str, Any]:
+                                  weight_keys: list[str], version: int) -> dict[str, Any]:
     """Types and shapes of the quantization record (see :mod:`snnsim.compression.quantize`)."""
-    from snnsim.compression.quantize import MAX_INT_BITS, MIN_BITS, SCHEME
+    from snnsim.compression.quantize import BIAS_BITS, MAX_INT_BITS, MIN_BITS, SCHEME, int_dtype
 
     q = s.mapping(quant, "quantization")
     if set(q) != set(_QUANT_KEYS):
@@ -319,44 +403,60 @@ def _check_quantization_structure(s: _Schema, quant: Any, shapes: Mapping[str, t
     if not isinstance(q["scheme"], str) or q["scheme"] != SCHEME:
         s.fail(f"quantization.scheme must be {SCHEME!r}, got {_show(q['scheme'])}")
     scales = q["scales"]
-    if not isinstance(scales, (list, tuple)) or len(scales) != n_layers:
-        s.fail(f"quantization.scales must be a list of {n_layers} numbers (one per layer), got {_show(scales)}")
-    for i, scale in enumerate(scales):
+    nodes = [k.rpartition(".")[0] for k in weight_keys if k.endswith(".weight")]
+    items: list[tuple[Any, Any]]
+    if version == 1:
+        if not isinstance(scales, (list, tuple)) or len(scales) != len(nodes):
+            s.fail(f"quantization.scales must be a list of {len(nodes)} numbers (one per layer), got {_show(scales)}")
+        items = list(enumerate(scales))
+    else:
+        if not isinstance(scales, Mapping) or set(scales) != set(nodes):
+            s.fail(f"quantization.scales must map each of the {len(nodes)} synapse nodes to its scale, got {_show(scales)}",
+                   "re-run `snnsim quantize`")
+        items = [(n, scales[n]) for n in nodes]
+    for where, scale in items:
         ok = _is_real(scale) and scale > 0
         if not ok or float(torch.tensor(float(scale), dtype=torch.float32)) != float(scale):
-            s.fail(f"quantization.scales[{i}] must be a positive number exactly representable in float32, got {_show(scale)}",
-                   "re-run `snnsim quantize`")
+            s.fail(f"quantization.scales[{where!r}] must be a positive number exactly representable in float32, "
+                   f"got {_show(scale)}", "re-run `snnsim quantize`")
     ints = s.mapping(q["int_weights"], "quantization.int_weights")
-    weight_keys = [f"synapses.{i}.weight" for i in range(n_layers)]
     if set(ints) != set(weight_keys):
         s.fail(f"quantization.int_weights must hold exactly {weight_keys[0]} .. {weight_keys[-1]}, got {len(ints)} entries",
                "re-run `snnsim quantize`")
     for key in weight_keys:
         s.tensor(ints[key], f"quantization.int_weights[{key!r}]", shapes[key], float32=False)
-    return {"bits": q["bits"], "scheme": q["scheme"], "scales": [float(x) for x in scales],
-            "int_weights": {k: ints[k] for k in weight_keys}}
+        if key.endswith(".bias") and ints[key].dtype != int_dtype(BIAS_BITS):
+            s.fail(f"quantization.int_weights[{key!r}] must be {int_dtype(BIAS_BITS)}", "re-run `snnsim quantize`")
+    out_scales: Any = [float(x) for x in scales] if version == 1 else {n: float(scales[n]) for n in nodes}
+    return {"bits": q["bits"], "scheme": q["scheme"], "scales": out_scales, "int_weights": {k: ints[k] for k in weight_keys}}
 
 
 def _check_quantization_values(s: _Schema, quant: Mapping[str, Any], state: Mapping[str, torch.Tensor],
-                               n_layers: int) -> None:
-    """Integer codes in the k-bit range, and every float weight exactly ``int * scale`` in float32."""
-    from snnsim.compression.quantize import dequantize, qmax
+                               weight_keys: list[str], version: int) -> None:
+    """Integer codes in range (k bits for weights, BIAS_BITS for biases), and every float value
+    exactly ``int * scale`` in float32."""
+    from snnsim.compression.quantize import BIAS_BITS, dequantize, qmax
 
-    q = qmax(quant["bits"])
-    for i in range(n_layers):
-        key = f"synapses.{i}.weight"
+    for i, key in enumerate(weight_keys):
+        node = key.rpartition(".")[0]
+        scale = quant["scales"][i] if version == 1 else quant["scales"][node]
+        bits = BIAS_BITS if key.endswith(".bias") else quant["bits"]
+        q = qmax(bits)
         codes = quant["int_weights"][key]
         if codes.numel() and (int(codes.max()) > q or int(codes.min()) < -q):
-            s.fail(f"quantization.int_weights[{key!r}] exceed the {quant['bits']}-bit range ±{q}", "re-run `snnsim quantize`")
-        if not torch.equal(dequantize(codes, quant["scales"][i]), state[key]):
-            s.fail(f"{key} differs from quantization.int_weights * scales[{i}]", "re-run `snnsim quantize`")
+            s.fail(f"quantization.int_weights[{key!r}] exceed the {bits}-bit range ±{q}", "re-run `snnsim quantize`")
+        if not torch.equal(dequantize(codes, scale), state[key]):
+            where = f"scales[{i}]" if version == 1 else f"scales[{node!r}]"
+            s.fail(f"{key} differs from quantization.int_weights * {where}", "re-run `snnsim quantize`")
 
 
-def _check_dataset(s: _Schema, ds: Mapping[str, Any], spec: ArchSpec) -> None:
+def _check_dataset(s: _Schema, ds: Mapping[str, Any], graph: Graph) -> None:
     """The fields snnsim reads back (name, mean/std, input shape, classes) agree with the model."""
     if "name" in ds and not isinstance(ds["name"], str):
         s.fail(f"dataset.name must be a string, got {_show(ds['name'])}")
-    channels = spec.input_shape[0]
+    input_shape = list(graph.info[graph.input].out_shape)
+    out_shape = graph.info[graph.output].in_shapes[0]
+    channels = input_shape[0]
     for key in ("mean", "std"):
         if key not in ds or ds[key] is None:
             continue
@@ -369,10 +469,10 @@ def _check_dataset(s: _Schema, ds: Mapping[str, Any], spec: ArchSpec) -> None:
     if isinstance(ds.get("mean"), (list, tuple)) and isinstance(ds.get("std"), (list, tuple)) and len(ds["mean"]) != len(ds["std"]):
         s.fail(f"dataset.mean has {len(ds['mean'])} entries but dataset.std has {len(ds['std'])}")
     shape = ds.get("input_shape")
-    if shape is not None and (not isinstance(shape, (list, tuple)) or list(shape) != list(spec.input_shape)):
-        s.fail(f"dataset.input_shape {_show(shape)} differs from the architecture's {list(spec.input_shape)}")
-    if ds.get("num_classes") is not None and (not _is_int(ds["num_classes"]) or ds["num_classes"] != spec.num_classes):
-        s.fail(f"dataset.num_classes {_show(ds['num_classes'])} differs from the architecture's {spec.num_classes}")
+    if shape is not None and (not isinstance(shape, (list, tuple)) or list(shape) != input_shape):
+        s.fail(f"dataset.input_shape {_show(shape)} differs from the architecture's {input_shape}")
+    if ds.get("num_classes") is not None and (not _is_int(ds["num_classes"]) or (ds["num_classes"],) != tuple(out_shape)):
+        s.fail(f"dataset.num_classes {_show(ds['num_classes'])} differs from the architecture's {out_shape[0]}")
 
 
 # ----------------------------------------------------------------------------- reading
@@ -439,8 +539,9 @@ def _unpickle(p: Path, source: str) -> Any:
                               "re-save or re-train the model") from None
 
 
-def _read(path: str | os.PathLike[str]) -> tuple[dict[str, Any], ArchSpec]:
-    """Read, CRC-check, unpickle and validate a checkpoint file: ``(checkpoint dict, its spec)``."""
+def _read(path: str | os.PathLike[str]) -> tuple[dict[str, Any], Graph]:
+    """Read, CRC-check, unpickle and validate a checkpoint file: ``(checkpoint dict, its graph)``;
+    a version-1 dict comes back converted to version 2."""
     p = Path(path)
     source = repr(str(p))
     if not p.exists():
@@ -451,18 +552,20 @@ def _read(path: str | os.PathLike[str]) -> tuple[dict[str, Any], ArchSpec]:
         raise CheckpointError(f"model file {source} is empty", "re-save or re-train the model")
     _check_file(p, source)
     ckpt = _unpickle(p, source)
-    spec = validate_checkpoint(ckpt, source)
-    return ckpt, spec
+    graph = validate_checkpoint(ckpt, source)
+    return ckpt, graph
 
 
 def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Read and validate a checkpoint dict; every failure is a one-line :class:`CheckpointError`."""
+    """Read and validate a checkpoint dict (version 1 converted to 2); every failure is a
+    one-line :class:`CheckpointError`."""
     return _read(path)[0]
 
 
-def _build(ckpt: Mapping[str, Any], spec: ArchSpec, source: str) -> SpikingNet:
-    """The model of a checkpoint that :func:`validate_checkpoint` accepted."""
-    model = SpikingNet(spec, kind=ckpt["kind"], timesteps=ckpt["timesteps"])
+def _build(ckpt: Mapping[str, Any], graph: Graph, source: str) -> Model:
+    """The model of a checkpoint that :func:`validate_checkpoint` accepted (and converted)."""
+    model = build_model(graph, kind=ckpt["kind"], timesteps=ckpt["timesteps"])
+    model.spec = ArchSpec.from_dict(ckpt["arch"]) if ckpt.get("arch") is not None else None
     try:
         model.load_state_dict(ckpt["state_dict"], strict=True)
     except RuntimeError as exc:  # not reachable after validation; kept so it cannot be a traceback
@@ -470,7 +573,7 @@ def _build(ckpt: Mapping[str, Any], spec: ArchSpec, source: str) -> SpikingNet:
                               _FIX) from None
     quant = ckpt.get("quantization")
     if quant is not None:
-        quant = {"bits": quant["bits"], "scheme": quant["scheme"], "scales": [float(x) for x in quant["scales"]],
+        quant = {"bits": quant["bits"], "scheme": quant["scheme"], "scales": dict(quant["scales"]),
                  "int_weights": dict(quant["int_weights"])}
     model.quantization = quant
     model.dataset_info = dict(ckpt.get("dataset") or {})
@@ -479,12 +582,13 @@ def _build(ckpt: Mapping[str, Any], spec: ArchSpec, source: str) -> SpikingNet:
     return model
 
 
-def model_from_checkpoint(ckpt: dict[str, Any], source: str = "checkpoint") -> SpikingNet:
-    """Validate a checkpoint dict (:func:`validate_checkpoint`) and rebuild its :class:`SpikingNet`."""
+def model_from_checkpoint(ckpt: dict[str, Any], source: str = "checkpoint") -> Model:
+    """Validate a checkpoint dict (:func:`validate_checkpoint`; version 1 is converted in place)
+    and rebuild its model."""
     return _build(ckpt, validate_checkpoint(ckpt, source), source)
 
 
-def load_model(path: str | os.PathLike[str]) -> SpikingNet:
-    """Load an snnsim checkpoint and rebuild the model (eval mode, CPU)."""
-    ckpt, spec = _read(path)
-    return _build(ckpt, spec, repr(str(path)))
+def load_model(path: str | os.PathLike[str]) -> Model:
+    """Load an snnsim checkpoint (version 1 or 2) and rebuild the model (eval mode, CPU)."""
+    ckpt, graph = _read(path)
+    return _build(ckpt, graph, repr(str(path)))

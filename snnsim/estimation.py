@@ -2,7 +2,7 @@
 
 ``estimate(model, hw)`` is the one call behind ``snnsim estimate`` and ``snnsim compare``:
 
-1. load the model (a checkpoint path or a :class:`~snnsim.models.SpikingNet`);
+1. load the model (a checkpoint path or a :class:`~snnsim.models.Model`);
 2. get a spike trace: the one given, or one recorded on the model's data set. Recorded traces
    are cached under ``traces/`` keyed by the model's fingerprint, data set, T and engine (not
    the sample count: a longer trace serves a shorter request), so a model is traced once and
@@ -30,7 +30,7 @@ import pandas as pd
 from snnsim.arch import ArchSpec, LayerInfo
 from snnsim.captions import comparison_caption, format_ratio
 from snnsim.errors import SnnsimError
-from snnsim.models import SpikingNet
+from snnsim.models import Model
 from snnsim.trace_cache import obtain_trace
 
 DEFAULT_HW = "45nm"
@@ -137,12 +137,12 @@ def _fmt_time(v: float) -> str:
 
 
 # ---------------------------------------------------------------------------- inputs
-def resolve_model(model: str | os.PathLike[str] | SpikingNet) -> tuple[SpikingNet, str, Path | None]:
+def resolve_model(model: str | os.PathLike[str] | Model) -> tuple[Model, str, Path | None]:
     """(model, label, path): load a checkpoint path, or take a model object as it is."""
     from snnsim.checkpoint import load_model
 
-    if isinstance(model, SpikingNet):
-        return model, model.spec.name, None
+    if isinstance(model, Model):
+        return model, model.name, None
     path = Path(model)
     net = load_model(path)
     return net, model_label(path), path
@@ -156,23 +156,23 @@ def model_label(path: Path) -> str:
     return stem
 
 
-def baseline_layers(model: SpikingNet, baseline: str | os.PathLike[str] | SpikingNet | ArchSpec | None
+def baseline_layers(model: Model, baseline: str | os.PathLike[str] | Model | ArchSpec | None
                     ) -> tuple[list[LayerInfo], str]:
     """The layers of the non-spiking baseline and its label.
 
-    ``None`` = the same spec as the SNN. A checkpoint path / model / spec = that network (e.g.
-    the unpruned ANN, the paper's comparison).
+    ``None`` = the same network as the SNN (its layers: batch norm folded, as the SNN's). A
+    checkpoint path / model / spec = that network (e.g. the unpruned ANN, the paper's comparison).
     """
     if baseline is None:
-        return model.spec.layers(), f"of the SNN's own spec ({model.spec.name}, {model.spec.param_count():,} params)"
+        return list(model.layer_infos), f"of the SNN's own network ({model.name}, {model.param_count():,} params)"
     if isinstance(baseline, ArchSpec):
         return baseline.layers(), baseline.name
     net, label, _ = resolve_model(baseline)
-    if tuple(net.spec.input_shape) != tuple(model.spec.input_shape) or net.spec.num_classes != model.spec.num_classes:
-        raise SnnsimError(f"baseline {label!r} has input {list(net.spec.input_shape)} -> {net.spec.num_classes} classes, "
-                          f"the model {list(model.spec.input_shape)} -> {model.spec.num_classes}",
+    if tuple(net.input_shape) != tuple(model.input_shape) or net.num_classes != model.num_classes:
+        raise SnnsimError(f"baseline {label!r} has input {list(net.input_shape)} -> {net.num_classes} classes, "
+                          f"the model {list(model.input_shape)} -> {model.num_classes}",
                           "pass the ANN trained on the same data set")
-    return net.spec.layers(), label
+    return list(net.layer_infos), label
 
 
 
@@ -193,9 +193,9 @@ def _as_configs(hw: Any, compute_only: bool) -> list[Any]:
 
 
 # ---------------------------------------------------------------------------- estimate
-def estimate(model: str | os.PathLike[str] | SpikingNet, hw: Any = DEFAULT_HW, trace: str | os.PathLike[str] | None = None,
+def estimate(model: str | os.PathLike[str] | Model, hw: Any = DEFAULT_HW, trace: str | os.PathLike[str] | None = None,
              dataset: str | None = None, samples: int | None = None, *, counting: str = "snnsim",
-             baseline: str | os.PathLike[str] | SpikingNet | ArchSpec | None = None,
+             baseline: str | os.PathLike[str] | Model | ArchSpec | None = None,
              first_layer: str = "mac_per_timestep", skip_zero_weights: bool = False, compute_only: bool = False,
              functional: bool | str = False, data_dir: str | os.PathLike[str] = "data",
              trace_root: str | os.PathLike[str] = "traces", device: str = "auto", seed: int = 0,
@@ -216,10 +216,10 @@ def estimate(model: str | os.PathLike[str] | SpikingNet, hw: Any = DEFAULT_HW, t
                          progress=progress, log=log, engine=engine, connections=connections)
 
 
-def estimate_many(models: Sequence[str | os.PathLike[str] | SpikingNet], hw: Any = DEFAULT_HW,
+def estimate_many(models: Sequence[str | os.PathLike[str] | Model], hw: Any = DEFAULT_HW,
                   traces: Sequence[str | os.PathLike[str] | None] | None = None, dataset: str | None = None,
                   samples: int | None = None, *, counting: str = "snnsim",
-                  baseline: str | os.PathLike[str] | SpikingNet | ArchSpec | None = None,
+                  baseline: str | os.PathLike[str] | Model | ArchSpec | None = None,
                   first_layer: str = "mac_per_timestep", skip_zero_weights: bool = False,
                   compute_only: bool = False, functional: bool | str = False,
                   data_dir: str | os.PathLike[str] = "data", trace_root: str | os.PathLike[str] = "traces",
@@ -296,7 +296,7 @@ def estimate_many(models: Sequence[str | os.PathLike[str] | SpikingNet], hw: Any
             row: dict[str, Any] = {
                 "model": label, "hw": rep.snn.hw_name, "samples": int(counts.samples),
                 "timesteps": int(counts.timesteps), "accuracy": accuracy,
-                "params": int(net.spec.param_count()), "spikes_per_inference": spikes_per_inf,
+                "params": int(net.param_count()), "spikes_per_inference": spikes_per_inf,
             }
             summ = dict(rep.summary)
             summ.pop("hw", None)

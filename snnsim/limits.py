@@ -30,3 +30,8 @@ MAX_BATCH_SIZE = 1_000_000
 MAX_DOCUMENT_DEPTH = 32
 #: Length of an ``extends:`` chain of hardware configs.
 MAX_EXTENDS_DEPTH = 16
+#: Nodes of one network graph (ResNet-19 has 70; VGG16 52).
+MAX_GRAPH_NODES = 4_096
+#: Neurons (values) of one forward pass, all nodes together (VGG16 on 224x224 ImageNet has
+#: 1.5e7): bounds the memory of a single sample before anything runs.
+MAX_VALUES = 2_000_000_000

@@ -29,7 +29,7 @@ import pandas as pd
 import torch
 
 from snnsim.errors import SnnsimError
-from snnsim.models import SpikingNet
+from snnsim.models import Model
 from snnsim.progress import progress_bar
 
 
@@ -63,7 +63,7 @@ def check_stds(stds: Sequence[float]) -> list[float]:
     return out
 
 
-def noisy_accuracies(models: Mapping[str, SpikingNet], loader: Iterable[Any], stds: Sequence[float],
+def noisy_accuracies(models: Mapping[str, Model], loader: Iterable[Any], stds: Sequence[float],
                      repeats: int = 1, seed: int = 0, device: torch.device | str = "cpu",
                      clip: bool = False, timesteps: int | None = None,
                      progress: bool = True) -> dict[str, np.ndarray]:
@@ -79,14 +79,14 @@ def noisy_accuracies(models: Mapping[str, SpikingNet], loader: Iterable[Any], st
     stds = check_stds(stds)
     dev = torch.device(device)
     nets = {name: m.to(dev).eval() for name, m in models.items()}
-    shapes = {tuple(m.spec.input_shape) for m in nets.values()}
+    shapes = {tuple(m.input_shape) for m in nets.values()}
     if len(shapes) != 1:
         raise SnnsimError(f"the models expect different input shapes {sorted(shapes)}",
                           "compare an SNN with the ANN of the same data set")
     first = next(iter(nets.values()))
     bounds = None
     if clip:
-        lo, hi = pixel_range(first.dataset_info, first.spec.input_shape[0])
+        lo, hi = pixel_range(first.dataset_info, first.input_shape[0])
         bounds = (lo.to(dev), hi.to(dev))
     gens = [torch.Generator().manual_seed(int(seed) * 1_000_003 + r) for r in range(repeats)]
     correct = {name: np.zeros((len(stds), repeats), dtype=np.int64) for name in nets}
@@ -109,7 +109,7 @@ def noisy_accuracies(models: Mapping[str, SpikingNet], loader: Iterable[Any], st
     return {name: c / seen for name, c in correct.items()}
 
 
-def noise_table(snn: SpikingNet, ann: SpikingNet | None, loader: Iterable[Any], stds: Sequence[float],
+def noise_table(snn: Model, ann: Model | None, loader: Iterable[Any], stds: Sequence[float],
                 repeats: int = 1, seed: int = 0, device: torch.device | str = "cpu",
                 clip: bool = False, timesteps: int | None = None, progress: bool = True) -> pd.DataFrame:
     """Table ``noise_std, snn_accuracy, ann_accuracy, difference`` (+ ``*_std`` if repeats > 1).

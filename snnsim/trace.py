@@ -1,31 +1,39 @@
-"""Spike traces: record a model's per-layer input events once, replay them many times.
+"""Spike traces: record a model's population spikes once, replay them many times.
 
-A trace is a directory (written atomically, see :mod:`snnsim.io`)::
+A trace is a directory (written atomically, see :mod:`snnsim.io`), keyed by neuron population:
+each LIF / IF population's spikes are stored once, whichever layers read them (a ResNet block's
+input population drives its first conv and its shortcut)::
 
-    meta.json         format v2 (below): model fingerprint, T, layers, data set, sample ids,
-                      labels, predictions, the engine that computed the spikes ('torch' or
-                      'event', see :mod:`snnsim.sim.engine`), and the size and checksum of
-                      every data file and of meta.json itself
-    input.npy         float32 [N, C, H, W]: the analog input of layer 0, stored ONCE per
-                      sample (direct encoding feeds the same image at every timestep)
-    layer_XX.npy      uint8 [N, T, ceil(S/8)] for every layer XX >= 1: its input spikes at
-                      every timestep, the flattened pre-pool source map (C, H, W order, S
-                      sites) bit-packed with ``np.packbits`` (big-endian bit order)
+    meta.json         format v3 (below): model fingerprint, T, layers, populations, data set,
+                      sample ids, labels, predictions, the engine that computed the spikes
+                      ('torch' or 'event', see :mod:`snnsim.sim.engine`), and the size and
+                      checksum of every data file and of meta.json itself
+    input.npy         float32 [N, *input shape]: the analog input, stored ONCE per sample
+                      (direct encoding feeds the same image at every timestep)
+    population_XX.npy uint8 [N, T, ceil(S/8)] for every spiking population XX (its index in
+                      the schedule): its spikes at every timestep, the flattened map (C, H, W
+                      order, S neurons) bit-packed with ``np.packbits`` (big-endian bit order)
     logits.npy        float32 [N, classes]: the model's output (mean over T of the output
-                      layer's accumulated current)
-    spikes.npy        int64 [N, L-1]: spikes emitted by every spiking layer, summed over T
+                      integrator's accumulated current)
+    spikes.npy        int64 [N, P]: spikes emitted by every spiking population, summed over T
 
-**meta.json (format_version 2)** is one JSON object, validated on load against one schema
+A layer reads the events of its ``source`` population (:meth:`Trace.events`); the simulator's
+layers and populations are those of :func:`snnsim.graph.layers.simulation_view`.
+
+**meta.json (format_version 3)** is one JSON object, validated on load against one schema
 (:class:`TraceMeta`) plus the cross-field rules of :func:`check_meta`::
 
-    format "snnsim-trace", format_version 2, created, snnsim_version
+    format "snnsim-trace", format_version 3, created, snnsim_version
     model_fingerprint   64 hex digits (:func:`model_fingerprint`)
-    model               {arch: ArchSpec dict, kind: "snn", timesteps, quantization_bits, provenance}
+    model               {graph: Graph dict, arch: ArchSpec dict | null, kind: "snn", timesteps,
+                        quantization_bits, provenance}
     timesteps           1..MAX_TIMESTEPS;  samples: 1..MAX_SAMPLES (N)
     encoding "direct", engine "torch"|"event", bit_order "big"
-    input               {file, shape [N, C, H, W], dtype "float32", repeated_every_timestep, absmax}
-    layers              one entry per synaptic layer, exactly as derived from model.arch
-                        (shapes, pooling, file, packed_bytes, shape [N, T, packed_bytes])
+    input               {file, shape [N, *input shape], dtype "float32", repeated_every_timestep, absmax}
+    layers              one entry per synapse layer, exactly as derived from model.graph
+                        (shapes, pooling, source and target population)
+    populations         one entry per population, exactly as derived from model.graph (shape,
+                        layers; for a spiking one file, packed_bytes, shape [N, T, packed_bytes])
     dataset             {name, split, mean, std, meta (the data set's own identity, e.g. seed)}
     sample_ids          N ints or strings;  predictions: N ints in 0..classes-1
     labels              null or N ints in 0..classes-1
@@ -41,8 +49,9 @@ meta.json (nesting depth, types, ranges, lengths, consistency with the architect
 checksum), every file's size and ``.npy`` header, and (``verify=True``) every file's CRC-32
 in one chunked pass; arrays then open lazily (``mmap_mode='r'``) and
 :meth:`Trace.iter_chunks` walks a trace larger than RAM in sample chunks. Every failure is a
-one-line TraceError. Traces of format v1 (no checksums) are refused with "re-record it"
-(traces are a cache: :mod:`snnsim.trace_cache` re-records them). :meth:`Trace.head` is a view
+one-line TraceError. Traces of formats v1 (no checksums) and v2 (keyed by layer, before the
+network graph) are refused with "re-record it" (traces are a cache: :mod:`snnsim.trace_cache`
+re-records them). :meth:`Trace.head` is a view
 of the first n samples.
 
 **Checksum choice.** Measured on this project's (shared, 2-core) machine, one chunked pass
@@ -57,8 +66,8 @@ accidents, not against someone who rewrites the checksums. meta.json is small, s
 checksum is SHA-256. Cost on that VGG16 trace: load_trace 5 -> 19-25 ms, load + replay
 0.53 -> 0.55 s, a whole ``estimate_many`` 1.32 vs 1.31 s (within noise); recording unchanged.
 
-The model is identified by :func:`model_fingerprint` (architecture, weights, thresholds, leaks
-and quantization); :func:`check_trace_matches` refuses to replay a trace through another model.
+The model is identified by :func:`model_fingerprint` (graph, weights, thresholds, leaks and
+quantization); :func:`check_trace_matches` refuses to replay a trace through another model.
 """
 
 from __future__ import annotations
@@ -84,29 +93,28 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from torch.utils.data import Dataset
 
-from snnsim.arch import ArchSpec, LayerInfo
+from snnsim.arch import ArchSpec, LayerInfo, PopulationInfo
 from snnsim.errors import SnnsimError, TraceError, quote
+from snnsim.graph.graph import Graph
+from snnsim.graph.layers import simulation_view
 from snnsim.io import atomic_dir
 from snnsim.limits import (
     MAX_DOCUMENT_DEPTH,
     MAX_INPUT_CHANNELS,
     MAX_INPUT_SIDE,
-    MAX_PARAMS,
     MAX_SAMPLES,
     MAX_TIMESTEPS,
     MAX_WIDTH,
 )
-from snnsim.models import LayerEvent, SpikingNet
+from snnsim.models import Model, PopulationEvent
 
 TRACE_FORMAT = "snnsim-trace"
-TRACE_VERSION = 2
+TRACE_VERSION = 3
 META_FILE = "meta.json"
 INPUT_FILE = "input.npy"
 LOGITS_FILE = "logits.npy"
 SPIKES_FILE = "spikes.npy"
 CHECKSUM = "crc32"  # of every data file; meta.json's own is "meta_sha256"
-_ARCH_KEYS = ("features", "classifier", "input_shape", "num_classes", "kernel_size", "padding",
-              "pool_size")
 _REREC = "re-record it with `snnsim trace`"
 _READ_BLOCK = 1 << 20  # bytes per read of the checksum pass
 _MAX_META_BYTES = 1 << 30  # meta.json of MAX_SAMPLES samples is ~0.3 GB
@@ -114,24 +122,30 @@ _CRC_THREADS = 8  # files checksummed at once
 _PARALLEL_BYTES = 8 << 20  # below this a thread pool costs more than it saves
 
 
-def layer_file(index: int) -> str:
-    """File name of layer ``index``'s packed input spikes."""
-    return f"layer_{index:02d}.npy"
+def population_file(index: int) -> str:
+    """File name of population ``index``'s packed spikes."""
+    return f"population_{index:02d}.npy"
 
 
-def packed_bytes(layer: LayerInfo) -> int:
-    """Bytes per sample per timestep of a layer's packed input spikes."""
-    return (layer.source_size + 7) // 8
+def packed_bytes(population: PopulationInfo) -> int:
+    """Bytes per sample per timestep of a population's packed spikes."""
+    return (population.neurons + 7) // 8
+
+
+def _structure(graph: Graph) -> dict[str, Any]:
+    """The graph as plain data without what cannot change a spike: its name and dropout."""
+    d = graph.to_dict()
+    nodes = {n: {k: v for k, v in e.items() if k != "dropout"} for n, e in d["nodes"].items()}
+    return {"nodes": nodes, "edges": d["edges"]}
 
 
 # ---------------------------------------------------------------------------- fingerprint
-def model_fingerprint(model: SpikingNet) -> str:
-    """SHA-256 of everything that determines the model's spikes: architecture (shapes, kernel,
-    padding, pooling; not its name or dropout), every tensor of the state dict (weights,
+def model_fingerprint(model: Model) -> str:
+    """SHA-256 of everything that determines the model's spikes: the graph (node kinds, sizes,
+    edges; not its name or dropout), every tensor of the state dict (weights, biases,
     thresholds, leaks) and the quantization record (bits, scales, integer weights)."""
     h = hashlib.sha256()
-    spec = model.spec.to_dict()
-    h.update(json.dumps({k: spec[k] for k in _ARCH_KEYS}, sort_keys=True).encode())
+    h.update(json.dumps(_structure(model.graph), sort_keys=True).encode())
     for name, tensor in sorted(model.state_dict().items()):
         arr = np.ascontiguousarray(tensor.detach().cpu().numpy())
         h.update(f"{name}|{arr.dtype.str}|{arr.shape}".encode())
@@ -139,7 +153,7 @@ def model_fingerprint(model: SpikingNet) -> str:
     q = model.quantization
     if q:
         h.update(json.dumps({"bits": q.get("bits"), "scheme": q.get("scheme"),
-                             "scales": [float(s) for s in q.get("scales", [])]},
+                             "scales": {k: float(v) for k, v in dict(q.get("scales") or {}).items()}},
                             sort_keys=True).encode())
         for name, tensor in sorted((q.get("int_weights") or {}).items()):
             arr = np.ascontiguousarray(torch.as_tensor(tensor).cpu().numpy().astype(np.int64))
@@ -174,7 +188,8 @@ ClassId = Annotated[int, Field(ge=0, le=MAX_WIDTH)]
 class ModelMeta(_Strict):
     """``model``: the recorded network (its checkpoint fields that matter for replay)."""
 
-    arch: dict[str, Any]  # ArchSpec.to_dict(): validated by ArchSpec.from_dict, the one arch schema
+    graph: dict[str, Any]  # Graph.to_dict(): validated by Graph.from_dict, the one graph schema
+    arch: dict[str, Any] | None  # the VGG ArchSpec it was built from (ArchSpec.from_dict)
     kind: Literal["snn"]
     timesteps: Steps
     quantization_bits: Annotated[int, Field(ge=1, le=64)] | None
@@ -182,7 +197,7 @@ class ModelMeta(_Strict):
 
 
 class InputMeta(_Strict):
-    """``input``: layer 0's analog input file."""
+    """``input``: the analog input file."""
 
     file: Literal["input.npy"]
     shape: Shape
@@ -192,22 +207,38 @@ class InputMeta(_Strict):
 
 
 class LayerMeta(_Strict):
-    """One entry of ``layers``; :func:`check_meta` requires it to equal what ``model.arch`` derives."""
+    """One entry of ``layers``; :func:`check_meta` requires it to equal what ``model.graph`` derives."""
 
     index: Annotated[int, Field(ge=0, le=1 << 20)]
     name: Text
-    kind: Literal["conv", "linear"]
+    kind: Literal["conv", "linear", "identity"]
     in_shape: Shape
     out_shape: Shape
     source_shape: Shape
     source_size: Size
+    kernel: Annotated[int, Field(ge=1, le=MAX_INPUT_SIDE)]
+    stride: Annotated[int, Field(ge=1, le=MAX_INPUT_SIDE)]
+    padding: Annotated[int, Field(ge=0, le=MAX_INPUT_SIDE)]
     pool: Literal["avg", "max"] | None
     pool_kernel: Annotated[int, Field(ge=1, le=MAX_INPUT_SIDE)]
     spiking: bool
     analog_input: bool
-    file: Text
-    packed_bytes: Size | None = None  # layers >= 1 only
-    shape: Shape | None = None  # layers >= 1 only: [N, T, packed_bytes]
+    source: Text
+    target: Text
+    bias: bool
+
+
+class PopulationMeta(_Strict):
+    """One entry of ``populations``; :func:`check_meta` requires it to equal what ``model.graph`` derives."""
+
+    index: Annotated[int, Field(ge=0, le=1 << 20)]
+    name: Text
+    kind: Literal["LIF", "IF", "Integrator"]
+    shape: Shape
+    layers: Annotated[list[Annotated[int, Field(ge=0, le=1 << 20)]], Field(max_length=4096)]
+    file: Text | None
+    packed_bytes: Size | None
+    array_shape: Shape | None  # [N, T, packed_bytes] for a spiking population
 
 
 class DatasetMeta(_Strict):
@@ -228,10 +259,10 @@ class FileMeta(_Strict):
 
 
 class TraceMeta(_Strict):
-    """The one schema of meta.json (format v2); cross-field rules are in :func:`check_meta`."""
+    """The one schema of meta.json (format v3); cross-field rules are in :func:`check_meta`."""
 
     format: Literal["snnsim-trace"]
-    format_version: Literal[2]
+    format_version: Literal[3]
     created: Text
     snnsim_version: Text
     model_fingerprint: Hex64
@@ -241,7 +272,8 @@ class TraceMeta(_Strict):
     encoding: Literal["direct"]
     engine: Literal["torch", "event"]
     input: InputMeta
-    layers: Annotated[list[LayerMeta], Field(min_length=2, max_length=4096)]
+    layers: Annotated[list[LayerMeta], Field(min_length=1, max_length=4096)]
+    populations: Annotated[list[PopulationMeta], Field(min_length=1, max_length=4096)]
     dataset: DatasetMeta
     sample_ids: Annotated[list[int | Text], Field(max_length=MAX_SAMPLES)]
     labels: Annotated[list[ClassId], Field(max_length=MAX_SAMPLES)] | None
@@ -290,35 +322,45 @@ def _schema_problem(exc: ValidationError) -> str:
     return f"field {where}: {msg}, got {_short(e.get('input'))}"
 
 
-def _layer_meta(info: LayerInfo, steps: int, samples: int) -> dict[str, Any]:
-    """The ``layers`` entry of one layer (derived from the architecture alone)."""
-    d: dict[str, Any] = {
+def _layer_meta(info: LayerInfo) -> dict[str, Any]:
+    """The ``layers`` entry of one layer (derived from the graph alone)."""
+    return {
         "index": info.index, "name": info.name, "kind": info.kind,
         "in_shape": list(info.in_shape), "out_shape": list(info.out_shape),
         "source_shape": list(info.source_shape), "source_size": info.source_size,
+        "kernel": info.kernel, "stride": info.stride, "padding": info.padding,
         "pool": info.pool, "pool_kernel": info.pool_kernel, "spiking": info.spiking,
-        "analog_input": info.analog_input,
+        "analog_input": info.analog_input, "source": info.source, "target": info.target, "bias": info.bias,
     }
-    if info.index == 0:
-        d["file"] = INPUT_FILE
-    else:
-        d.update(file=layer_file(info.index), packed_bytes=packed_bytes(info),
-                 shape=[samples, steps, packed_bytes(info)])
-    return d
 
 
-def _data_files(spec: ArchSpec, layers: list[LayerInfo], samples: int, steps: int
-                ) -> list[tuple[str, tuple[int, ...], np.dtype]]:
+def _population_meta(pop: PopulationInfo, steps: int, samples: int) -> dict[str, Any]:
+    """The ``populations`` entry of one population (derived from the graph alone)."""
+    spiking = pop.spiking
+    return {"index": pop.index, "name": pop.name, "kind": pop.kind, "shape": list(pop.shape),
+            "layers": list(pop.layers), "file": population_file(pop.index) if spiking else None,
+            "packed_bytes": packed_bytes(pop) if spiking else None,
+            "array_shape": [samples, steps, packed_bytes(pop)] if spiking else None}
+
+
+def _data_files(input_shape: tuple[int, ...], pops: tuple[PopulationInfo, ...], classes: int, samples: int,
+                steps: int) -> list[tuple[str, tuple[int, ...], np.dtype]]:
     """Every data file of a trace: (name, array shape, dtype), in a fixed order."""
-    out: list[tuple[str, tuple[int, ...], np.dtype]] = [(INPUT_FILE, (samples, *spec.input_shape), np.dtype(np.float32))]
-    out += [(layer_file(i.index), (samples, steps, packed_bytes(i)), np.dtype(np.uint8)) for i in layers[1:]]
-    out.append((LOGITS_FILE, (samples, layers[-1].out_features), np.dtype(np.float32)))
-    out.append((SPIKES_FILE, (samples, len(layers) - 1), np.dtype(np.int64)))
+    spiking = [p for p in pops if p.spiking]
+    out: list[tuple[str, tuple[int, ...], np.dtype]] = [(INPUT_FILE, (samples, *input_shape), np.dtype(np.float32))]
+    out += [(population_file(p.index), (samples, steps, packed_bytes(p)), np.dtype(np.uint8)) for p in spiking]
+    out.append((LOGITS_FILE, (samples, classes), np.dtype(np.float32)))
+    out.append((SPIKES_FILE, (samples, len(spiking)), np.dtype(np.int64)))
     return out
 
 
-def _per_sample_bytes(spec: ArchSpec, layers: list[LayerInfo], steps: int) -> int:
-    return 4 * math.prod(spec.input_shape) + steps * sum(packed_bytes(i) for i in layers[1:])
+def _per_sample_bytes(input_shape: tuple[int, ...], pops: tuple[PopulationInfo, ...], steps: int) -> int:
+    return 4 * math.prod(input_shape) + steps * sum(packed_bytes(p) for p in pops if p.spiking)
+
+
+def _classes(graph: Graph) -> int:
+    shape = graph.info[graph.output].in_shapes[0]
+    return int(math.prod(shape))
 
 
 def _first_out_of_range(values: list[int], limit: int) -> int | None:
@@ -328,59 +370,61 @@ def _first_out_of_range(values: list[int], limit: int) -> int | None:
     return next(i for i, v in enumerate(values) if v >= limit)
 
 
-def check_meta(meta: Any, where: str) -> tuple[ArchSpec, list[LayerInfo]]:
+def check_meta(meta: Any, where: str) -> tuple[Graph, tuple[LayerInfo, ...], tuple[PopulationInfo, ...]]:
     """Validate a parsed meta.json: the :class:`TraceMeta` schema, then every cross-field rule
-    (architecture buildable, layers/shapes as derived from it, list lengths == samples, class
-    ids in range, the file table). Returns the architecture and its layers; raises a one-line
-    TraceError naming the field. (Checksums are checked by :func:`load_trace`.)"""
+    (graph buildable, layers / populations / shapes as derived from it, list lengths ==
+    samples, class ids in range, the file table). Returns the graph, its layers and its
+    populations; raises a one-line TraceError naming the field. (Checksums are checked by
+    :func:`load_trace`.)"""
     pre = f"trace {where!r}: {META_FILE}"
     try:
         TraceMeta.model_validate(meta)
     except ValidationError as exc:
         raise TraceError(f"{pre} {_schema_problem(exc)}", _REREC) from None
     try:
-        spec = ArchSpec.from_dict(meta["model"]["arch"])
-        layers = spec.layers()
+        graph = Graph.from_dict(meta["model"]["graph"], "graph")
+        graph.check_size()
+        layers, pops = simulation_view(graph)
+        if meta["model"]["arch"] is not None:
+            ArchSpec.from_dict(meta["model"]["arch"])
     except (SnnsimError, TypeError, ValueError, KeyError) as exc:
         problem = quote(exc, 200).split("; ")[0]
-        raise TraceError(f"{pre} field model.arch: {problem}", _REREC) from None
-    for info in layers:
-        if min(info.out_shape) < 1 or min(info.source_shape) < 1:
-            raise TraceError(f"{pre} field model.arch: layer {info.name} has an empty output {list(info.out_shape)}", _REREC)
-    if spec.param_count() > MAX_PARAMS:
-        raise TraceError(f"{pre} field model.arch: {spec.param_count():,} weights, more than {MAX_PARAMS:,}", _REREC)
+        raise TraceError(f"{pre} field model.graph: {problem}", _REREC) from None
     n, steps = meta["samples"], meta["timesteps"]
-    if meta["input"]["shape"] != [n, *spec.input_shape]:
-        raise TraceError(f"{pre} field input.shape: {_short(meta['input']['shape'])} is not [samples, *model.arch.input_shape] "
-                         f"= {[n, *spec.input_shape]}", _REREC)
-    if len(meta["layers"]) != len(layers):
-        raise TraceError(f"{pre} field layers: {len(meta['layers'])} entries, model.arch has {len(layers)} layers", _REREC)
-    for info, lm in zip(layers, meta["layers"], strict=True):
-        want = _layer_meta(info, steps, n)
-        for key in sorted(set(want) | set(lm)):
-            if lm.get(key) != want.get(key):
-                raise TraceError(f"{pre} field layers[{info.index}].{key}: {_short(lm.get(key))} does not match "
-                                 f"model.arch ({_short(want.get(key))})", _REREC)
+    input_shape = graph.info[graph.input].out_shape
+    if meta["input"]["shape"] != [n, *input_shape]:
+        raise TraceError(f"{pre} field input.shape: {_short(meta['input']['shape'])} is not [samples, *input shape] "
+                         f"= {[n, *input_shape]}", _REREC)
+    for key, derived, make in (("layers", layers, lambda x: _layer_meta(x)),
+                               ("populations", pops, lambda x: _population_meta(x, steps, n))):
+        if len(meta[key]) != len(derived):
+            raise TraceError(f"{pre} field {key}: {len(meta[key])} entries, model.graph has {len(derived)}", _REREC)
+        for k, (info, entry) in enumerate(zip(derived, meta[key], strict=True)):
+            want = make(info)
+            for field_name in sorted(set(want) | set(entry)):
+                if entry.get(field_name) != want.get(field_name):
+                    raise TraceError(f"{pre} field {key}[{k}].{field_name}: {_short(entry.get(field_name))} does not "
+                                     f"match model.graph ({_short(want.get(field_name))})", _REREC)
     for key in ("sample_ids", "predictions", "labels"):
         values = meta[key]
         if values is not None and len(values) != n:
             raise TraceError(f"{pre} field {key}: {len(values)} entries for {n} samples", _REREC)
-    classes = layers[-1].out_features
+    classes = _classes(graph)
     for key in ("predictions", "labels"):
         bad = None if meta[key] is None else _first_out_of_range(meta[key], classes)
         if bad is not None:
             raise TraceError(f"{pre} field {key}[{bad}]: {meta[key][bad]} is not one of the model's {classes} classes", _REREC)
-    expected = _data_files(spec, layers, n, steps)
+    expected = _data_files(input_shape, pops, classes, n, steps)
     names = [name for name, _, _ in expected]
     missing = [name for name in names if name not in meta["files"]]
     extra = sorted(set(meta["files"]) - set(names))
     if missing or extra:
         what = f"lacks the field files.{missing[0]}" if missing else f"has an unknown field files.{_short(extra[0])}"
         raise TraceError(f"{pre} {what} (one entry per data file)", _REREC)
-    per = _per_sample_bytes(spec, layers, steps)
+    per = _per_sample_bytes(input_shape, pops, steps)
     if meta["bytes_per_sample"] != per:
-        raise TraceError(f"{pre} field bytes_per_sample: {meta['bytes_per_sample']}, its layers give {per}", _REREC)
-    return spec, layers
+        raise TraceError(f"{pre} field bytes_per_sample: {meta['bytes_per_sample']}, its populations give {per}", _REREC)
+    return graph, layers, pops
 
 
 def _canonical(obj: Any) -> bytes:
@@ -451,7 +495,8 @@ def read_meta(meta_path: Path, where: str) -> dict[str, Any]:
     if version > TRACE_VERSION:
         raise TraceError(f"trace {where!r} is format v{version}, newer than this snnsim supports (v{TRACE_VERSION})", "upgrade snnsim")
     if version < TRACE_VERSION:
-        raise TraceError(f"trace {where!r} is format v{version}, written by an older snnsim without checksums", _REREC)
+        why = "without checksums" if version == 1 else "keyed by layer, before the network graph"
+        raise TraceError(f"trace {where!r} is format v{version}, written by an older snnsim ({why})", _REREC)
     return meta
 
 
@@ -462,8 +507,9 @@ class TraceChunk:
 
     start: int
     stop: int
-    analog: np.ndarray  # float32 [n, C, H, W]
-    events: list[np.ndarray | None]  # per layer: uint8 [n, T, nbytes]; None for layer 0
+    analog: np.ndarray  # float32 [n, *input shape]
+    populations: dict[str, np.ndarray]  # per spiking population: uint8 [n, T, nbytes]
+    events: list[np.ndarray | None]  # per layer, its source's spikes; None for the analog input
 
     @property
     def size(self) -> int:
@@ -481,7 +527,8 @@ class Trace:
 
     path: Path
     meta: dict[str, Any]
-    layers: list[LayerInfo]
+    layers: tuple[LayerInfo, ...]
+    populations: tuple[PopulationInfo, ...]
     _arrays: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
     _total: int | None = field(default=None, repr=False)  # samples on disk, for a view
 
@@ -521,11 +568,21 @@ class Trace:
         return dict(self.meta.get("dataset") or {})
 
     @property
-    def spec(self) -> ArchSpec:
-        return ArchSpec.from_dict(self.meta["model"]["arch"])
+    def spec(self) -> ArchSpec | None:
+        """The VGG spec of the recorded model, or None for a model built from a graph."""
+        arch = self.meta["model"]["arch"]
+        return None if arch is None else ArchSpec.from_dict(arch)
+
+    @property
+    def graph(self) -> Graph:
+        return Graph.from_dict(self.meta["model"]["graph"], "graph")
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return tuple(self.meta["input"]["shape"][1:])
 
     def bytes_per_sample(self) -> int:
-        """Disk bytes of one sample's events (analog input + all packed layers)."""
+        """Disk bytes of one sample's events (analog input + all packed populations)."""
         return int(self.meta["bytes_per_sample"])
 
     # -------------------------------------------------------------- arrays
@@ -536,28 +593,43 @@ class Trace:
         return self._arrays[name]
 
     def analog_input(self) -> np.ndarray:
-        """Layer 0's analog input, float32 [N, C, H, W] (memory-mapped)."""
+        """The analog input, float32 [N, *input shape] (memory-mapped)."""
         return self._array(INPUT_FILE)
 
+    def population(self, name: str) -> PopulationInfo:
+        for pop in self.populations:
+            if pop.name == name:
+                return pop
+        raise TraceError(f"trace {str(self.path)!r} has no population {name!r}")
+
+    def spikes(self, population: str) -> np.ndarray:
+        """Packed spikes of a LIF / IF population, uint8 [N, T, nbytes] (memory-mapped)."""
+        pop = self.population(population)
+        if not pop.spiking:
+            raise TraceError(f"population {population!r} of trace {str(self.path)!r} does not spike")
+        return self._array(population_file(pop.index))
+
     def events(self, layer: int) -> np.ndarray:
-        """Packed input spikes of ``layer`` (>= 1), uint8 [N, T, nbytes] (memory-mapped)."""
-        if layer == 0:
-            raise ValueError("layer 0 has analog input; use analog_input()")
-        return self._array(layer_file(layer))
+        """Packed input events of ``layer``: its source population's spikes, uint8 [N, T, nbytes]
+        (memory-mapped). A layer reading the analog input has none (use analog_input())."""
+        info = self.layers[layer]
+        if info.analog_input:
+            raise ValueError(f"layer {layer} ({info.name}) reads the analog input; use analog_input()")
+        return self.spikes(info.source)
 
     def logits(self) -> np.ndarray:
         """The recorded model's logits, float32 [N, classes]."""
         return self._array(LOGITS_FILE)
 
     def spike_counts(self) -> np.ndarray:
-        """Spikes per sample per spiking layer summed over T, int64 [N, L-1]."""
+        """Spikes per sample per spiking population summed over T, int64 [N, P]."""
         return self._array(SPIKES_FILE)
 
     def unpack(self, layer: int, start: int = 0, stop: int | None = None) -> np.ndarray:
         """Input events of ``layer`` for samples [start, stop) as bool [n, T, *source_shape]."""
         stop = self.samples if stop is None else stop
         info = self.layers[layer]
-        if layer == 0:
+        if info.analog_input:
             x = np.asarray(self.analog_input()[start:stop]) != 0
             return np.repeat(x[:, None], self.timesteps, axis=1)
         packed = np.asarray(self.events(layer)[start:stop])
@@ -571,9 +643,9 @@ class Trace:
         stop = self.samples if stop is None else min(stop, self.samples)
         for a in range(start, stop, chunk_size):
             b = min(a + chunk_size, stop)
-            events: list[np.ndarray | None] = [None]
-            events += [self.events(i)[a:b] for i in range(1, len(self.layers))]
-            yield TraceChunk(a, b, self.analog_input()[a:b], events)
+            pops = {p.name: self.spikes(p.name)[a:b] for p in self.populations if p.spiking}
+            events = [None if info.analog_input else pops[info.source] for info in self.layers]
+            yield TraceChunk(a, b, self.analog_input()[a:b], pops, events)
 
     def head(self, n: int) -> Trace:
         """A view of the first ``n`` samples: samples, sample ids, labels, predictions, logits,
@@ -595,18 +667,18 @@ class Trace:
         step = max(1, (64 << 20) // max(1, x[0].nbytes))
         absmax = max(float(np.abs(np.asarray(x[a:a + step])).max()) for a in range(0, n, step))
         meta["input"] = {**meta["input"], "shape": [n, *meta["input"]["shape"][1:]], "absmax": absmax}
-        return Trace(self.path, meta, self.layers, _total=self.total_samples)
+        return Trace(self.path, meta, self.layers, self.populations, _total=self.total_samples)
 
     def describe(self) -> str:
         """One line: path, samples, T, model fingerprint, size per sample, recording engine."""
         count = f"{self.samples}" if self._total is None else f"first {self.samples} of {self._total}"
         return (f"trace {str(self.path)!r}: {count} samples x T={self.timesteps}, "
-                f"{len(self.layers)} layers, model {short_fp(self.fingerprint)}, "
+                f"{len(self.layers)} layers, {len(self.populations)} populations, model {short_fp(self.fingerprint)}, "
                 f"{self.bytes_per_sample() / 1024:.1f} KiB/sample, {self.meta.get('engine', 'torch')} engine")
 
 
 # ---------------------------------------------------------------------------- recording
-def _input_batches(model: SpikingNet, inputs: Any, samples: int | None, labels: Any,
+def _input_batches(model: Model, inputs: Any, samples: int | None, labels: Any,
                    sample_ids: list[Any] | None, batch_size: int, split: str
                    ) -> tuple[int, Iterator[tuple[torch.Tensor, np.ndarray | None]], list[Any], dict[str, Any]]:
     """Normalise the accepted input kinds into (N, batch iterator, sample ids, dataset meta)."""
@@ -730,7 +802,7 @@ def _write_error(exc: OSError, out: Path, needed: int) -> TraceError:
                       "check the path and its permissions, or pass --out elsewhere")
 
 
-def record_trace(model: SpikingNet, inputs: Any, out_dir: str | os.PathLike[str], *,
+def record_trace(model: Model, inputs: Any, out_dir: str | os.PathLike[str], *,
                  samples: int | None = None, batch_size: int = 64, labels: Any = None,
                  timesteps: int | None = None, sample_ids: list[Any] | None = None,
                  split: str = "test", dataset: str | None = None,
@@ -738,7 +810,7 @@ def record_trace(model: SpikingNet, inputs: Any, out_dir: str | os.PathLike[str]
                  engine: str = "torch") -> Trace:
     """Run ``model`` (as an SNN) on ``inputs`` and write its spike trace to ``out_dir``.
 
-    ``inputs``: a tensor/array (N, C, H, W) of normalised images (``labels`` optional), a
+    ``inputs``: a tensor/array (N, *input shape) of normalised images (``labels`` optional), a
     Dataset of ``(image, label)`` items, or a ``DatasetBundle`` (its ``split`` is used). Only
     the first ``samples`` items are recorded (all by default), ``batch_size`` at a time.
     ``timesteps`` defaults to ``model.timesteps``. The directory is written atomically; an
@@ -754,6 +826,7 @@ def record_trace(model: SpikingNet, inputs: Any, out_dir: str | os.PathLike[str]
 
     if model.kind != "snn":
         raise TraceError("the model is an ANN; only SNNs have spikes to trace", "convert it first (`snnsim train` produces an SNN)")
+    model.check_simulable()
     if batch_size < 1:
         raise TraceError(f"batch size must be >= 1, got {batch_size}")
     if engine not in ENGINES:
@@ -779,11 +852,12 @@ def record_trace(model: SpikingNet, inputs: Any, out_dir: str | os.PathLike[str]
         ds_meta = {"name": model.dataset_info.get("name"), "split": split,
                    "mean": model.dataset_info.get("mean"), "std": model.dataset_info.get("std")}
 
-    spec = model.spec
-    layers = model.layer_infos
-    in_shape = tuple(spec.input_shape)
-    n_classes = layers[-1].out_features
-    files = _data_files(spec, layers, n, steps)
+    layers, pops = model.layer_infos, model.populations
+    spiking = [p for p in pops if p.spiking]
+    column = {p.name: k for k, p in enumerate(spiking)}
+    in_shape = tuple(model.input_shape)
+    n_classes = _classes(model.graph)
+    files = _data_files(in_shape, pops, n_classes, n, steps)
     needed = sum(_npy_size(shape, dtype) for _, shape, dtype in files)
     home = next(model.parameters()).device
     dev = torch.device(device) if device is not None and engine == "torch" else home
@@ -800,7 +874,7 @@ def record_trace(model: SpikingNet, inputs: Any, out_dir: str | os.PathLike[str]
         with atomic_dir(out) as tmp:
             mm = {name: _create_npy(tmp / name, shape, dtype) for name, shape, dtype in files}
             x_mm, logits_mm, spikes_mm = mm[INPUT_FILE], mm[LOGITS_FILE], mm[SPIKES_FILE]
-            ev_mm: list[np.ndarray | None] = [None] + [mm[layer_file(info.index)] for info in layers[1:]]
+            pop_mm = {p.name: mm[population_file(p.index)] for p in spiking}
             spikes_mm[:] = 0
             pos = 0
             with torch.no_grad(), progress_bar(total=n, desc=f"trace ({engine})", unit="sample", enabled=progress) as bar:
@@ -824,19 +898,18 @@ def record_trace(model: SpikingNet, inputs: Any, out_dir: str | os.PathLike[str]
                     sl = slice(pos, pos + b)
 
                     if plans is not None:
-                        events, logits_np = event_forward(model, x_np, steps, plans)
-                        for i, bits_i in enumerate(events, start=1):
-                            ev_mm[i][sl] = bits_i
-                            spikes_mm[sl, i - 1] = popcount_packed(bits_i).sum(axis=1)
+                        pop_bits, logits_np = event_forward(model, x_np, steps, plans)
+                        for name, bits_p in pop_bits.items():
+                            pop_mm[name][sl] = bits_p
+                            spikes_mm[sl, column[name]] = popcount_packed(bits_p).sum(axis=1)
                         logits = torch.from_numpy(logits_np)
                     else:
-                        def observer(ev: LayerEvent, sl: slice = sl, b: int = b) -> None:
-                            i = ev.layer.index
-                            if i == 0:
+                        def observer(ev: PopulationEvent, sl: slice = sl, b: int = b) -> None:
+                            if ev.spikes is None:
                                 return
-                            bits = (ev.inputs.detach() != 0).reshape(b, -1).cpu().numpy()
-                            ev_mm[i][sl, ev.t] = np.packbits(bits, axis=1)
-                            spikes_mm[sl, i - 1] += bits.sum(axis=1)
+                            bits = (ev.spikes.detach() != 0).reshape(b, -1).cpu().numpy()
+                            pop_mm[ev.node][sl, ev.t] = np.packbits(bits, axis=1)
+                            spikes_mm[sl, column[ev.node]] += bits.sum(axis=1)
 
                         logits = model.forward_snn(xb.to(dev), steps, observer)
                     logits_mm[pos:pos + b] = logits.detach().cpu().numpy().astype(np.float32)
@@ -853,7 +926,9 @@ def record_trace(model: SpikingNet, inputs: Any, out_dir: str | os.PathLike[str]
                 "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
                 "snnsim_version": _version(),
                 "model_fingerprint": fp,
-                "model": {"arch": spec.to_dict(), "kind": model.kind, "timesteps": int(model.timesteps),
+                "model": {"graph": model.graph.to_dict(),
+                          "arch": model.spec.to_dict() if model.spec is not None else None,
+                          "kind": model.kind, "timesteps": int(model.timesteps),
                           "quantization_bits": (model.quantization or {}).get("bits"),
                           "provenance": model.provenance},
                 "timesteps": steps,
@@ -862,12 +937,13 @@ def record_trace(model: SpikingNet, inputs: Any, out_dir: str | os.PathLike[str]
                 "engine": engine,
                 "input": {"file": INPUT_FILE, "shape": [n, *in_shape], "dtype": "float32",
                           "repeated_every_timestep": True, "absmax": absmax},
-                "layers": [_layer_meta(info, steps, n) for info in layers],
+                "layers": [_layer_meta(info) for info in layers],
+                "populations": [_population_meta(p, steps, n) for p in pops],
                 "dataset": ds_meta,
                 "sample_ids": ids,
                 "labels": label_list if label_list else None,
                 "predictions": preds,
-                "bytes_per_sample": _per_sample_bytes(spec, layers, steps),
+                "bytes_per_sample": _per_sample_bytes(in_shape, pops, steps),
                 "bit_order": "big",
                 "files": table,
             })
@@ -963,11 +1039,11 @@ def load_trace(path: str | os.PathLike[str], check_finite: bool = True, verify: 
     if not meta_p.exists():
         raise TraceError(f"trace {t!r} has no {META_FILE} (incomplete or not a trace)", _REREC)
     meta = read_meta(meta_p, t)
-    spec, layers = check_meta(meta, t)
+    graph, layers, pops = check_meta(meta, t)
     if meta_digest(meta) != meta["meta_sha256"]:
         raise TraceError(f"trace {t!r}: {META_FILE} was modified or is corrupt (its checksum does not match)", _REREC)
     n, steps = int(meta["samples"]), int(meta["timesteps"])
-    files = _data_files(spec, layers, n, steps)
+    files = _data_files(graph.info[graph.input].out_shape, pops, _classes(graph), n, steps)
     for name, shape, dtype in files:
         _check_npy(p / name, t, shape, dtype, meta["files"][name]["bytes"])
     if verify:
@@ -981,7 +1057,7 @@ def load_trace(path: str | os.PathLike[str], check_finite: bool = True, verify: 
             if crc != meta["files"][name][CHECKSUM]:
                 raise TraceError(f"trace {t!r}: {name} is corrupt (its CRC-32 {crc} is not the {meta['files'][name][CHECKSUM]} "
                                  f"recorded in {META_FILE})", _REREC)
-    trace = Trace(p, meta, layers)
+    trace = Trace(p, meta, layers, pops)
     if check_finite:
         x = trace.analog_input()
         step = max(1, (64 << 20) // max(1, x[0].nbytes))
@@ -994,7 +1070,7 @@ def load_trace(path: str | os.PathLike[str], check_finite: bool = True, verify: 
     return trace
 
 
-def check_trace_matches(trace: Trace, model: SpikingNet) -> None:
+def check_trace_matches(trace: Trace, model: Model) -> None:
     """Refuse a trace that was recorded from a different model (one-line TraceError)."""
     fp = model_fingerprint(model)
     if fp != trace.fingerprint:

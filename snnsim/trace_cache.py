@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from snnsim.errors import SnnsimError, TraceError
-from snnsim.models import SpikingNet
+from snnsim.models import Model
 from snnsim.trace import (
     Trace,
     _jsonable,
@@ -50,17 +50,17 @@ def _part(text: str) -> str:
     return _UNSAFE.sub("_", str(text)).strip("._") or "x"
 
 
-def trace_cache_dir(model: SpikingNet, dataset: str, *, root: str | os.PathLike[str] = "traces",
+def trace_cache_dir(model: Model, dataset: str, *, root: str | os.PathLike[str] = "traces",
                     engine: str = "torch", split: str = "test") -> Path:
     """Where the cached trace of this exact model (fingerprint) on ``dataset``/``split`` at the
     model's T, recorded by ``engine``, lives (see the module docstring; no sample count)."""
     fp = model_fingerprint(model)[:12]
     split_part = "" if split == "test" else f"-{_part(split)}"
     suffix = "" if engine == "torch" else f"-{_part(engine)}"
-    return Path(root) / f"{_part(model.spec.name)}-{_part(dataset)}{split_part}-T{int(model.timesteps)}-{fp}{suffix}"
+    return Path(root) / f"{_part(model.name)}-{_part(dataset)}{split_part}-T{int(model.timesteps)}-{fp}{suffix}"
 
 
-def reuse_problem(tr: Trace, model: SpikingNet, dataset: str, split: str, engine: str,
+def reuse_problem(tr: Trace, model: Model, dataset: str, split: str, engine: str,
                   dataset_meta: dict[str, Any]) -> str | None:
     """Why the loaded cached trace ``tr`` cannot serve this request, or None if it can
     (whatever its sample count)."""
@@ -88,7 +88,7 @@ def _reason(exc: TraceError, cache: Path) -> str:
     return text.split("; re-record it")[0]
 
 
-def obtain_trace(model: SpikingNet, trace: str | os.PathLike[str] | None = None, dataset: str | None = None,
+def obtain_trace(model: Model, trace: str | os.PathLike[str] | None = None, dataset: str | None = None,
                  samples: int | None = None, data_dir: str | os.PathLike[str] = "data",
                  trace_root: str | os.PathLike[str] = "traces", device: str = "auto", seed: int = 0,
                  progress: bool = True, log: Callable[[str], None] | None = None, engine: str = "torch") -> Trace:

@@ -3,8 +3,9 @@
 The hybrid pipeline of the paper's lineage (paper.md §2.1, §2.5, §2.6):
 
 1. :func:`train_ann` trains the ANN (ReLU, same layers as the SNN) with SGD by default;
-2. :func:`convert_ann_to_snn` copies the weights into a :class:`~snnsim.models.SpikingNet`
-   and sets every layer's threshold by :func:`balance_thresholds`;
+2. :func:`convert_ann_to_snn` copies the weights into the SNN (batch norm folded into the
+   convolution in front of it) and sets every population's threshold by
+   :func:`balance_thresholds`;
 3. :func:`train_snn` fine-tunes weights, thresholds and leaks end to end by backpropagation
    through time with the piecewise-linear surrogate gradient (``snnsim.models.LinearSpike``),
    Adam by default.
@@ -47,7 +48,9 @@ from snnsim.arch import ArchSpec
 from snnsim.checkpoint import read_checkpoint, save_model
 from snnsim.device import resolve_device
 from snnsim.errors import SnnsimError
-from snnsim.models import DEFAULT_LEAK, SpikingNet, build_model
+from snnsim.graph.graph import Graph
+from snnsim.graph.schedule import fold_batchnorm
+from snnsim.models import DEFAULT_LEAK, Model, build_model, graph_of
 from snnsim.progress import progress_bar, progress_line
 
 DEFAULT_PERCENTILE = 99.9
@@ -162,10 +165,10 @@ def _barrier() -> None:
 
 
 # ============================================================================ helpers
-def _unwrap(model: nn.Module) -> SpikingNet:
+def _unwrap(model: nn.Module) -> Model:
     inner = model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
-    if not isinstance(inner, SpikingNet):
-        raise TypeError(f"expected a SpikingNet, got {type(inner).__name__}")
+    if not isinstance(inner, Model):
+        raise TypeError(f"expected an snnsim model (GraphNet), got {type(inner).__name__}")
     return inner
 
 
@@ -193,9 +196,9 @@ def _make_scheduler(opt: torch.optim.Optimizer, cfg: TrainConfig) -> Any:
     return None
 
 
-def _make_optimizer(model: SpikingNet, cfg: TrainConfig) -> torch.optim.Optimizer:
-    neuron = [p for p in (model.thresholds, model.leaks) if p.requires_grad]
-    weights = [p for p in model.synapses.parameters() if p.requires_grad]
+def _make_optimizer(model: Model, cfg: TrainConfig) -> torch.optim.Optimizer:
+    neuron = [p for p in model.neuron_parameters() if p.requires_grad]
+    weights = [p for p in model.synapse_parameters() if p.requires_grad]
     groups: list[dict[str, Any]] = [{"params": weights, "weight_decay": cfg.weight_decay}]
     if neuron:
         groups.append({"params": neuron, "weight_decay": 0.0})
@@ -249,7 +252,7 @@ def evaluate(model: nn.Module, loader: DataLoader, device: torch.device | str | 
 
 
 # ============================================================================ training loop
-def _fit(model: SpikingNet, stage: str, train_loader: DataLoader, test_loader: DataLoader,
+def _fit(model: Model, stage: str, train_loader: DataLoader, test_loader: DataLoader,
          cfg: TrainConfig, checkpoint: str | os.PathLike[str] | None, resume: bool) -> list[dict[str, Any]]:
     """The shared epoch loop of :func:`train_ann` and :func:`train_snn`."""
     cfg.validate()
@@ -261,10 +264,11 @@ def _fit(model: SpikingNet, stage: str, train_loader: DataLoader, test_loader: D
     main = is_main_process()
     show = cfg.progress and main
     # The ANN never uses thresholds/leaks: freeze them (not decayed, not waited for by DDP).
-    neuron_flags = (net.thresholds.requires_grad, net.leaks.requires_grad)
+    neuron_params = net.neuron_parameters()
+    neuron_flags = [p.requires_grad for p in neuron_params]
     if stage == "ann":
-        net.thresholds.requires_grad_(False)
-        net.leaks.requires_grad_(False)
+        for p in neuron_params:
+            p.requires_grad_(False)
     try:
         opt = _make_optimizer(net, cfg)
         sched = _make_scheduler(opt, cfg)
@@ -324,12 +328,12 @@ def _fit(model: SpikingNet, stage: str, train_loader: DataLoader, test_loader: D
                 save_model(net, checkpoint, extra=extra)
             _barrier()
     finally:
-        net.thresholds.requires_grad_(neuron_flags[0])
-        net.leaks.requires_grad_(neuron_flags[1])
+        for p, flag in zip(neuron_params, neuron_flags, strict=True):
+            p.requires_grad_(flag)
     return history
 
 
-def _restore(net: SpikingNet, opt: torch.optim.Optimizer, sched: Any, stage: str,
+def _restore(net: Model, opt: torch.optim.Optimizer, sched: Any, stage: str,
              checkpoint: str | os.PathLike[str], dev: torch.device) -> tuple[int, list[dict[str, Any]]]:
     """Load weights, optimizer, scheduler and history from a per-epoch checkpoint."""
     ckpt = read_checkpoint(checkpoint)
@@ -337,9 +341,9 @@ def _restore(net: SpikingNet, opt: torch.optim.Optimizer, sched: Any, stage: str
     if extra.get("stage") != stage or "optimizer" not in extra:
         raise SnnsimError(f"{str(checkpoint)!r} is not a resumable {stage} training checkpoint",
                           "drop --resume or choose another --out")
-    if ckpt["arch"] != net.spec.to_dict():
-        raise SnnsimError(f"{str(checkpoint)!r} was written for architecture {ckpt['arch'].get('name')!r}, "
-                          f"not {net.spec.name!r}", "use the same --arch, or a new --out without --resume")
+    if ckpt["graph"] != net.graph.to_dict():
+        raise SnnsimError(f"{str(checkpoint)!r} was written for architecture {ckpt['graph'].get('name')!r}, "
+                          f"not {net.name!r}", "use the same --arch, or a new --out without --resume")
     net.load_state_dict(ckpt["state_dict"])
     net.timesteps = int(ckpt["timesteps"])
     net.provenance = dict(ckpt.get("provenance") or net.provenance)
@@ -354,7 +358,7 @@ def _restore(net: SpikingNet, opt: torch.optim.Optimizer, sched: Any, stage: str
     return int(extra["epoch"]), list(extra.get("history") or [])
 
 
-def train_ann(model: SpikingNet, train_loader: DataLoader, test_loader: DataLoader, cfg: TrainConfig,
+def train_ann(model: Model, train_loader: DataLoader, test_loader: DataLoader, cfg: TrainConfig,
               checkpoint: str | os.PathLike[str] | None = None, resume: bool = False) -> list[dict[str, Any]]:
     """Train ``model`` as an ANN (ReLU); returns the per-epoch history.
 
@@ -368,7 +372,7 @@ def train_ann(model: SpikingNet, train_loader: DataLoader, test_loader: DataLoad
     return _fit(net, "ann", train_loader, test_loader, cfg, checkpoint, resume)
 
 
-def train_snn(model: SpikingNet, train_loader: DataLoader, test_loader: DataLoader, cfg: TrainConfig,
+def train_snn(model: Model, train_loader: DataLoader, test_loader: DataLoader, cfg: TrainConfig,
               timesteps: int | None = None, checkpoint: str | os.PathLike[str] | None = None,
               resume: bool = False) -> list[dict[str, Any]]:
     """Train an SNN by surrogate-gradient BPTT over ``timesteps`` (default ``model.timesteps``).
@@ -414,18 +418,20 @@ def _collect_batch(loader: DataLoader, max_samples: int) -> torch.Tensor:
 
 
 @torch.no_grad()
-def balance_thresholds(model: SpikingNet, loader: DataLoader, timesteps: int,
+def balance_thresholds(model: Model, loader: DataLoader, timesteps: int,
                        percentile: float = DEFAULT_PERCENTILE, scale: float = 1.0,
                        max_samples: int = 512, device: torch.device | str | None = None) -> list[float]:
-    """Set every spiking layer's threshold from its input current; return the thresholds.
+    """Set every LIF / IF population's threshold from its input current; return the thresholds.
 
-    Follows the lineage (paper.md §2.5): layer by layer, **sequentially** (layer ``l`` is
-    balanced with layers ``< l`` already carrying their new thresholds), on one batch of up to
+    Follows the lineage (paper.md §2.5): population by population in schedule order,
+    **sequentially** (population ``l`` is balanced with the populations before it already
+    carrying their new thresholds), on one batch of up to
     ``max_samples`` (512, as in the lineage) training images run through the SNN for
     ``timesteps`` steps in eval mode. The statistic is the ``percentile``-th percentile of the
     layer's pre-activation input current ``W_l x_l^t`` over all elements of the batch at each
     timestep, and the running max of that over ``t`` (the lineage's running max);
-    threshold = statistic x ``scale``.
+    threshold = statistic x ``scale`` (every channel of a per-channel population gets it). The
+    input current of a population fed by an ``Add`` is the sum it integrates.
 
     Default percentile 99.9: the same authors' DCT-SNN code and the secondary summary of the
     paper ([SEC]); the max (hybrid ICLR'20) is outlier-driven and gives too few spikes at small
@@ -446,13 +452,13 @@ def balance_thresholds(model: SpikingNet, loader: DataLoader, timesteps: int,
     was_training = net.training
     net.eval()
     x = _collect_batch(loader, max_samples).to(dev)
-    spiking = [i for i, info in enumerate(net.layer_infos) if info.spiking]
+    spiking = [p.name for p in net.populations if p.spiking]
     try:
-        for layer in spiking:
+        for pop in spiking:
             stats: list[float] = []
 
-            def observe(ev: Any, layer: int = layer, stats: list[float] = stats) -> None:
-                if ev.layer.index == layer:
+            def observe(ev: Any, pop: str = pop, stats: list[float] = stats) -> None:
+                if ev.node == pop:
                     stats.append(_percentile(ev.current, percentile))
                     if ev.t == timesteps - 1:
                         raise _StopForward
@@ -464,21 +470,25 @@ def balance_thresholds(model: SpikingNet, loader: DataLoader, timesteps: int,
                 # No positive input current at that percentile: the layer is silent. Keep a tiny
                 # threshold so training can still move it (clamp_leaks' lower bound).
                 value = 1e-3
-            th = torch.tensor(value, dtype=net.thresholds.dtype, device=dev)
+            threshold = net.threshold(pop)
+            th = torch.tensor(value, dtype=threshold.dtype, device=dev)
             if dist_active():
                 torch.distributed.broadcast(th, src=0)
-            net.thresholds[net.spiking_index(layer)] = th
+            threshold.fill_(th)
     finally:
         net.train(was_training)
-    return [float(t) for t in net.thresholds.detach().cpu()]
+    return [float(net.threshold(p).detach().float().mean()) for p in spiking]
 
 
-def convert_ann_to_snn(ann: SpikingNet, loader: DataLoader, timesteps: int,
+def convert_ann_to_snn(ann: Model, loader: DataLoader, timesteps: int,
                        percentile: float = DEFAULT_PERCENTILE, scale: float = 1.0,
-                       leak: float = DEFAULT_LEAK, max_samples: int = 512) -> SpikingNet:
+                       leak: float = DEFAULT_LEAK, max_samples: int = 512) -> Model:
     """A new SNN with ``ann``'s weights and thresholds from :func:`balance_thresholds`.
 
-    The SNN runs on the ANN's device, starts with leak ``leak`` in every layer (0.9901 as in
+    Every BatchNorm2d directly behind a convolution is folded into it first (running
+    statistics: :func:`snnsim.graph.fold_batchnorm`), so the SNN's graph has convolutions with
+    biases where the ANN had conv + BN. The SNN runs on the ANN's device, starts with leak
+    ``leak`` in every population (0.9901 as in
     DCT-SNN; pass 1.0 for a pure integrate-and-fire conversion) and inherits the data set
     info; its provenance records the conversion settings.
     """
@@ -487,10 +497,15 @@ def convert_ann_to_snn(ann: SpikingNet, loader: DataLoader, timesteps: int,
         raise SnnsimError(f"convert_ann_to_snn needs an ANN, got kind {src.kind!r}")
     if not (0.0 <= leak <= 1.0):
         raise SnnsimError(f"leak must be in [0, 1], got {leak}")
-    snn = SpikingNet(src.spec, kind="snn", timesteps=timesteps, leak=leak)
+    ann_state = {k: v.detach().cpu() for k, v in src.state_dict().items()}
+    graph, state = fold_batchnorm(src.graph, ann_state)
+    snn = build_model(graph, kind="snn", timesteps=timesteps, leak=leak)
+    snn.spec = src.spec
     with torch.no_grad():
-        for dst, s in zip(snn.synapses, src.synapses, strict=True):
-            dst.weight.copy_(s.weight.detach().cpu())
+        own = snn.state_dict()
+        for key, value in state.items():
+            if key in own and not key.endswith((".threshold", ".leak")):
+                own[key].copy_(value)
     snn.to(_model_device(src))
     snn.dataset_info = dict(src.dataset_info)
     thresholds = balance_thresholds(snn, loader, timesteps, percentile, scale, max_samples)
@@ -504,11 +519,11 @@ def convert_ann_to_snn(ann: SpikingNet, loader: DataLoader, timesteps: int,
 
 
 # ============================================================================ hybrid pipeline
-def hybrid_train(spec: ArchSpec, bundle: Any, ann_cfg: TrainConfig, snn_cfg: TrainConfig, timesteps: int,
+def hybrid_train(spec: ArchSpec | Graph, bundle: Any, ann_cfg: TrainConfig, snn_cfg: TrainConfig, timesteps: int,
                  *, percentile: float = DEFAULT_PERCENTILE, scale: float = 1.0, leak: float = DEFAULT_LEAK,
                  out_dir: str | os.PathLike[str] | None = None, resume: bool = False,
-                 ann: SpikingNet | None = None, num_workers: int = 0, max_samples: int = 512,
-                 command: str | None = None) -> tuple[SpikingNet, SpikingNet, dict[str, Any]]:
+                 ann: Model | None = None, num_workers: int = 0, max_samples: int = 512,
+                 command: str | None = None) -> tuple[Model, Model, dict[str, Any]]:
     """Train the ANN, convert it, train the SNN; return ``(ann, snn, history)``.
 
     ``ann``: start from this trained ANN (its ANN stage is skipped). ``out_dir``: where
@@ -524,9 +539,11 @@ def hybrid_train(spec: ArchSpec, bundle: Any, ann_cfg: TrainConfig, snn_cfg: Tra
     from snnsim.data import make_loaders
 
     t_start = time.perf_counter()
-    if tuple(spec.input_shape) != tuple(bundle.input_shape) or spec.num_classes != bundle.num_classes:
-        raise SnnsimError(f"architecture {spec.name!r} expects input {list(spec.input_shape)} and "
-                          f"{spec.num_classes} classes, but data set {bundle.name!r} has "
+    graph = graph_of(spec)
+    in_shape, classes = graph.info[graph.input].out_shape, graph.info[graph.output].in_shapes[0]
+    if tuple(in_shape) != tuple(bundle.input_shape) or tuple(classes) != (bundle.num_classes,):
+        raise SnnsimError(f"architecture {graph.name!r} expects input {list(in_shape)} and "
+                          f"{classes[0] if len(classes) == 1 else list(classes)} classes, but data set {bundle.name!r} has "
                           f"{list(bundle.input_shape)} and {bundle.num_classes}",
                           "build the spec with make_arch(name, input_shape=..., num_classes=...)")
     if timesteps < 1:

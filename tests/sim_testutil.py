@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from snnsim.arch import ArchSpec
-from snnsim.models import SpikingNet, build_model
+from snnsim.models import Model, build_model
 
 # conv -> avg pool -> conv -> max pool -> conv -> (flatten) fc -> out: every folding case.
 MIXED = ArchSpec("mixed", (8, "A", 12, "M", 16), (24,), (2, 8, 8), 10)
@@ -16,26 +16,62 @@ MIXED = ArchSpec("mixed", (8, "A", 12, "M", 16), (24,), (2, 8, 8), 10)
 AVG_FC = ArchSpec("avgfc", (6, 8, "A"), (16,), (1, 6, 6), 5)
 
 
+def spiking_pops(model: Model) -> list[str]:
+    """Names of the model's LIF / IF populations, in order."""
+    return [p.name for p in model.populations if p.spiking]
+
+
+def thresholds(model: Model) -> torch.Tensor:
+    """Every spiking population's threshold, concatenated (the old ``model.thresholds``)."""
+    return torch.cat([model.threshold(p).detach().reshape(-1) for p in spiking_pops(model)])
+
+
+def leaks(model: Model) -> torch.Tensor:
+    """Every spiking population's leak, concatenated (the old ``model.leaks``)."""
+    return torch.cat([model.leak(p).detach().reshape(-1) for p in spiking_pops(model)])
+
+
+def set_thresholds(model: Model, values: float | list[float] | torch.Tensor) -> None:
+    """Set each spiking population's (scalar) threshold: one value for all, or one per population."""
+    pops = spiking_pops(model)
+    vals = [float(values)] * len(pops) if isinstance(values, (int, float)) else [float(v) for v in values]
+    with torch.no_grad():
+        for p, v in zip(pops, vals, strict=True):
+            model.threshold(p).fill_(v)
+
+
+def set_leaks(model: Model, values: float | list[float] | torch.Tensor) -> None:
+    """Set each LIF population's leak: one value for all, or one per population."""
+    pops = spiking_pops(model)
+    vals = [float(values)] * len(pops) if isinstance(values, (int, float)) else [float(v) for v in values]
+    with torch.no_grad():
+        for p, v in zip(pops, vals, strict=True):
+            model.leak(p).fill_(v)
+
+
 def spiking_model(spec: ArchSpec = MIXED, seed: int = 0, timesteps: int = 4, threshold: float = 0.3,
-                  prune: float = 0.0) -> SpikingNet:
+                  prune: float = 0.0) -> Model:
     """An untrained SNN with thresholds low enough to spike; ``prune`` zeroes that share of weights."""
     model = build_model(spec, seed=seed, timesteps=timesteps)
     g = torch.Generator().manual_seed(seed + 1)
+    n_pops = len(spiking_pops(model))
+    set_thresholds(model, threshold)
+    set_leaks(model, torch.linspace(0.8, 1.0, n_pops))
+    synapses = [s for s in model.synapses if s is not None]
     with torch.no_grad():
-        model.thresholds.fill_(threshold)
-        model.leaks.copy_(torch.linspace(0.8, 1.0, model.leaks.numel()))
         # the output layer starts at std 0.01 (hidden layers are He-initialised): too quiet
-        model.synapses[-1].weight.mul_(30.0)
+        synapses[-1].weight.mul_(30.0)
         if prune > 0:
-            for syn in model.synapses:
+            for syn in synapses:
                 syn.weight[torch.rand(syn.weight.shape, generator=g) < prune] = 0.0
-    model.dataset_info = {"name": "synthetic", "mean": [0.5] * spec.input_shape[0], "std": [0.5] * spec.input_shape[0],
-                          "input_shape": list(spec.input_shape), "num_classes": spec.num_classes}
+    channels = model.input_shape[0]
+    model.dataset_info = {"name": "synthetic", "mean": [0.5] * channels, "std": [0.5] * channels,
+                          "input_shape": list(model.input_shape), "num_classes": model.num_classes}
     model.eval()
     return model
 
 
-def inputs(spec: ArchSpec, n: int, seed: int = 0, zeros: float = 0.1) -> torch.Tensor:
+def inputs(spec: ArchSpec | Model, n: int, seed: int = 0, zeros: float = 0.1) -> torch.Tensor:
     """Normalised-looking inputs in [-1, 1] with some exact zeros (skipped MACs)."""
     g = torch.Generator().manual_seed(seed)
     x = torch.rand((n, *spec.input_shape), generator=g) * 2 - 1
@@ -43,40 +79,45 @@ def inputs(spec: ArchSpec, n: int, seed: int = 0, zeros: float = 0.1) -> torch.T
     return x
 
 
-def quantize(model: SpikingNet, bits: int) -> SpikingNet:
-    """Per-layer symmetric quantization, the layout `snnsim quantize` writes (tests' own copy)."""
+def quantize(model: Model, bits: int) -> Model:
+    """Per-layer symmetric quantization of bias-free weights, the layout `snnsim quantize`
+    writes (tests' own copy)."""
     import copy
 
     q = copy.deepcopy(model)
     qmax = 2 ** (bits - 1) - 1
-    scales, ints = [], {}
+    scales, ints = {}, {}
     with torch.no_grad():
-        for i, syn in enumerate(q.synapses):
+        for info, syn in zip(q.layer_infos, q.synapses, strict=True):
             w = syn.weight.detach().to(torch.float64)
             scale = float(torch.tensor(float(w.abs().max()) / qmax, dtype=torch.float32))
             codes = torch.clamp(torch.round(w / scale), -qmax, qmax).to(torch.int32)
             syn.weight.copy_(codes.to(torch.float32) * torch.tensor(scale, dtype=torch.float32))
-            scales.append(scale)
-            ints[f"synapses.{i}.weight"] = codes
+            scales[info.name] = scale
+            ints[f"{info.name}.weight"] = codes
     q.quantization = {"bits": bits, "scheme": "uniform-symmetric-per-layer", "scales": scales, "int_weights": ints}
     return q
 
 
-def observed(model: SpikingNet, x: torch.Tensor, timesteps: int) -> tuple[torch.Tensor, dict[tuple[int, int], dict]]:
-    """Run the model with an observer; return logits and {(layer, t): inputs/potential/spikes}."""
+def observed(model: Model, x: torch.Tensor, timesteps: int) -> tuple[torch.Tensor, dict[tuple[int, int], dict]]:
+    """Run a chain model with an observer; return logits and {(layer, t): inputs/potential/spikes}
+    (population k of a chain is driven by layer k; ``inputs`` of layer k are the spikes of
+    population k - 1, or the input for layer 0)."""
     seen: dict[tuple[int, int], dict] = {}
 
     def obs(ev) -> None:
-        seen[(ev.layer.index, ev.t)] = {"inputs": ev.inputs.detach().clone(), "potential": ev.potential.detach().clone(),
-                                        "spikes": None if ev.spikes is None else ev.spikes.detach().clone(),
-                                        "current": ev.current.detach().clone()}
+        seen[(ev.index, ev.t)] = {"potential": ev.potential.detach().clone(),
+                                  "spikes": None if ev.spikes is None else ev.spikes.detach().clone(),
+                                  "current": ev.current.detach().clone()}
 
     with torch.no_grad():
         logits = model.forward_snn(x, timesteps, obs)
+    for (k, t), entry in seen.items():
+        entry["inputs"] = x if k == 0 else seen[(k - 1, t)]["spikes"]
     return logits, seen
 
 
-def digits_model(tmp: Path) -> tuple[SpikingNet, torch.Tensor, np.ndarray, str]:
+def digits_model(tmp: Path) -> tuple[Model, torch.Tensor, np.ndarray, str]:
     """A trained digits SNN: the shipped/trained example checkpoint if one exists, else a small
     SNN trained here for a few hundred BPTT steps on scikit-learn's 8x8 digits."""
     from sklearn.datasets import load_digits
@@ -95,13 +136,12 @@ def digits_model(tmp: Path) -> tuple[SpikingNet, torch.Tensor, np.ndarray, str]:
             m = load_model(cand)
         except Exception:
             continue
-        if m.kind == "snn" and tuple(m.spec.input_shape) == (1, 8, 8) and (m.dataset_info or {}).get("name") == "digits":
+        if m.kind == "snn" and tuple(m.input_shape) == (1, 8, 8) and (m.dataset_info or {}).get("name") == "digits":
             return m, x_test, y_test, f"checkpoint {cand.name}"
     spec = ArchSpec("digits-small", (16, "A", 32, "A"), (64,), (1, 8, 8), 10, dropout_conv=0.0, dropout_fc=0.0)
     model = build_model(spec, seed=0, timesteps=4)
     model.dataset_info = {"name": "digits", "mean": [0.5], "std": [0.5], "input_shape": [1, 8, 8], "num_classes": 10}
-    with torch.no_grad():
-        model.thresholds.fill_(0.5)
+    set_thresholds(model, 0.5)
     x_train, y_train = x_all[200:], y_all[200:]
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)
     g = torch.Generator().manual_seed(1)

@@ -36,7 +36,7 @@ from snnsim.cli import main
 from snnsim.compression.quantize import quantize_model
 from snnsim.errors import CheckpointError
 from snnsim.limits import MAX_TIMESTEPS
-from snnsim.models import SpikingNet, build_model
+from snnsim.models import Model, build_model
 
 SEED = 20240611
 EXAMPLE = Path(__file__).resolve().parents[1] / "snnsim" / "examples" / "digits_pruned_T2.pt"
@@ -50,7 +50,7 @@ W0 = "synapses.0.weight"
 class Originals:
     """The models every case is derived from, their checkpoint dicts and their files' bytes."""
 
-    models: dict[str, SpikingNet]
+    models: dict[str, Model]
     dicts: dict[str, dict[str, Any]]
     files: dict[str, bytes]
 
@@ -61,7 +61,7 @@ def _torch_bytes(obj: Any) -> bytes:
     return buf.getvalue()
 
 
-def _float_model() -> SpikingNet:
+def _float_model() -> Model:
     spec = ArchSpec("fuzz", (4, "A", 6, "M"), (8,), (2, 8, 8), 3, dropout_conv=0.0, dropout_fc=0.0)
     m = build_model(spec, kind="snn", timesteps=3, seed=5)
     with torch.no_grad():
@@ -498,7 +498,7 @@ CLI_CASES = [c for c in CASES if c.id in {
 # ----------------------------------------------------------------------------- the oracle
 
 
-def _equal_state(model: SpikingNet, original: SpikingNet) -> None:
+def _equal_state(model: Model, original: Model) -> None:
     sd, ref = model.state_dict(), original.state_dict()
     assert sd.keys() == ref.keys()
     for k in ref:
@@ -516,13 +516,13 @@ def _equal_state(model: SpikingNet, original: SpikingNet) -> None:
 def no_build_on_refusal(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """Count the models checkpoint loading builds (none may be built for a refused file)."""
     built: list[int] = []
-    real = ckpt_mod.SpikingNet
+    real = ckpt_mod.build_model
 
-    def counting(*args: Any, **kwargs: Any) -> SpikingNet:
+    def counting(*args: Any, **kwargs: Any) -> Model:
         built.append(1)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(ckpt_mod, "SpikingNet", counting)
+    monkeypatch.setattr(ckpt_mod, "build_model", counting)
     return built
 
 

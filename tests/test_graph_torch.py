@@ -34,11 +34,11 @@ from snnsim.graph import (
     digits_resnet,
     fold_batchnorm,
     lower,
-    state_from_spikingnet,
     vgg_graph,
 )
 from snnsim.graph.torch_net import PopulationEvent, convert_spikingnet_state
-from snnsim.models import LayerEvent, SpikingNet, build_model
+from legacy_spikingnet import LayerEvent, SpikingNet, state_from_spikingnet
+from legacy_spikingnet import build_legacy as build_model
 
 
 def _one_line(err: pytest.ExceptionInfo[SnnsimError]) -> str:

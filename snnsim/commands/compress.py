@@ -84,14 +84,14 @@ def _bundle(model: Any, data_dir: str, seed: int, augment: bool = True) -> Any:
     name = str(info["name"])
     if name == "synthetic":
         bundle = make_synthetic(int(info.get("train_size", 512)), int(info.get("test_size", 256)),
-                                tuple(info.get("input_shape") or model.spec.input_shape),
-                                int(info.get("num_classes") or model.spec.num_classes),
+                                tuple(info.get("input_shape") or model.input_shape),
+                                int(info.get("num_classes") or model.num_classes),
                                 int(info.get("seed", 0)), float(info.get("noise", 0.25)))
     else:
         bundle = load_dataset(name, data_dir=data_dir, seed=seed, augment=augment)
-    if tuple(bundle.input_shape) != tuple(model.spec.input_shape) or bundle.num_classes != model.spec.num_classes:
+    if tuple(bundle.input_shape) != tuple(model.input_shape) or bundle.num_classes != model.num_classes:
         raise SnnsimError(f"data set {name!r} has input {list(bundle.input_shape)} / {bundle.num_classes} classes, "
-                          f"the model expects {list(model.spec.input_shape)} / {model.spec.num_classes}",
+                          f"the model expects {list(model.input_shape)} / {model.num_classes}",
                           "pass the model trained on this data set")
     return bundle
 
@@ -137,7 +137,33 @@ def _train_config(recorded: dict[str, Any], fallback: dict[str, Any], device: st
 
 def _weight_shapes(model: Any) -> list[tuple[int, ...]]:
     """Every layer's weight shape: equal lists mean the same network structure."""
-    return [layer.weight_shape() for layer in model.spec.layers()]
+    return [layer.weight_shape() for layer in model.layer_infos]
+
+
+def _pruned_arch(model: Any, model_path: str, widths: list[int]) -> tuple[Any, list[int], list[int]]:
+    """The architecture to retrain with ``widths`` (one per LIF / IF population, in order):
+    ``(arch, widths before, widths after)``. A VGG spec gets new widths (:func:`pruned_spec`);
+    a graph is pruned as its ANN was built (batch norm included, from the ANN named in the
+    model's provenance where it exists; :func:`pruned_graph`), residual groups sharing the
+    largest width of the group."""
+    from snnsim.compression.spatial import group_widths, pruned_graph, pruned_spec
+
+    before = [p.shape[0] for p in model.populations if p.spiking]
+    if model.spec is not None:
+        spec = pruned_spec(model.spec, widths)
+        return spec, model.spec.widths(), spec.widths()
+    names = [p.name for p in model.populations if p.spiking]
+    if len(widths) != len(names):
+        raise SnnsimError(f"--widths has {len(widths)} entries, the model has {len(names)} LIF / IF populations",
+                          f"give one width per population ({', '.join(names)})")
+    ann = _find_ann(model, model_path)
+    graph = ann.graph if ann is not None else model.graph
+    if ann is None:
+        click.echo("note: the model's ANN is not found; the pruned network is retrained from the SNN's graph "
+                   "(batch norm folded into conv biases)", err=True)
+    chosen = group_widths(graph, names, widths)
+    pruned = pruned_graph(graph, chosen)
+    return pruned, before, [chosen[n] for n in names]
 
 
 def _find_ann(model: Any, model_path: str | None) -> Any:
@@ -221,10 +247,10 @@ def prune_spatial(model_path: str, variance: float | None, samples: int | None, 
         default_samples,
         default_variance,
         measure,
-        pruned_spec,
         spatial_table,
     )
     from snnsim.io import write_csv
+    from snnsim.models import build_model, describe_arch
 
     if variance is not None and not (0.0 < variance <= 1.0):
         raise SnnsimError(f"--variance must be in (0, 1], got {variance}", "use e.g. 0.999")
@@ -243,7 +269,7 @@ def prune_spatial(model_path: str, variance: float | None, samples: int | None, 
         new_widths = parse_int_list(widths, "--widths", 1, MAX_WIDTH)
     else:
         n_train = len(pca_bundle.train)  # type: ignore[arg-type]
-        n = min(samples or default_samples(n_train, model.spec), n_train)
+        n = min(samples or default_samples(n_train, model), n_train)
         order = torch.randperm(n_train, generator=torch.Generator().manual_seed(seed))[:n].tolist()
         loader = DataLoader(Subset(pca_bundle.train, order), batch_size=max(bs, 128), shuffle=False)
         click.echo(f"PCA of the {activation} averaged over T={model.timesteps} on {n} training images, tau={variance}")
@@ -258,17 +284,17 @@ def prune_spatial(model_path: str, variance: float | None, samples: int | None, 
                                for name, c in zip(analysis.layer_names, analysis.curves, strict=True)
                                for j, v in enumerate(c)])
         write_csv(curves, rdir / "pca_curves.csv")
-    spec = pruned_spec(model.spec, new_widths)
-    click.echo(f"\nwidths {model.spec.widths()} -> {spec.widths()}; parameters "
-               f"{model.spec.param_count():,} -> {spec.param_count():,} "
-               f"({model.spec.param_count() / spec.param_count():.2f}X)")
+    spec, widths_before, widths_after = _pruned_arch(model, model_path, new_widths)
+    params_after = build_model(spec, "snn", model.timesteps).param_count()
+    click.echo(f"\nwidths {widths_before} -> {widths_after}; parameters "
+               f"{model.param_count():,} -> {params_after:,} "
+               f"({model.param_count() / params_after:.2f}X)")
     if dry_run:
         click.echo(f"dry run: nothing retrained or saved; tables in {rdir}")
         return
 
     # ------------------------------------------------------------------ retrain
     from snnsim.data import make_loaders
-    from snnsim.models import build_model
     from snnsim.training import hybrid_train, train_snn
 
     bundle = _bundle(model, data_dir, seed, augment=True)
@@ -276,12 +302,13 @@ def prune_spatial(model_path: str, variance: float | None, samples: int | None, 
     before = measure(model, test_loader, dev, desc="unpruned on test")
     snn_cfg = _train_config(snn_rec, FALLBACK_SNN, device, seed, epochs=snn_epochs, lr=snn_lr, batch_size=batch_size)
     conv = dict((model.provenance or {}).get("conversion") or {})
-    leak = float(conv.get("leak", float(model.leaks.detach().mean()) if model.leaks.numel() else 1.0))
+    neuron_leaks = [model.leak(p.name).detach().reshape(-1) for p in model.populations if p.spiking]
+    leak = float(conv.get("leak", float(torch.cat(neuron_leaks).mean()) if neuron_leaks else 1.0))
     work = Path(out).with_name(f"{Path(out).stem}_retrain")
     if retrain == "hybrid":
         ann_cfg = _train_config(_recorded_config(model, "ann", model_path), FALLBACK_ANN, device, seed,
                                 epochs=ann_epochs, lr=ann_lr, batch_size=batch_size)
-        click.echo(f"retraining {spec.describe()} (hybrid: ANN {ann_cfg.epochs} epochs -> convert -> "
+        click.echo(f"retraining {describe_arch(spec)} (hybrid: ANN {ann_cfg.epochs} epochs -> convert -> "
                    f"SNN {snn_cfg.epochs} epochs at T={model.timesteps}); work files in {work}")
         ann, pruned, _ = hybrid_train(spec, bundle, ann_cfg, snn_cfg, model.timesteps,
                                       percentile=float(conv.get("percentile", 99.9)),
@@ -289,7 +316,7 @@ def prune_spatial(model_path: str, variance: float | None, samples: int | None, 
                                       resume=resume, command=_command_line())
         pruned.provenance["ann"] = str(work / "ann.pt")
     else:
-        click.echo(f"retraining {spec.describe()} (SNN from scratch, {snn_cfg.epochs} epochs at T={model.timesteps})")
+        click.echo(f"retraining {describe_arch(spec)} (SNN from scratch, {snn_cfg.epochs} epochs at T={model.timesteps})")
         pruned = build_model(spec, "snn", model.timesteps, leak=leak, seed=seed)
         pruned.dataset_info = bundle.info()
         pruned.provenance = {"command": _command_line(), "seed": seed, "stage": "snn",
@@ -303,7 +330,7 @@ def prune_spatial(model_path: str, variance: float | None, samples: int | None, 
         "source_model": str(model_path),
         "spatial": {"variance": variance if analysis else None, "activation": activation,
                     "samples": analysis.samples if analysis else None, "retrain": retrain,
-                    "widths_before": model.spec.widths(), "widths_after": spec.widths(),
+                    "widths_before": widths_before, "widths_after": widths_after,
                     "given_widths": widths is not None},
     })
     pruned.provenance.pop("path", None)
@@ -519,7 +546,7 @@ def evaluate(model_path: str, noise_std: str, baseline: str | None, repeats: int
             click.echo("note: no ANN baseline given or named in the model's provenance; SNN only", err=True)
         else:
             click.echo(f"baseline ANN: {ann.provenance.get('path', '(from provenance)')}")
-    if ann is not None and tuple(ann.spec.input_shape) != tuple(model.spec.input_shape):
+    if ann is not None and tuple(ann.input_shape) != tuple(model.input_shape):
         raise SnnsimError("the baseline ANN and the model expect different inputs", "pass the ANN of the same data set")
     bundle = _bundle(model, data_dir, seed, augment=False)
     _, test_loader = make_loaders(bundle, batch_size or 256, seed)

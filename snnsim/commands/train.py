@@ -32,7 +32,6 @@ from typing import Any
 
 import click
 
-from snnsim.arch import ARCH_NAMES
 from snnsim.commands.common import (
     BATCH_SIZE,
     EPOCHS,
@@ -48,6 +47,7 @@ from snnsim.commands.common import (
     seed_option,
 )
 from snnsim.data import DATASET_NAMES
+from snnsim.graph.builders import network_names
 from snnsim.limits import MAX_INPUT_SIDE, MAX_WIDTH
 from snnsim.models import MODEL_KINDS
 
@@ -69,7 +69,7 @@ def _opt(value: Any, key: str, dataset: str) -> Any:
 
 
 @click.command("train")
-@click.option("--arch", type=click.Choice(ARCH_NAMES), default=None,
+@click.option("--arch", type=click.Choice(network_names()), default=None,
               help="Architecture [default: digits for digits/synthetic, vgg16 for CIFAR; taken from --ann if given].")
 @click.option("--dataset", type=click.Choice(DATASET_NAMES), default="digits",
               show_default=True, help="Data set to train on (CIFAR needs --data-dir, or --download).")
@@ -123,13 +123,14 @@ def train(arch: str | None, dataset: str, kind: str, timesteps: int, ann_epochs:
     DistributedDataParallel (gloo on CPU, nccl on GPU); only rank 0 writes.
     """
     from snnsim import progress
-    from snnsim.arch import make_arch
     from snnsim.checkpoint import load_model
     from snnsim.commands.common import parse_int_list
     from snnsim.data import load_dataset
     from snnsim.device import seed_everything
     from snnsim.errors import SnnsimError
+    from snnsim.graph.builders import build_network
     from snnsim.io import write_text
+    from snnsim.models import describe_arch
     from snnsim.training import (
         TrainConfig,
         cleanup_distributed,
@@ -155,20 +156,22 @@ def train(arch: str | None, dataset: str, kind: str, timesteps: int, ann_epochs:
         if start_ann.kind != "ann":
             raise SnnsimError(f"--ann {ann_path!r} is a {start_ann.kind.upper()} checkpoint, not an ANN",
                               "pass the ann.pt of a run")
-        if arch is not None and arch != start_ann.spec.name:
-            raise SnnsimError(f"--arch {arch} contradicts --ann {ann_path!r} (architecture {start_ann.spec.name!r})",
+        if arch is not None and arch != start_ann.name:
+            raise SnnsimError(f"--arch {arch} contradicts --ann {ann_path!r} (architecture {start_ann.name!r})",
                               "drop --arch when starting from an ANN")
         start_ann.provenance.setdefault("path", str(ann_path))
 
     bundle = load_dataset(dataset, data_dir=data_dir, download=download, seed=seed,
                           synthetic_size=(sizes[0], sizes[1]))
     if start_ann is not None:
-        spec = start_ann.spec
+        spec = start_ann.spec if start_ann.spec is not None else start_ann.graph
+        in_shape, classes = tuple(start_ann.input_shape), start_ann.num_classes
     else:
         arch = arch or ("vgg16" if dataset.startswith("cifar") else "digits")
-        spec = make_arch(arch, input_shape=bundle.input_shape, num_classes=bundle.num_classes)
-    if tuple(spec.input_shape) != tuple(bundle.input_shape) or spec.num_classes != bundle.num_classes:
-        raise SnnsimError(f"--ann model expects input {list(spec.input_shape)} with {spec.num_classes} classes, "
+        spec = build_network(arch, input_shape=tuple(bundle.input_shape), num_classes=bundle.num_classes)
+        in_shape, classes = tuple(bundle.input_shape), bundle.num_classes
+    if in_shape != tuple(bundle.input_shape) or classes != bundle.num_classes:
+        raise SnnsimError(f"--ann model expects input {list(in_shape)} with {classes} classes, "
                           f"but --dataset {dataset} has {list(bundle.input_shape)} and {bundle.num_classes}",
                           "use the data set the ANN was trained on")
 
@@ -197,7 +200,7 @@ def train(arch: str | None, dataset: str, kind: str, timesteps: int, ann_epochs:
     snn_cfg.validate()
     command = _command_line(click.get_current_context())
     if main and show:
-        click.echo(f"snnsim train: {spec.describe()}  data {dataset} (train {len(bundle.train)}, test {len(bundle.test)})  "
+        click.echo(f"snnsim train: {describe_arch(spec)}  data {dataset} (train {len(bundle.train)}, test {len(bundle.test)})  "
                    f"kind {kind}  T={timesteps}  device {dev}  out {out}", err=True)
         click.echo(f"  ANN: sgd lr {ann_cfg.lr} wd {ann_cfg.weight_decay} step {ann_cfg.lr_step}x{ann_cfg.lr_gamma} "
                    f"epochs {ann_cfg.epochs} batch {ann_cfg.batch_size}"
@@ -294,13 +297,13 @@ def describe_checkpoint(path: str) -> str:
     import torch
 
     from snnsim.checkpoint import model_from_checkpoint, read_checkpoint
+    from snnsim.models import describe_arch
 
     ckpt = read_checkpoint(path)
     model = model_from_checkpoint(ckpt, source=repr(path))
-    spec = model.spec
     lines = [f"checkpoint    {path}",
              f"format        {ckpt['format']} v{ckpt['format_version']}",
-             f"arch          {spec.describe()}",
+             f"arch          {describe_arch(model.spec if model.spec is not None else model.graph)}",
              f"kind          {model.kind}",
              f"timesteps     {model.timesteps}" + ("  (unused by an ANN)" if model.kind == "ann" else "")]
     ds = model.dataset_info
@@ -314,12 +317,13 @@ def describe_checkpoint(path: str) -> str:
         lines.append("dataset       (not recorded)")
     q = model.quantization
     if q:
-        lines.append(f"quantization  {q.get('bits')}-bit {q.get('scheme')}  scales {_fmt([float(s) for s in q.get('scales', [])])}")
+        lines.append(f"quantization  {q.get('bits')}-bit {q.get('scheme')}  scales {_fmt([float(s) for s in q['scales'].values()])}")
     else:
         lines.append("quantization  none (float32 weights)")
     if model.kind == "snn":
-        lines.append(f"thresholds    {_fmt([float(t) for t in model.thresholds.detach()])}")
-        lines.append(f"leaks         {_fmt([float(t) for t in model.leaks.detach()])}")
+        neurons = model.neuron_table()
+        lines.append(f"thresholds    {_fmt([row['threshold'] for row in neurons])}")
+        lines.append(f"leaks         {_fmt([row['leak'] for row in neurons])}")
     prov = dict(model.provenance)
     hist = prov.pop("history", None)
     config = prov.pop("config", None)
@@ -344,23 +348,24 @@ def describe_checkpoint(path: str) -> str:
     with torch.no_grad():
         rows = model.layer_table()
     lines.append("layers")
-    header = f"  {'#':>2} {'layer':7s} {'kind':6s} {'pool':4s} {'in':>12s} {'out':>12s} {'k':>2s} {'params':>12s} {'MACs':>14s} {'weight shape':>18s}"
+    nw = max(7, *(len(r["layer"]) for r in rows))
+    header = f"  {'#':>2} {'layer':{nw}s} {'kind':8s} {'pool':4s} {'in':>12s} {'out':>12s} {'k':>2s} {'params':>12s} {'MACs':>14s} {'weight shape':>18s}"
     lines.append(header)
     for i, (row, syn) in enumerate(zip(rows, model.synapses, strict=True)):
-        shape = "x".join(str(s) for s in syn.weight.shape)
-        lines.append(f"  {i:>2} {row['layer']:7s} {row['kind']:6s} {row['pool_in']:4s} {row['in_shape']:>12s} "
+        shape = "x".join(str(s) for s in syn.weight.shape) if syn is not None else "-"
+        lines.append(f"  {i:>2} {row['layer']:{nw}s} {row['kind']:8s} {row['pool_in']:4s} {row['in_shape']:>12s} "
                      f"{row['out_shape']:>12s} {row['kernel']!s:>2s} {row['params']:>12,} {row['macs']:>14,} {shape:>18s}")
-    weights = sum(int(s.weight.numel()) for s in model.synapses)
-    neuron = int(model.thresholds.numel() + model.leaks.numel()) if model.kind == "snn" else 0
-    nonzero = sum(int(torch.count_nonzero(s.weight)) for s in model.synapses)
-    lines.append(f"total params  {weights:,} weights (no biases)"
+    synapses = [s for s in model.synapses if s is not None]
+    weights = sum(int(s.weight.numel()) for s in synapses)
+    biases = sum(int(s.bias.numel()) for s in synapses if s.bias is not None)
+    neuron = sum(int(p.numel()) for p in model.neuron_parameters()) if model.kind == "snn" else 0
+    nonzero = sum(int(torch.count_nonzero(s.weight)) for s in synapses)
+    lines.append(f"total params  {weights:,} weights " + (f"+ {biases:,} biases" if biases else "(no biases)")
                  + (f" + {neuron} neuron parameters (thresholds, leaks)" if neuron else ""))
     lines.append(f"nonzero       {nonzero:,} weights ({nonzero / max(weights, 1):.2%})")
-    lines.append(f"total MACs    {spec.mac_count():,} per inference (one timestep, dense)")
-    from snnsim.graph import vgg_graph
-
+    lines.append(f"total MACs    {model.mac_count():,} per inference (one timestep, dense)")
     lines.append("graph")
-    lines.extend("  " + row for row in vgg_graph(spec).describe().splitlines())
+    lines.extend("  " + row for row in model.graph.describe().splitlines())
     return "\n".join(lines)
 
 

@@ -5,14 +5,17 @@ reasonably stable up to 5-bit quantization"; the scheme is unknown. Chosen here 
 paper.md §2.11):
 
 * **uniform, symmetric, per layer**: ``Δ_l = max|W_l| / (2^(k-1) - 1)``,
-  ``q_l = clamp(round(W_l / Δ_l), -(2^(k-1)-1), 2^(k-1)-1)``, ``W_q = Δ_l * q_l``. Every synaptic
-  layer has exactly one weight tensor (no biases), so per-layer and per-tensor are the same
-  thing. The range is symmetric (the code ``-2^(k-1)`` is unused) so that zero is exact and the
+  ``q_l = clamp(round(W_l / Δ_l), -(2^(k-1)-1), 2^(k-1)-1)``, ``W_q = Δ_l * q_l``, one scale per
+  synapse node (conv / affine). The range is symmetric (the code ``-2^(k-1)`` is unused) so that zero is exact and the
   integer simulator needs no zero point. An asymmetric scheme is *not* offered: SNN weights are
   centred on zero, and a zero point would break the ``float = int * scale`` layout the integer
   simulator relies on.
-* **weights only**: thresholds and leaks stay float32 (spikes are binary anyway; membrane
-  potentials are the simulator's business).
+* **biases** (folded batch norm, affine biases) are quantized with their layer's ``Δ_l``, as
+  :data:`BIAS_BITS`-bit codes: a bias is added to the membrane potential once per timestep like
+  an accumulated current, so it lives at the accumulator's precision in the same unit as the
+  weights (an integer datapath adds its code directly), not at the weights' k bits.
+* thresholds and leaks stay float32 (spikes are binary anyway; membrane potentials are the
+  simulator's business).
 * ``k`` from 2 to 24 bits. The limit 24 keeps every integer exactly representable in float32, so
   the float weights are *exactly* ``int * scale``. ``k = 32`` is the float reference (the model
   unchanged, ``quantization = None``).
@@ -22,10 +25,11 @@ paper.md §2.11):
 The quantized model records (see ``docs/ARCHITECTURE.md``)::
 
     model.quantization = {'bits': k, 'scheme': 'uniform-symmetric-per-layer',
-                          'scales': [Δ_l for every synaptic layer],
-                          'int_weights': {'synapses.<i>.weight': int8/int16/int32 tensor}}
+                          'scales': {<synapse node>: Δ_l},
+                          'int_weights': {'<node>.weight': int8/int16/int32 tensor,
+                                          '<node>.bias': int32 tensor (BIAS_BITS)}}
 
-and its state-dict weights are ``int_weights.float() * scale`` (float32). Each ``Δ_l`` is a
+and its state-dict weights and biases are ``int_weights.float() * scale`` (float32). Each ``Δ_l`` is a
 float32 value stored as a Python float, so ``int * Δ`` rounds identically in float32 and float64.
 """
 
@@ -37,12 +41,14 @@ from typing import Any
 import torch
 
 from snnsim.errors import SnnsimError
-from snnsim.models import SpikingNet
+from snnsim.models import Model
 
 SCHEME = "uniform-symmetric-per-layer"
 MIN_BITS = 2
 MAX_INT_BITS = 24
 FLOAT_BITS = 32
+#: Bias codes: the accumulator's precision (24 bits keeps every code exact in float32).
+BIAS_BITS = 24
 
 
 def qmax(bits: int) -> int:
@@ -69,21 +75,23 @@ def check_bits(bits: int, allow_float: bool = True) -> None:
                           f"use an integer from {MIN_BITS} to {MAX_INT_BITS}{extra}")
 
 
-def quantize_tensor(w: torch.Tensor, bits: int) -> tuple[torch.Tensor, float]:
+def quantize_tensor(w: torch.Tensor, bits: int, scale: float | None = None) -> tuple[torch.Tensor, float]:
     """Symmetric uniform k-bit quantization of one tensor: ``(int codes, scale Δ)``.
 
     ``Δ = max|w| / (2^(k-1)-1)`` rounded to float32; codes are ``round(w/Δ)`` clamped to
     ``±(2^(k-1)-1)``. ``codes.float() * Δ`` is the quantized tensor; ``|w - codes*Δ| <= Δ/2``
-    (up to float32 rounding of the product).
+    (up to float32 rounding of the product). A given ``scale`` is used as it is (a bias gets
+    its layer's weight scale).
     """
     q = qmax(bits)
     wd = w.detach().to(torch.float64)
     if not torch.isfinite(wd).all():
         raise SnnsimError("weights contain NaN or Inf", "retrain, or restore an earlier checkpoint")
-    peak = float(wd.abs().max()) if wd.numel() else 0.0
-    scale = float(torch.tensor(peak / q, dtype=torch.float32)) if peak > 0 else 1.0
-    if scale == 0.0:  # peak / q underflows float32 (denormal weights): treat as zero layer
-        scale = 1.0
+    if scale is None:
+        peak = float(wd.abs().max()) if wd.numel() else 0.0
+        scale = float(torch.tensor(peak / q, dtype=torch.float32)) if peak > 0 else 1.0
+        if scale == 0.0:  # peak / q underflows float32 (denormal weights): treat as zero layer
+            scale = 1.0
     codes = torch.clamp(torch.round(wd / scale), -q, q).to(int_dtype(bits))
     return codes, scale
 
@@ -93,8 +101,8 @@ def dequantize(codes: torch.Tensor, scale: float) -> torch.Tensor:
     return codes.to(torch.float32) * torch.tensor(scale, dtype=torch.float32)
 
 
-def quantize_model(model: SpikingNet, bits: int) -> SpikingNet:
-    """A quantized copy of ``model`` (weights only; see the module docstring).
+def quantize_model(model: Model, bits: int) -> Model:
+    """A quantized copy of ``model`` (weights and biases; see the module docstring).
 
     ``bits == 32`` returns an unquantized copy (``quantization = None``), the float reference.
     The input model is not modified.
@@ -104,19 +112,25 @@ def quantize_model(model: SpikingNet, bits: int) -> SpikingNet:
     if bits == FLOAT_BITS:
         out.quantization = None
         return out
-    scales: list[float] = []
+    scales: dict[str, float] = {}
     int_weights: dict[str, torch.Tensor] = {}
     with torch.no_grad():
-        for i, syn in enumerate(out.synapses):
+        for info, syn in zip(out.layer_infos, out.synapses, strict=True):
+            if syn is None:  # an identity edge has no weight
+                continue
             codes, scale = quantize_tensor(syn.weight, bits)
             syn.weight.copy_(dequantize(codes, scale).to(syn.weight.device))
-            scales.append(scale)
-            int_weights[f"synapses.{i}.weight"] = codes.cpu()
+            scales[info.name] = scale
+            int_weights[f"{info.name}.weight"] = codes.cpu()
+            if syn.bias is not None:
+                bias_codes, _ = quantize_tensor(syn.bias, BIAS_BITS, scale)
+                syn.bias.copy_(dequantize(bias_codes, scale).to(syn.bias.device))
+                int_weights[f"{info.name}.bias"] = bias_codes.cpu()
     out.quantization = {"bits": int(bits), "scheme": SCHEME, "scales": scales, "int_weights": int_weights}
     return out
 
 
-def check_quantized(model: SpikingNet) -> None:
+def check_quantized(model: Model) -> None:
     """Verify that a quantized model's float weights are exactly ``int_weights * scale``.
 
     Raises :class:`SnnsimError` naming the first inconsistent layer. Models without quantization
@@ -126,13 +140,17 @@ def check_quantized(model: SpikingNet) -> None:
     if not qinfo:
         return
     bits = int(qinfo["bits"])
-    q = qmax(bits)
-    scales = list(qinfo["scales"])
-    if len(scales) != model.num_layers:
-        raise SnnsimError(f"quantization has {len(scales)} scales for {model.num_layers} layers", "re-run `snnsim quantize`")
-    for i, syn in enumerate(model.synapses):
-        codes = qinfo["int_weights"][f"synapses.{i}.weight"]
-        if int(codes.abs().max()) > q:
-            raise SnnsimError(f"layer {i}: integer weights exceed the {bits}-bit range", "re-run `snnsim quantize`")
-        if not torch.equal(dequantize(codes, scales[i]), syn.weight.detach().cpu().float()):
-            raise SnnsimError(f"layer {i}: float weights differ from int_weights * scale", "re-run `snnsim quantize`")
+    scales = dict(qinfo["scales"])
+    weighted = [(info, syn) for info, syn in zip(model.layer_infos, model.synapses, strict=True) if syn is not None]
+    if set(scales) != {info.name for info, _ in weighted}:
+        raise SnnsimError(f"quantization has scales for {len(scales)} nodes, the model has {len(weighted)} synapses",
+                          "re-run `snnsim quantize`")
+    for info, syn in weighted:
+        for param, tensor, width in (("weight", syn.weight, bits), ("bias", syn.bias, BIAS_BITS)):
+            if tensor is None:
+                continue
+            codes = qinfo["int_weights"][f"{info.name}.{param}"]
+            if codes.numel() and int(codes.abs().max()) > qmax(width):
+                raise SnnsimError(f"layer {info.name}: integer {param}s exceed the {width}-bit range", "re-run `snnsim quantize`")
+            if not torch.equal(dequantize(codes, scales[info.name]), tensor.detach().cpu().float()):
+                raise SnnsimError(f"layer {info.name}: float {param}s differ from int_weights * scale", "re-run `snnsim quantize`")

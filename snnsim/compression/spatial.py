@@ -11,9 +11,15 @@ pruning is structured):
    are the features), FC layers ``[N, F]``;
 4. PCA of the mean-centred matrix; the new width ``k_l`` is the smallest k whose cumulative
    explained-variance ratio reaches the threshold tau (``k_l >= 1``);
-5. the narrower architecture (:meth:`~snnsim.arch.ArchSpec.with_widths`: conv channels and hidden
-   FC widths; input channels and classes stay fixed) is trained again from scratch (paper.md
-   §2.9, §7.1 item 6: PCA gives counts, not a projection, so no weights are carried over).
+5. the narrower architecture (:meth:`~snnsim.arch.ArchSpec.with_widths` for a VGG spec,
+   :func:`pruned_graph` for any graph: conv channels and hidden FC widths; input channels and
+   classes stay fixed) is trained again from scratch (paper.md §2.9, §7.1 item 6: PCA gives
+   counts, not a projection, so no weights are carried over).
+
+On a residual graph every LIF / IF population is one PCA; populations joined by an identity
+shortcut (a block's output and its input) must keep one width and get the largest k of their
+group (:func:`group_widths`); a block's second conv and its 1x1 downsample follow the width of
+the population they feed, batch norms follow by shape.
 
 Choices where the paper is silent (each an option, the default named here):
 
@@ -54,7 +60,10 @@ import torch
 
 from snnsim.arch import ArchSpec
 from snnsim.errors import SnnsimError
-from snnsim.models import LayerEvent, SpikingNet
+from snnsim.graph.graph import Graph
+from snnsim.graph.layers import simulation_view
+from snnsim.graph.schedule import fold_structure
+from snnsim.models import Model, PopulationEvent
 from snnsim.progress import progress_bar
 
 ACTIVATION_MODES = ("potential", "potential-after-reset", "current")
@@ -182,14 +191,15 @@ def _check_variance(variance: float) -> None:
 
 
 # --------------------------------------------------------------------------- activations
-def default_samples(train_size: int, spec: ArchSpec | None = None) -> int:
-    """N for the PCA: ``max(2048, 2 x widest hidden FC)`` capped at the training-set size.
+def default_samples(train_size: int, model: Model | None = None) -> int:
+    """N for the PCA: ``max(2048, 2 x widest hidden FC population)`` capped at the training-set size.
 
     See the module docstring for why (observations per feature in conv and FC layers).
     """
     want = MIN_DEFAULT_SAMPLES
-    if spec is not None and spec.classifier:
-        want = max(want, 2 * max(spec.classifier))
+    fc = [p.shape[0] for p in model.populations if p.spiking and len(p.shape) == 1] if model is not None else []
+    if fc:
+        want = max(want, 2 * max(fc))
     return max(1, min(int(train_size), want))
 
 
@@ -231,14 +241,15 @@ def _to_observations(a: torch.Tensor) -> torch.Tensor:
     return a.reshape(a.shape[0], -1)
 
 
-def analyze_spatial(model: SpikingNet, loader: Iterable[Any], variance: float = DEFAULT_VARIANCE,
+def analyze_spatial(model: Model, loader: Iterable[Any], variance: float = DEFAULT_VARIANCE,
                     mode: str = "potential", device: torch.device | str = "cpu",
                     samples: int | None = None, timesteps: int | None = None,
                     progress: bool = True) -> SpatialAnalysis:
     """Run the SNN on up to ``samples`` images of ``loader`` and do the per-layer PCA.
 
     ``mode`` picks the tensor averaged over the timesteps (see the module docstring). The model
-    is put in eval mode; every spiking layer (convs and hidden FCs) gets one width.
+    is put in eval mode; every LIF / IF population gets one width, reported under the name of
+    its first layer (``conv1``, ``fc1``, ``s1b1_conv2``, ...).
     """
     _check_variance(variance)
     if mode not in ACTIVATION_MODES:
@@ -248,24 +259,24 @@ def analyze_spatial(model: SpikingNet, loader: Iterable[Any], variance: float = 
     steps = int(timesteps or model.timesteps)
     dev = torch.device(device)
     model = model.to(dev).eval()
-    spiking = [info for info in model.layer_infos if info.spiking]
-    accs = [PCAAccumulator(info.out_shape[0], dev) for info in spiking]
+    spiking = [p for p in model.populations if p.spiking]
+    accs = [PCAAccumulator(p.shape[0], dev) for p in spiking]
     limit = samples if samples is not None else float("inf")
     seen = 0
-    sums: dict[int, torch.Tensor] = {}
+    sums: dict[str, torch.Tensor] = {}
 
-    def observer(ev: LayerEvent) -> None:
-        if not ev.layer.spiking:
+    def observer(ev: PopulationEvent) -> None:
+        if ev.spikes is None:
             return
         if mode == "potential":
             val = ev.potential
         elif mode == "current":
             val = ev.current
         else:
-            assert ev.spikes is not None
-            val = ev.potential - model.thresholds[ev.layer.index] * ev.spikes
-        i = ev.layer.index
-        sums[i] = val.detach().double() if ev.t == 0 else sums[i] + val.detach().double()
+            threshold = model.threshold(ev.node)
+            val = ev.potential - (threshold[0] if threshold.numel() == 1 else
+                                  threshold.view(-1, *([1] * (ev.spikes.dim() - 2)))) * ev.spikes
+        sums[ev.node] = val.detach().double() if ev.t == 0 else sums[ev.node] + val.detach().double()
 
     total = None if samples is None else int(samples)
     bar = progress_bar(total=total, desc="PCA activations", unit="img", enabled=progress, leave=False)
@@ -278,20 +289,21 @@ def analyze_spatial(model: SpikingNet, loader: Iterable[Any], variance: float = 
             x = x[:take].to(dev)
             sums.clear()
             model.forward_snn(x, steps, observer)
-            for j, info in enumerate(spiking):
-                accs[j].update(_to_observations(sums[info.index] / steps))
+            for j, pop in enumerate(spiking):
+                accs[j].update(_to_observations(sums[pop.name] / steps))
             seen += take
             bar.update(take)
     bar.close()
     if seen < 2:
         raise SnnsimError(f"PCA got only {seen} image(s)", "use --samples >= 2 and a non-empty training set")
     curves = [a.curve() for a in accs]
-    warnings = [f"layer {info.name}: only {a.count} observations for {info.out_shape[0]} features "
+    names = [model.layer_infos[p.primary].name for p in spiking]
+    warnings = [f"layer {name}: only {a.count} observations for {pop.shape[0]} features "
                 f"(PCA rank-limited; use more --samples)"
-                for info, a in zip(spiking, accs, strict=True) if a.count <= info.out_shape[0]]
+                for name, pop, a in zip(names, spiking, accs, strict=True) if a.count <= pop.shape[0]]
     return SpatialAnalysis(
-        layer_names=[info.name for info in spiking],
-        widths_before=[info.out_shape[0] for info in spiking],
+        layer_names=names,
+        widths_before=[p.shape[0] for p in spiking],
         widths_after=[dims_for_variance(c, variance) for c in curves],
         curves=curves,
         observations=[a.count for a in accs],
@@ -301,6 +313,80 @@ def analyze_spatial(model: SpikingNet, loader: Iterable[Any], variance: float = 
         timesteps=steps,
         warnings=warnings,
     )
+
+
+def width_groups(graph: Graph) -> list[list[str]]:
+    """The LIF / IF populations of ``graph`` that must share one width, in schedule order: those
+    joined by a residual identity shortcut (an ``Add`` of a population's own spikes) form one
+    group; every other population is a group of its own."""
+    layers, pops = simulation_view(fold_structure(graph))
+    parent = {p.name: p.name for p in pops if p.spiking}
+
+    def root(name: str) -> str:
+        while parent[name] != name:
+            name = parent[name]
+        return name
+
+    for info in layers:
+        if info.kind == "identity" and info.source in parent and info.target in parent:
+            parent[root(info.target)] = root(info.source)
+    groups: dict[str, list[str]] = {}
+    for p in pops:
+        if p.spiking:
+            groups.setdefault(root(p.name), []).append(p.name)
+    return list(groups.values())
+
+
+def pruned_graph(graph: Graph, widths: dict[str, int], name: str | None = None) -> Graph:
+    """``graph`` with new widths for its LIF / IF populations (``{population: width}``).
+
+    Every synapse (conv / affine) driving a population gets that many output channels /
+    features, so a residual block's second conv and its 1x1 downsample follow the width of the
+    population they feed; batch norms and pools follow by shape inference. Populations joined by
+    an identity shortcut must get one width (:func:`width_groups`): :func:`group_widths` chooses
+    it. The input and the classes stay fixed."""
+    import dataclasses
+
+    from snnsim.graph.nodes import Affine, Conv2d
+
+    layers, pops = simulation_view(fold_structure(graph))
+    spiking = {p.name: p for p in pops if p.spiking}
+    unknown = sorted(set(widths) - set(spiking))
+    if unknown:
+        raise SnnsimError(f"graph {graph.name!r} has no LIF / IF population {unknown[0]!r}")
+    for group in width_groups(graph):
+        got = {widths.get(p, spiking[p].shape[0]) for p in group}
+        if len(got) > 1:
+            raise SnnsimError(f"populations {', '.join(group)} are joined by a residual add and need one width, "
+                              f"got {sorted(got)}", "give them the same width (group_widths)")
+    nodes = dict(graph.nodes)
+    for info in layers:
+        if info.target not in widths or info.kind == "identity":
+            continue
+        w = int(widths[info.target])
+        if not 1 <= w <= spiking[info.target].shape[0]:
+            raise SnnsimError(f"population {info.target!r}: pruned width {w} must be in 1..{spiking[info.target].shape[0]}",
+                              "spatial pruning can only narrow a layer")
+        node = nodes[info.name]
+        if isinstance(node, Conv2d):
+            nodes[info.name] = dataclasses.replace(node, out_channels=w)
+        elif isinstance(node, Affine):
+            nodes[info.name] = dataclasses.replace(node, out_features=w)
+    base = graph.name if graph.name.endswith("-pruned") else f"{graph.name}-pruned"
+    return Graph(nodes, graph.edges, name=name or base)
+
+
+def group_widths(graph: Graph, names: list[str], widths: list[int]) -> dict[str, int]:
+    """Per-population widths from the PCA's per-population ``widths`` (``names`` are the
+    populations in :func:`analyze_spatial`'s order): populations that share a width (a residual
+    group, :func:`width_groups`) get the **largest** k of the group, so that no population of
+    the group keeps fewer dimensions than its own PCA asks for."""
+    k = dict(zip(names, (int(w) for w in widths), strict=True))
+    out: dict[str, int] = {}
+    for group in width_groups(graph):
+        width = max(k[p] for p in group)
+        out.update({p: width for p in group})
+    return out
 
 
 def pruned_spec(spec: ArchSpec, widths: list[int]) -> ArchSpec:
@@ -329,7 +415,7 @@ class Measurement:
         return float(self.spikes.sum())
 
 
-def measure(model: SpikingNet, loader: Iterable[Any], device: torch.device | str = "cpu",
+def measure(model: Model, loader: Iterable[Any], device: torch.device | str = "cpu",
             timesteps: int | None = None, desc: str = "measure", progress: bool = True) -> Measurement:
     """Accuracy and mean spikes per inference per layer on ``loader`` (eval mode, no noise).
 
@@ -339,10 +425,11 @@ def measure(model: SpikingNet, loader: Iterable[Any], device: torch.device | str
     dev = torch.device(device)
     model = model.to(dev).eval()
     counts = torch.zeros(model.num_layers, dtype=torch.float64, device=dev)
+    row = {p.name: p.primary for p in model.populations}
 
-    def observer(ev: LayerEvent) -> None:
+    def observer(ev: PopulationEvent) -> None:
         if ev.spikes is not None:
-            counts[ev.layer.index] += ev.spikes.detach().sum().double()
+            counts[row[ev.node]] += ev.spikes.detach().sum().double()
 
     correct = 0
     seen = 0
@@ -360,7 +447,7 @@ def measure(model: SpikingNet, loader: Iterable[Any], device: torch.device | str
     return Measurement(correct / seen, (counts / seen).cpu().numpy(), seen)
 
 
-def spatial_table(before: SpikingNet, after: SpikingNet, m_before: Measurement | None,
+def spatial_table(before: Model, after: Model, m_before: Measurement | None,
                   m_after: Measurement | None) -> pd.DataFrame:
     """Per-layer comparison table with a ``total`` row (accuracies only on the total row)."""
     rows: list[dict[str, Any]] = []
@@ -380,12 +467,16 @@ def spatial_table(before: SpikingNet, after: SpikingNet, m_before: Measurement |
             "accuracy_before": float("nan"),
             "accuracy_after": float("nan"),
         })
-    pb, pa = before.spec.param_count(), after.spec.param_count()
+    pb, pa = before.param_count(), after.param_count()
+
+    def channels(m: Model) -> int:
+        return sum(p.shape[0] for p in m.populations if p.spiking)
+
     rows.append({
         "layer": "total", "kind": "",
-        "channels_before": sum(before.spec.widths()), "channels_after": sum(after.spec.widths()),
+        "channels_before": channels(before), "channels_after": channels(after),
         "params_before": pb, "params_after": pa, "compression": pb / pa if pa else float("inf"),
-        "macs_before": before.spec.mac_count(), "macs_after": after.spec.mac_count(),
+        "macs_before": before.mac_count(), "macs_after": after.mac_count(),
         "spikes_before": m_before.total_spikes if m_before else float("nan"),
         "spikes_after": m_after.total_spikes if m_after else float("nan"),
         "accuracy_before": m_before.accuracy if m_before else float("nan"),

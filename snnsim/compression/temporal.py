@@ -64,7 +64,7 @@ import torch
 
 from snnsim.compression.spatial import measure
 from snnsim.errors import SnnsimError
-from snnsim.models import SpikingNet
+from snnsim.models import Model
 
 
 @dataclass(frozen=True)
@@ -151,7 +151,7 @@ TrainFn = Callable[..., list[dict[str, Any]]]
 
 
 def stage_row(schedule: str, timesteps: int, epochs: int, cumulative: int, cut: Any, after: Any,
-              threshold_factor: float, model: SpikingNet, history: list[dict[str, Any]]) -> dict[str, Any]:
+              threshold_factor: float, model: Model, history: list[dict[str, Any]]) -> dict[str, Any]:
     """One ``temporal.csv`` row: accuracy right after the cut (``cut``) and after fine-tuning."""
     return {
         "schedule": schedule,
@@ -162,17 +162,23 @@ def stage_row(schedule: str, timesteps: int, epochs: int, cumulative: int, cut: 
         "accuracy": after.accuracy,
         "spikes_per_inference": after.total_spikes,
         "threshold_factor": threshold_factor,
-        "threshold_mean": float(model.thresholds.detach().mean()) if model.thresholds.numel() else float("nan"),
+        "threshold_mean": _threshold_mean(model),
         "train_accuracy_last": float(history[-1].get("train_acc", float("nan"))) if history else float("nan"),
         "checkpoint": "",
     }
 
 
-def prune_temporal(model: SpikingNet, stages: Sequence[Stage], train_loader: Any, test_loader: Any,
+def _threshold_mean(model: Model) -> float:
+    """Mean threshold over every neuron parameter (NaN for a net without spiking populations)."""
+    values = [model.threshold(p.name).detach().reshape(-1) for p in model.populations if p.spiking]
+    return float(torch.cat(values).mean()) if values else float("nan")
+
+
+def prune_temporal(model: Model, stages: Sequence[Stage], train_loader: Any, test_loader: Any,
                    cfg: Any, out_dir: str | Path | None = None, label: str = "gradual",
                    threshold_rescale: Rescale = 1.0, file_pattern: str = "snn_T{t}.pt",
                    device: torch.device | str = "cpu", train_fn: TrainFn | None = None,
-                   progress: bool = True) -> tuple[SpikingNet, list[dict[str, Any]]]:
+                   progress: bool = True) -> tuple[Model, list[dict[str, Any]]]:
     """Run a temporal-pruning plan; return the final model and one table row per stage.
 
     ``cfg`` is a :class:`snnsim.training.TrainConfig`; its ``epochs`` is replaced by each stage's.
@@ -199,7 +205,9 @@ def prune_temporal(model: SpikingNet, stages: Sequence[Stage], train_loader: Any
         model.timesteps = t
         if factor != 1.0:
             with torch.no_grad():
-                model.thresholds.mul_(factor)
+                for pop in model.populations:
+                    if pop.spiking:
+                        model.threshold(pop.name).mul_(factor)
         cut = measure(model, test_loader, device, t, desc=f"{label} T={t} cut", progress=progress)
         history: list[dict[str, Any]] = []
         if stage.epochs > 0:
@@ -241,10 +249,10 @@ def from_ann_scale(parent_conversion: dict[str, Any], final_t: int) -> float:
     return scale * final_t / parent_t
 
 
-def train_from_ann(ann: SpikingNet, final_t: int, parent_conversion: dict[str, Any], epochs: int,
+def train_from_ann(ann: Model, final_t: int, parent_conversion: dict[str, Any], epochs: int,
                    train_loader: Any, test_loader: Any, cfg: Any, out_path: str | Path | None = None,
                    device: torch.device | str = "cpu", train_fn: TrainFn | None = None,
-                   progress: bool = True) -> tuple[SpikingNet, dict[str, Any]]:
+                   progress: bool = True) -> tuple[Model, dict[str, Any]]:
     """The from-ANN control: convert ``ann`` at ``final_t`` and train the SNN there directly.
 
     Conversion uses the parent's percentile, leak and sample count with

@@ -15,6 +15,7 @@ from snnsim.graph.builders import (
     vgg_graph,
 )
 from snnsim.graph.graph import Graph, NodeInfo
+from snnsim.graph.layers import simulation_view
 from snnsim.graph.nodes import (
     IF,
     LIF,
@@ -34,12 +35,12 @@ from snnsim.graph.nodes import (
     Scale,
     SumPool2d,
 )
-from snnsim.graph.schedule import Schedule, fold_batchnorm, lower
-from snnsim.graph.torch_net import GraphNet, state_from_spikingnet
+from snnsim.graph.schedule import Schedule, fold_batchnorm, fold_structure, lower
+from snnsim.graph.torch_net import GraphNet, convert_spikingnet_state
 
 __all__ = [
     "GRAPH_BUILDERS", "IF", "LIF", "NODE_TYPES", "Add", "Affine", "AvgPool2d", "BatchNorm2d", "Conv2d", "Flatten",
     "Graph", "GraphBuilder", "GraphError", "GraphNet", "Input", "Integrator", "MaxPool2d", "Node", "NodeInfo", "Output",
-    "Scale", "Schedule", "SumPool2d", "build_graph", "digits_resnet", "fold_batchnorm", "lower", "resnet19", "resnet20",
-    "state_from_spikingnet", "vgg_graph",
+    "Scale", "Schedule", "SumPool2d", "build_graph", "digits_resnet", "fold_batchnorm", "fold_structure", "lower", "simulation_view", "resnet19", "resnet20",
+    "convert_spikingnet_state", "vgg_graph",
 ]

@@ -162,6 +162,23 @@ GRAPH_BUILDERS: dict[str, Callable[..., Graph]] = {
 }
 
 
+def network_names() -> tuple[str, ...]:
+    """Every named architecture: the VGG specs, then the graph builders (the CLI's choices)."""
+    from snnsim.arch import ARCH_NAMES
+
+    return (*ARCH_NAMES, *GRAPH_BUILDERS)
+
+
+def build_network(name: str, input_shape: Shape | None = None, num_classes: int | None = None) -> ArchSpec | Graph:
+    """A named architecture as it is trained: a VGG's :class:`~snnsim.arch.ArchSpec` (spatial
+    pruning edits its widths), or a graph builder's graph."""
+    from snnsim.arch import ARCH_NAMES, make_arch
+
+    if name in ARCH_NAMES:
+        return make_arch(name, input_shape, num_classes)  # type: ignore[arg-type]
+    return build_graph(name, input_shape, num_classes)
+
+
 def build_graph(name: str, input_shape: Shape | None = None, num_classes: int | None = None) -> Graph:
     """The graph of any named architecture: a VGG spec's or a graph builder's."""
     from snnsim.arch import ARCH_NAMES, make_arch

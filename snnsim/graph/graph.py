@@ -16,6 +16,7 @@ order (:attr:`Graph.order`), and its per-node parameter, MAC and in-bounds conne
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -195,6 +196,25 @@ class Graph:
         return sum(i.connections for i in self.info.values())
 
     # ----------------------------------------------------------------- (de)serialisation
+    def check_size(self, source: str | None = None) -> None:
+        """Refuse a graph too large to build (``snnsim.limits``): node count, parameters, values
+        per sample and layer widths, computed arithmetically before anything is allocated."""
+        from snnsim.limits import MAX_GRAPH_NODES, MAX_PARAMS, MAX_VALUES, MAX_WIDTH
+
+        where = source or f"graph {self.name!r}"
+        fix = "use narrower layers or a smaller input"
+        if len(self.nodes) > MAX_GRAPH_NODES:
+            raise GraphError(f"{where}: has {len(self.nodes):,} nodes, more than {MAX_GRAPH_NODES:,}")
+        for info in self.info.values():
+            if info.out_shape and info.out_shape[0] > MAX_WIDTH and len(info.out_shape) == 3:
+                raise GraphError(f"{where}: node {info.name!r} has {info.out_shape[0]:,} channels, more than {MAX_WIDTH:,}", fix)
+        params = self.param_count()
+        if params > MAX_PARAMS:
+            raise GraphError(f"{where}: has {params:,} parameters, more than the {MAX_PARAMS:,} snnsim builds", fix)
+        values = sum(math.prod(i.out_shape) for i in self.info.values())
+        if values > MAX_VALUES:
+            raise GraphError(f"{where}: has {values:,} values per sample, more than {MAX_VALUES:,}", fix)
+
     def to_dict(self) -> dict[str, Any]:
         """Plain data (JSON-able): ``{"name", "nodes": {name: {"kind", field: value}}, "edges"}``;
         what a checkpoint or a trace stores. :meth:`from_dict` reads it back."""
@@ -212,12 +232,21 @@ class Graph:
         """Rebuild and validate a graph from :meth:`to_dict`'s form; one-line GraphError on any
         malformed entry (unknown kind or field, wrong type), naming the node."""
         from snnsim.graph.nodes import NODE_TYPES
+        from snnsim.limits import MAX_GRAPH_NODES
 
         if not isinstance(data, Mapping) or not isinstance(data.get("nodes"), Mapping) \
                 or not isinstance(data.get("edges"), list):
             raise GraphError(f"{source}: must be a mapping with 'nodes' (a mapping) and 'edges' (a list)")
+        if len(data["nodes"]) > MAX_GRAPH_NODES or len(data["edges"]) > 4 * MAX_GRAPH_NODES:
+            raise GraphError(f"{source}: has {len(data['nodes']):,} nodes and {len(data['edges']):,} edges, more than "
+                             f"snnsim reads ({MAX_GRAPH_NODES:,} nodes)")
+        graph_name = data.get("name", "graph")
+        if not isinstance(graph_name, str) or len(graph_name) > 256:
+            raise GraphError(f"{source}: the graph name must be text of at most 256 characters")
         nodes: dict[str, Node] = {}
         for name, entry in data["nodes"].items():
+            if not isinstance(name, str) or len(name) > 256:
+                raise GraphError(f"{source}: node names must be text of at most 256 characters")
             if not isinstance(entry, Mapping) or entry.get("kind") not in NODE_TYPES:
                 kind = entry.get("kind") if isinstance(entry, Mapping) else entry
                 raise GraphError(f"{source}: node {name!r} has unknown kind {kind!r}",
@@ -242,7 +271,7 @@ class Graph:
         edges = data["edges"]
         if not all(isinstance(e, list | tuple) and len(e) == 2 and all(isinstance(x, str) for x in e) for e in edges):
             raise GraphError(f"{source}: every edge must be a pair of node names")
-        return cls(nodes, [(a, b) for a, b in edges], name=str(data.get("name", "graph")))
+        return cls(nodes, [(a, b) for a, b in edges], name=graph_name)
 
     # ----------------------------------------------------------------- text
     def table(self) -> list[dict[str, Any]]:

@@ -47,14 +47,21 @@ class GraphError(SnnsimError):
     """A network graph that cannot be built: the message names the node (or edge) and the fix."""
 
 
+#: Largest kernel, stride, padding or dilation along one axis (the largest input side).
+MAX_WINDOW = 4_096
+
+
 def pair(value: int | tuple[int, ...] | list[int], what: str) -> Pair:
-    """A kernel/stride/padding/dilation as a (height, width) pair: ``3`` -> ``(3, 3)``."""
+    """A kernel/stride/padding/dilation as a (height, width) pair: ``3`` -> ``(3, 3)``; each
+    entry at most :data:`MAX_WINDOW`, so counting a window's taps stays finite."""
     if isinstance(value, bool):
         raise GraphError(f"{what} must be a whole number or a pair of them, got {value!r}")
     if isinstance(value, int):
-        return (value, value)
+        value = (value, value)
     if isinstance(value, tuple | list) and len(value) == 2 and all(
             isinstance(v, int) and not isinstance(v, bool) for v in value):
+        if max(abs(int(v)) for v in value) > MAX_WINDOW:
+            raise GraphError(f"{what} {list(value)} exceeds {MAX_WINDOW}", "use sizes up to the input side")
         return (int(value[0]), int(value[1]))
     raise GraphError(f"{what} must be a whole number or a pair of them, got {value!r}")
 
@@ -117,8 +124,14 @@ class Input(Node):
     arity: ClassVar[tuple[int, int | None]] = (0, 0)
 
     def out_shape(self, name: str, inputs: list[Shape]) -> Shape:
-        if not self.shape or min(self.shape) < 1:
-            raise GraphError(f"graph node {name!r} (Input): shape {list(self.shape)} must be positive sizes")
+        from snnsim.limits import MAX_INPUT_CHANNELS, MAX_INPUT_SIDE
+
+        if not self.shape or len(self.shape) > 3 or not all(isinstance(v, int) and not isinstance(v, bool)
+                                                              for v in self.shape) or min(self.shape) < 1:
+            raise GraphError(f"graph node {name!r} (Input): shape {list(self.shape)} must be 1 to 3 positive sizes")
+        if self.shape[0] > max(MAX_INPUT_CHANNELS, MAX_INPUT_SIDE ** 2) or max(self.shape[1:], default=1) > MAX_INPUT_SIDE:
+            raise GraphError(f"graph node {name!r} (Input): shape {list(self.shape)} is too large",
+                             f"use at most {MAX_INPUT_CHANNELS} channels and sides of at most {MAX_INPUT_SIDE}")
         return tuple(self.shape)
 
 
@@ -168,7 +181,11 @@ class Conv2d(Node):
 
     def out_shape(self, name: str, inputs: list[Shape]) -> Shape:
         c, h, w = self._need_map(name, inputs[0])
-        if self.out_channels < 1 or self.groups < 1 or min(self.kernel_size) < 1 or min(self.stride) < 1 \
+        from snnsim.limits import MAX_WIDTH
+
+        if not 1 <= self.out_channels <= MAX_WIDTH or not 1 <= self.groups <= MAX_WIDTH:
+            raise GraphError(f"graph node {name!r} (Conv2d): out_channels and groups must be in 1..{MAX_WIDTH}")
+        if min(self.kernel_size) < 1 or min(self.stride) < 1 \
                 or min(self.dilation) < 1 or min(self.padding) < 0:
             raise GraphError(f"graph node {name!r} (Conv2d): sizes must be positive ({self.describe()})")
         if c % self.groups or self.out_channels % self.groups:
@@ -208,8 +225,10 @@ class Affine(Node):
         if len(inputs[0]) != 1:
             raise GraphError(f"graph node {name!r} (Affine) needs a vector input, got shape {list(inputs[0])}",
                              "put a Flatten in front of it")
-        if self.out_features < 1:
-            raise GraphError(f"graph node {name!r} (Affine): out_features must be >= 1, got {self.out_features}")
+        from snnsim.limits import MAX_WIDTH
+
+        if not 1 <= self.out_features <= MAX_WIDTH:
+            raise GraphError(f"graph node {name!r} (Affine): out_features must be in 1..{MAX_WIDTH}, got {self.out_features}")
         return (self.out_features,)
 
     def params(self, in_shape: Shape, out_shape: Shape) -> int:

@@ -137,8 +137,6 @@ def fold_batchnorm(graph: Graph, state: Mapping[str, torch.Tensor]) -> tuple[Gra
                          "build one with snnsim.graph")
     pairs = foldable_batchnorms(graph)
     new_state: dict[str, torch.Tensor] = dict(state)
-    nodes: dict[str, Node] = dict(graph.nodes)
-    bn_to_conv: dict[str, str] = {}
     for conv, bn in pairs:
         node = graph.nodes[bn]
         assert isinstance(node, BatchNorm2d)
@@ -159,8 +157,21 @@ def fold_batchnorm(graph: Graph, state: Mapping[str, torch.Tensor]) -> tuple[Gra
         new_state[f"{conv}.bias"] = (beta.double() + (b - mean.double()) * k).to(w.dtype)
         for key in [key for key in new_state if key.startswith(f"{bn}.")]:
             del new_state[key]
-        nodes[conv] = dataclasses.replace(conv_node, bias=True)
+    return fold_structure(graph), new_state
+
+
+def fold_structure(graph: Graph) -> Graph:
+    """The graph :func:`fold_batchnorm` returns, without the values: each foldable BatchNorm2d
+    removed, its conv given a bias, the BN's outgoing edges starting at the conv (in place, so an
+    ``Add`` keeps its operand order). A graph without foldable BN is returned as it is."""
+    pairs = foldable_batchnorms(graph)
+    if not pairs:
+        return graph
+    nodes: dict[str, Node] = dict(graph.nodes)
+    bn_to_conv: dict[str, str] = {}
+    for conv, bn in pairs:
+        nodes[conv] = dataclasses.replace(graph.nodes[conv], bias=True)  # type: ignore[type-var]
         del nodes[bn]
         bn_to_conv[bn] = conv
     edges = [(bn_to_conv.get(a, a), b) for a, b in graph.edges if b not in bn_to_conv]
-    return Graph(nodes, edges, name=graph.name), new_state
+    return Graph(nodes, edges, name=graph.name)

@@ -21,13 +21,15 @@ the integrator the identity) or as the SNN of :mod:`snnsim.models` generalised t
   first timestep right after the population fires, held for every timestep.
 
 On a VGG graph (:func:`snnsim.graph.vgg_graph`) it is bit-identical to
-:class:`~snnsim.models.SpikingNet`, forward and backward, dropout included: the arithmetic is
-written the same way, in the same order, with the random draws at the same moments.
-:func:`state_from_spikingnet` maps a ``SpikingNet``'s weights onto such a graph.
+snnsim's earlier VGG-chain ``SpikingNet`` (kept in the tests as the oracle), forward and backward,
+dropout included: the arithmetic is written the same way, in the same order, with the random
+draws at the same moments. :func:`convert_spikingnet_state` maps a version-1 checkpoint's state
+(``synapses.<i>.weight``, ``thresholds``, ``leaks``) onto such a graph.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -36,6 +38,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from snnsim.arch import ArchSpec, LayerInfo, PopulationInfo
 from snnsim.errors import SnnsimError
 from snnsim.graph.graph import Graph
 from snnsim.graph.nodes import (
@@ -54,8 +57,29 @@ from snnsim.graph.nodes import (
     Scale,
     SumPool2d,
 )
-from snnsim.graph.schedule import Schedule, lower
-from snnsim.models import DEFAULT_LEAK, MODEL_KINDS, SURROGATE_GAMMA, LinearSpike
+from snnsim.graph.schedule import Schedule, fold_structure, lower
+
+#: Surrogate slope of the piecewise-linear ``LinearSpike`` of all the lineage's code.
+SURROGATE_GAMMA = 0.3
+#: Initial leak of every LIF population (DCT-SNN, the paper's authors).
+DEFAULT_LEAK = 0.9901
+#: A checkpoint holds the ANN (ReLU) or the SNN (spiking) view of one graph.
+MODEL_KINDS = ("ann", "snn")
+
+
+class LinearSpike(torch.autograd.Function):
+    """Heaviside spike ``z > 0`` (``z = u / theta - 1``) with the piecewise-linear surrogate
+    gradient ``gamma * max(0, 1 - |z|)`` of the lineage's code."""
+
+    @staticmethod
+    def forward(ctx: Any, z: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(z)
+        return (z > 0).to(z.dtype)
+
+    @staticmethod
+    def backward(ctx: Any, grad_out: torch.Tensor) -> torch.Tensor:
+        (z,) = ctx.saved_tensors
+        return grad_out * SURROGATE_GAMMA * torch.clamp(1.0 - z.abs(), min=0.0)
 
 
 class LinearSpikeGE(torch.autograd.Function):
@@ -141,6 +165,13 @@ class GraphNet(nn.ModuleDict):
         self.kind = kind
         self.timesteps = timesteps
         self.schedule: Schedule = lower(graph)
+        #: the VGG spec it was built from (spatial pruning edits its widths), else None
+        self.spec: ArchSpec | None = None
+        # Metadata carried through checkpoints (see snnsim.checkpoint).
+        self.dataset_info: dict[str, Any] = {}
+        self.provenance: dict[str, Any] = {}
+        self.quantization: dict[str, Any] | None = None
+        self._view: tuple[tuple[LayerInfo, ...], tuple[PopulationInfo, ...]] | None = None
         for step in self.schedule.steps:
             module = self._make_module(step.name, step.node, graph.info[step.name].in_shapes[0], leak)
             if module is None:
@@ -192,6 +223,115 @@ class GraphNet(nn.ModuleDict):
                 nn.init.ones_(m.weight)
             if isinstance(m, nn.Conv2d | nn.Linear | nn.BatchNorm2d) and m.bias is not None:
                 nn.init.zeros_(m.bias)
+
+    # ------------------------------------------------------------------ the simulator's view
+    def _simulation_view(self) -> tuple[tuple[LayerInfo, ...], tuple[PopulationInfo, ...]]:
+        if self._view is None:
+            from snnsim.graph.layers import simulation_view
+
+            # an ANN's BatchNorm2d is folded for inference, so its layers are the SNN's
+            self._view = simulation_view(fold_structure(self.graph))
+        return self._view
+
+    @property
+    def layer_infos(self) -> tuple[LayerInfo, ...]:
+        """The synapse layers as the simulator, the trace and the cost model see them
+        (:func:`snnsim.graph.layers.simulation_view`)."""
+        return self._simulation_view()[0]
+
+    @property
+    def populations(self) -> tuple[PopulationInfo, ...]:
+        """The neuron populations (LIF / IF / the output Integrator), in schedule order."""
+        return self._simulation_view()[1]
+
+    @property
+    def num_layers(self) -> int:
+        return len(self.layer_infos)
+
+    def check_simulable(self) -> None:
+        """Refuse, in one line, an SNN the event simulator cannot replay as it runs: one with a
+        BatchNorm2d still in its graph (the simulator's layers have it folded into the conv;
+        an ANN is folded on conversion), or with nodes :func:`simulation_view` does not support."""
+        if fold_structure(self.graph) is not self.graph:
+            bn = next(n for n, node in self.graph.nodes.items() if isinstance(node, BatchNorm2d))
+            raise GraphError(f"model {self.name!r} runs BatchNorm2d {bn!r} unfolded; the simulator needs it folded",
+                             "convert the ANN with snnsim.training.convert_ann_to_snn, or fold it with "
+                             "snnsim.graph.fold_batchnorm")
+        self._simulation_view()
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        """The input shape (no batch dimension)."""
+        return self.schedule.input_shape
+
+    @property
+    def num_classes(self) -> int:
+        """Outputs of the network (the logits' size)."""
+        return math.prod(self.graph.info[self.graph.output].in_shapes[0])
+
+    def param_count(self) -> int:
+        """Weights and biases of every synapse (what spatial pruning shrinks)."""
+        return sum(i.params for i in self.layer_infos)
+
+    def mac_count(self) -> int:
+        """Dense MACs of one inference, conventional formula (``LayerInfo.macs``)."""
+        return sum(i.macs for i in self.layer_infos)
+
+    @property
+    def name(self) -> str:
+        return self.graph.name
+
+    @property
+    def synapses(self) -> list[nn.Module | None]:
+        """Each layer's module (``nn.Conv2d`` / ``nn.Linear``; None for an identity edge), in
+        layer order. On an ANN with BatchNorm2d these are the unfolded convolutions."""
+        return [self[i.name] if i.kind != "identity" else None for i in self.layer_infos]
+
+    def synapse_parameters(self) -> list[nn.Parameter]:
+        """Weights, biases and BN affine values: what weight decay applies to."""
+        return [p for m in self.values() if not isinstance(m, NeuronParams) for p in m.parameters()]
+
+    def neuron_parameters(self) -> list[nn.Parameter]:
+        """Thresholds and leaks of every LIF / IF population, in schedule order."""
+        return [p for m in self.values() if isinstance(m, NeuronParams) for p in m.parameters()]
+
+    def threshold(self, population: str) -> torch.Tensor:
+        """The threshold of a LIF / IF population: shape (1,) or (C,) (``per_channel``)."""
+        return self[population].threshold
+
+    def leak(self, population: str) -> torch.Tensor:
+        """The leak of a population: its parameter for a LIF, ones for an IF."""
+        m = self[population]
+        return m.leak if hasattr(m, "leak") else torch.ones_like(m.threshold)
+
+    def neuron_table(self) -> list[dict[str, Any]]:
+        """Per LIF / IF population: name, kind, threshold and leak (means for per-channel ones)."""
+        rows = []
+        for pop in self.populations:
+            if pop.spiking:
+                rows.append({"population": pop.name, "kind": pop.kind,
+                             "threshold": float(self.threshold(pop.name).detach().float().mean()),
+                             "leak": float(self.leak(pop.name).detach().float().mean())})
+        return rows
+
+    def layer_table(self) -> list[dict[str, Any]]:
+        """Per-layer description rows (used by ``snnsim info`` and reports)."""
+        rows = []
+        for info in self.layer_infos:
+            spiking = info.target in self
+            rows.append({
+                "layer": info.name,
+                "kind": info.kind,
+                "pool_in": info.pool or "",
+                "in_shape": "x".join(map(str, info.in_shape)),
+                "out_shape": "x".join(map(str, info.out_shape)),
+                "kernel": info.kernel if info.kind == "conv" else "",
+                "params": info.params,
+                "macs": info.macs,
+                "threshold": float(self.threshold(info.target).detach().float().mean()) if spiking else float("nan"),
+                "leak": float(self.leak(info.target).detach().float().mean()) if spiking else float("nan"),
+            })
+        return rows
 
     def clamp_leaks(self) -> None:
         """Keep leaks in [0, 1] and thresholds positive (call after each optimiser step)."""
@@ -347,15 +487,3 @@ def convert_spikingnet_state(state: Mapping[str, torch.Tensor], layer_names: lis
             out[f"{name}_lif.threshold"] = state["thresholds"][i:i + 1].detach().clone()
             out[f"{name}_lif.leak"] = state["leaks"][i:i + 1].detach().clone()
     return out
-
-
-def state_from_spikingnet(model: nn.Module) -> dict[str, torch.Tensor]:
-    """The weights, thresholds and leaks of a :class:`~snnsim.models.SpikingNet`, named for
-    ``GraphNet(vgg_graph(model.spec))`` (load with ``load_state_dict(..., strict=True)``)."""
-    from snnsim.models import SpikingNet
-
-    if not isinstance(model, SpikingNet):
-        raise SnnsimError(f"state_from_spikingnet needs a SpikingNet, got a {type(model).__name__}",
-                          "build it with snnsim.models.build_model or load a checkpoint")
-    return convert_spikingnet_state(model.state_dict(), [i.name for i in model.layer_infos],
-                                    [i.spiking for i in model.layer_infos])

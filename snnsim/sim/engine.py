@@ -2,8 +2,9 @@
 simulator's own kernels, without PyTorch.
 
 ``snnsim trace --engine event`` (and ``estimate``/``compare --engine event``) record traces with
-it. Each layer runs :func:`~snnsim.sim.kernels.functional_layer` in the model's float32
-arithmetic, fed by the previous layer's spikes, so the cost of the forward pass scales with
+it. Each population runs :func:`~snnsim.sim.kernels.functional_layer` (or, where several layers or
+a bias drive it, their summed currents) in the model's float32 arithmetic, fed by the spikes of
+its layers' source populations, so the cost of the forward pass scales with
 the number of events instead of the number of synapses. On VGG16 at about 10 % spike rates it
 is 2-3x cheaper than PyTorch's dense forward pass on the CPU (``benchmarks/perf_results.md``).
 
@@ -23,9 +24,8 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from snnsim.models import SpikingNet
-from snnsim.sim.replay import LayerPlan, layer_plans, layer_values, run_layer
-from snnsim.trace import packed_bytes
+from snnsim.models import Model
+from snnsim.sim.replay import LayerPlan, layer_plans, layer_values, run_population
 
 ENGINES = ("torch", "event")
 # Samples run through all layers together: 16 was 10 % faster than 64 on VGG16 (1 thread) and as
@@ -33,34 +33,40 @@ ENGINES = ("torch", "event")
 SUB_BATCH = 16
 
 
-def event_forward(model: SpikingNet, x: np.ndarray, steps: int, plans: list[LayerPlan] | None = None,
-                  sub_batch: int = SUB_BATCH) -> tuple[list[np.ndarray], np.ndarray]:
-    """Run ``model`` event by event on normalised images ``x`` [n, C, H, W] for ``steps`` steps.
+def event_forward(model: Model, x: np.ndarray, steps: int, plans: list[LayerPlan] | None = None,
+                  sub_batch: int = SUB_BATCH) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Run ``model`` event by event on normalised inputs ``x`` [n, *input shape] for ``steps`` steps.
 
-    Returns ``(events, logits)``: ``events[i - 1]`` is layer ``i``'s packed input spikes
-    [n, T, ceil(S/8)] (the trace layout of ``layer_XX.npy``) for every layer ``i >= 1``, and
-    ``logits`` float32 [n, classes] the mean over T of the output layer's current (as
-    ``SpikingNet.forward_snn``). ``plans`` (from :func:`layer_plans`) may be passed to reuse
-    their cached weight layouts across calls. Samples run ``sub_batch`` at a time through all
-    layers, so one sub-batch's spike maps stay in cache between layers.
+    Returns ``(spikes, logits)``: ``spikes[name]`` is each LIF / IF population's packed spikes
+    [n, T, ceil(S/8)] (the trace layout of ``population_XX.npy``), and ``logits`` float32
+    [n, classes] the mean over T of the output integrator (as ``GraphNet.forward_snn``).
+    Populations run in schedule order, each on the spikes of its layers' sources
+    (:func:`snnsim.sim.replay.run_population`). ``plans`` (from :func:`layer_plans`) may be
+    passed to reuse their cached weight layouts across calls. Samples run ``sub_batch`` at a
+    time through all populations, so one sub-batch's spike maps stay in cache between layers.
     """
     plans = plans if plans is not None else layer_plans(model)
-    if not plans or plans[-1].info.spiking:
-        raise ValueError("the model must end in a non-spiking output layer")
+    pops = model.populations
+    if not pops or pops[-1].spiking:
+        raise ValueError("the model must end in a non-spiking output integrator")
     n = int(x.shape[0])
     analog = np.ascontiguousarray(x, dtype=np.float32).reshape(n, -1)
-    events = [np.empty((n, steps, packed_bytes(p.info)), dtype=np.uint8) for p in plans[1:]]
-    logits = np.empty((n, plans[-1].info.neurons), dtype=np.float32)
+    spikes = {p.name: np.empty((n, steps, (p.neurons + 7) // 8), dtype=np.uint8) for p in pops if p.spiking}
+    logits = np.empty((n, pops[-1].neurons), dtype=np.float32)
     step = max(1, int(sub_batch), numba.get_num_threads())  # every thread gets a sample
     for a in range(0, n, step):
         b = min(n, a + step)
-        prev: np.ndarray | None = None
-        for li, plan in enumerate(plans):
-            vals = layer_values(plan, prev, analog[a:b] if li == 0 else None, "float", None)
-            bits, _, _, acc = run_layer(plan, li, vals, steps, "float", model)
-            if plan.info.spiking:
-                events[li][a:b] = bits
-                prev = bits
+        own: dict[str, np.ndarray] = {}
+        for pop in pops:
+            vals = {}
+            for li in pop.layers:
+                info = plans[li].info
+                vals[li] = layer_values(plans[li], None if info.analog_input else own[info.source],
+                                        analog[a:b] if info.analog_input else None, "float", None)
+            bits, _, _, acc = run_population(pop, plans, vals, steps, "float", model, None, False)
+            if pop.spiking:
+                spikes[pop.name][a:b] = bits
+                own[pop.name] = bits
             else:
                 logits[a:b] = acc.astype(np.float32) / np.float32(steps)
-    return events, logits
+    return spikes, logits

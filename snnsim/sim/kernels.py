@@ -611,9 +611,86 @@ def functional_layer(vals: np.ndarray, steps: int, wt: np.ndarray, is_conv: bool
     return out_bits, pot, changed, acc
 
 
+@njit(cache=True, parallel=True)
+def layer_currents(vals: np.ndarray, steps: int, wt: np.ndarray, is_conv: bool, c_in: int, h_in: int,
+                   w_in: int, c_out: int, h_out: int, w_out: int, k: int, stride: int, padding: int,
+                   bias=None) -> np.ndarray:
+    """One layer's synaptic current at every timestep, event by event: ``[n, T, N]`` in (C, H, W)
+    order, in ``vals``' dtype (see :func:`functional_layer` for ``vals``).
+
+    The current of a step is the scatter of its events (:func:`scatter_conv` /
+    :func:`scatter_linear`) plus ``bias`` (per output channel / feature; ``None``: no bias), added
+    after the events as a conv with bias does. Populations driven by several layers (a residual
+    ``Add``) or by a biased layer sum these currents and run :func:`population_steps`; a constant
+    input (Tv = 1) is scattered once.
+    """
+    n = vals.shape[0]
+    tv = vals.shape[1]
+    n_neurons = c_out * h_out * w_out
+    n_in = c_in * h_in * w_in
+    out = np.zeros((n, steps, n_neurons), dtype=vals.dtype)
+    for i in prange(n):
+        buf = np.zeros((1, n_neurons), dtype=vals.dtype)
+        for t in range(steps):
+            if t == 0 or tv > 1:
+                src = t if tv > 1 else 0
+                buf[:] = 0
+                if is_conv:
+                    scatter_conv(vals[i, src:src + 1], wt, buf, c_in, h_in, w_in, c_out, h_out, w_out, k, stride,
+                                 padding)
+                else:
+                    scatter_linear(vals[i, src:src + 1], wt, buf, n_in, c_out)
+                if bias is not None:
+                    for j in range(n_neurons):  # internal order: (H, W, C) for conv, features for linear
+                        buf[0, j] += bias[j % c_out]
+            to_chw(buf[0], out[i, t], is_conv, c_out, h_out, w_out)
+    return out
+
+
+@njit(cache=True, parallel=True)
+def population_steps(current: np.ndarray, spiking: bool, leak, theta, frac_bits, keep_potentials: bool):
+    """Run one population over all timesteps on its summed input ``current`` [n, T, N] ((C, H, W)
+    order): :func:`lif_step` for a spiking population, accumulation for the output integrator.
+
+    Returns what :func:`functional_layer` returns: ``(out_bits [n, T, ceil(N/8)], potentials
+    [n, T, N] (empty unless ``keep_potentials``), changed [n, T], acc [n, N] ([n, 0] when
+    spiking))``.
+    """
+    n, steps, n_neurons = current.shape
+    dtype = current.dtype
+    out_bits = np.zeros((n, steps, (n_neurons + 7) // 8), dtype=np.uint8)
+    pot = np.zeros((n, steps if keep_potentials else 0, n_neurons if keep_potentials else 0), dtype=dtype)
+    changed = np.zeros((n, steps), dtype=np.int64)
+    acc = np.zeros((n, 0 if spiking else n_neurons), dtype=dtype)
+    for i in prange(n):
+        u = np.zeros(n_neurons, dtype=dtype)
+        cur = np.zeros(n_neurons, dtype=dtype)
+        spk = np.zeros(n_neurons, dtype=np.bool_)
+        for t in range(steps):
+            cur[:] = current[i, t]
+            if spiking:
+                changed[i, t] = lif_step(u, cur, leak, theta, frac_bits, spk)
+                pack_hwc(spk, False, n_neurons, 1, 1, out_bits[i, t])
+                if keep_potentials:
+                    pot[i, t] = cur
+            else:
+                nchg = 0
+                for j in range(n_neurons):
+                    new = u[j] + cur[j]
+                    if new != u[j] or t == 0:
+                        nchg += 1
+                    u[j] = new
+                changed[i, t] = nchg
+                if keep_potentials:
+                    pot[i, t] = u
+        if not spiking:
+            acc[i] = u
+    return out_bits, pot, changed, acc
+
+
 #: The kernels replay calls from Python: counting only, and functional (event engine, replay).
 COUNTING_KERNELS = ("conv_fanout", "count_analog_layer", "count_packed_layer", "popcount_packed")
-FUNCTIONAL_KERNELS = ("functional_layer", "site_values")
+FUNCTIONAL_KERNELS = ("functional_layer", "site_values", "layer_currents", "population_steps")
 
 
 def kernels_compiled(names: tuple[str, ...] = COUNTING_KERNELS + FUNCTIONAL_KERNELS) -> bool:

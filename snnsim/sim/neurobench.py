@@ -33,13 +33,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from snnsim.arch import LayerInfo
+from snnsim.arch import LayerInfo, primary_layers
 
 LEAKY_NEURON_OPS = 4  # NeuroBench's cost table: Leaky, subtract or zero reset
 
 
 def inbounds_connections(info: LayerInfo) -> int:
-    """NeuroBench ``Dense`` of one layer, per sample per timestep (in-bounds connections)."""
+    """NeuroBench ``Dense`` of one layer, per sample per timestep (in-bounds connections; an
+    identity edge connects each source neuron to one target neuron)."""
+    if info.kind == "identity":
+        return info.neurons
     if info.kind == "linear":
         return info.in_features * info.out_features
     c_in, h, w = info.in_shape
@@ -59,7 +62,7 @@ def inbounds_connections(info: LayerInfo) -> int:
 def architecture_metrics(layers: list[LayerInfo], timesteps: int) -> dict[str, Any]:
     """Architecture-only NeuroBench figures per sample (golden-testable)."""
     dense = [inbounds_connections(i) * timesteps for i in layers]
-    neurons = sum(i.neurons for i in layers)
+    neurons = sum(i.neurons for i, first in zip(layers, primary_layers(layers), strict=True) if first)
     return {
         "Dense": float(sum(dense)),
         "DenseByLayer": [float(d) for d in dense],

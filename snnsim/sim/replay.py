@@ -1,7 +1,8 @@
 """Replay a spike trace through the event-driven simulator -> :class:`SimCounts`.
 
-``replay(trace, model)`` walks the trace in sample chunks, layer by layer, and counts for every
-layer and timestep (summed over samples) the fields of the ``SimCounts`` contract
+``replay(trace, model)`` walks the trace in sample chunks, population by population, and counts
+for every layer (a synapse edge: conv, linear or a residual identity shortcut) and timestep
+(summed over samples) the fields of the ``SimCounts`` contract
 (``docs/ARCHITECTURE.md``; conventions in ``docs/counting.md``). Counting uses per-layer fan-out
 maps (a spike's synapse count depends only on its position), so it is one pass over the packed
 bits per layer and timestep, exact at borders, with average pooling folded (each spike drives
@@ -9,10 +10,13 @@ its pooled site's synapses: ACs) and max pooling as an OR.
 
 ``functional='float'`` (or ``True``) also *runs* the network event by event: every input event
 scatters its weight column into the output potentials, then leak, threshold and soft reset, in
-float32 exactly like the PyTorch model. By default each layer is driven by its *recorded*
-inputs and its output spikes are compared with the next layer's recorded inputs (mismatches
-are near-threshold float-rounding flips); the output layer's accumulations give the
-predictions and the accuracy. ``functional='integer'`` runs the quantized model in exact
+float32 exactly like the PyTorch model; a population driven by several layers (a residual add)
+integrates the sum of their currents (and biases). By default each layer is driven by the
+*recorded* spikes of its source population and each population's spikes are compared with its
+recorded spikes (mismatches are near-threshold float-rounding flips); the output integrator's
+accumulations give the predictions and the accuracy. Population figures (spikes, neurons,
+membrane updates, mismatches) sit on the row of the population's first layer; the other layers
+driving it carry their synaptic counts only (``docs/counting.md``). ``functional='integer'`` runs the quantized model in exact
 integer arithmetic (:mod:`snnsim.sim.integer`), by default *chained* (each layer driven by the
 simulator's own spikes, as integer hardware would run), and reports its accuracy and how far
 its spikes diverge from the float trace.
@@ -30,9 +34,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from snnsim.arch import LayerInfo
+from snnsim.arch import LayerInfo, PopulationInfo, primary_layers
 from snnsim.errors import SnnsimError, TraceError
-from snnsim.models import SpikingNet
+from snnsim.models import Model
 from snnsim.sim import kernels as K
 from snnsim.sim.integer import IntegerSpec, float_logits, integer_spec
 from snnsim.sim.neurobench import NeuroBenchCounts, aggregate, inbounds_connections
@@ -60,8 +64,8 @@ class FunctionalResult:
     logits: np.ndarray  # [N, classes] float64 (integer mode: acc * unit / T)
     correct: int | None  # against the trace's labels
     agree_recorded: int  # predictions equal to the recorded model's
-    spike_mismatches: np.ndarray  # [L, T] int64: simulated output spikes != recorded (spiking layers)
-    recorded_spikes: np.ndarray  # [L, T] int64: recorded output spikes (the denominators)
+    spike_mismatches: np.ndarray  # [L, T] int64: simulated spikes != recorded (on each population's first layer)
+    recorded_spikes: np.ndarray  # [L, T] int64: recorded spikes (the denominators; same rows)
     max_logit_error: float  # max |logits - recorded logits| (float mode; integer: vs float logits)
     membrane_updates: np.ndarray  # [L, T] int64: NeuroBench rule (all at t=0, then changed)
     integer: dict[str, Any] | None = None  # IntegerSpec.describe() in integer mode
@@ -178,7 +182,8 @@ class LayerPlan:
     padding: int
     fan: np.ndarray  # int64 [cp*hp*wp]
     fan_nz: np.ndarray
-    weight: np.ndarray = field(repr=False)  # float32, torch layout
+    weight: np.ndarray = field(repr=False)  # float32, torch layout (empty for an identity edge)
+    bias: np.ndarray | None = field(default=None, repr=False)  # float32 [C_out] or None
     _scatter_cache: dict[str, np.ndarray] = field(default_factory=dict, repr=False, compare=False)
 
     @property
@@ -206,10 +211,16 @@ class LayerPlan:
         return wt
 
 
-def plan_for(info: LayerInfo, weight: np.ndarray) -> LayerPlan:
-    """The plan of one layer with weights ``weight`` (torch layout, any float dtype)."""
+def plan_for(info: LayerInfo, weight: np.ndarray | None, bias: np.ndarray | None = None) -> LayerPlan:
+    """The plan of one layer with weights ``weight`` (torch layout, any float dtype; None for an
+    identity edge) and ``bias`` (or None)."""
     src = tuple(info.source_shape)
-    c, h, w = (src[0], 1, 1) if len(src) == 1 else src
+    c, h, w = (src[0], 1, 1) if len(src) == 1 else (src[0], src[1], 1) if len(src) == 2 else src[:3]
+    if info.kind == "identity":  # each spike adds 1 to the neuron at its own position
+        ones = np.ones(c * h * w, dtype=np.int64)
+        return LayerPlan(info, c, h, w, 0, 1, c, h, w, False, c * h * w, 1, 1, 1, 1, 0, ones, ones.copy(),
+                         np.zeros(0, dtype=np.float32))
+    assert weight is not None
     k = info.pool_kernel if info.pool else 1
     cp, hp, wp = c, h // k, w // k
     weight = np.asarray(weight, dtype=np.float32)
@@ -225,20 +236,35 @@ def plan_for(info: LayerInfo, weight: np.ndarray) -> LayerPlan:
         fan = K.conv_fanout(full, hp, wp, h_out, w_out, info.stride, info.padding)
         fan_nz = K.conv_fanout(cnt, hp, wp, h_out, w_out, info.stride, info.padding)
         return LayerPlan(info, c, h, w, _POOL_MODES[info.pool], k, cp, hp, wp, True, c_out, h_out, w_out,
-                         info.kernel, info.stride, info.padding, fan, fan_nz, weight)
+                         info.kernel, info.stride, info.padding, fan, fan_nz, weight, _bias(info, bias))
     n_in = cp * hp * wp
     if n_in != info.in_features:
         raise SnnsimError(f"layer {info.name}: pooled source has {n_in} sites but {info.in_features} inputs")
     fan = np.full(n_in, info.out_features, dtype=np.int64)
     fan_nz = nz.sum(axis=0).astype(np.int64)
     return LayerPlan(info, c, h, w, _POOL_MODES[info.pool], k, cp, hp, wp, False, info.out_features, 1, 1,
-                     1, 1, 0, fan, fan_nz, weight)
+                     1, 1, 0, fan, fan_nz, weight, _bias(info, bias))
 
 
-def layer_plans(model: SpikingNet) -> list[LayerPlan]:
+def _bias(info: LayerInfo, bias: np.ndarray | None) -> np.ndarray | None:
+    if not info.bias:
+        return None
+    if bias is None or tuple(np.shape(bias)) != (info.out_features,):
+        raise SnnsimError(f"layer {info.name}: needs a bias of shape ({info.out_features},)")
+    return np.ascontiguousarray(bias, dtype=np.float32)
+
+
+def layer_plans(model: Model) -> list[LayerPlan]:
     """Build the per-layer plans (fan-out maps with and without zero weights) of ``model``."""
-    return [plan_for(info, syn.weight.detach().cpu().numpy())
-            for info, syn in zip(model.layer_infos, model.synapses, strict=True)]
+    model.check_simulable()
+    plans = []
+    for info, syn in zip(model.layer_infos, model.synapses, strict=True):
+        if syn is None:
+            plans.append(plan_for(info, None))
+            continue
+        bias = None if syn.bias is None else syn.bias.detach().cpu().numpy()
+        plans.append(plan_for(info, syn.weight.detach().cpu().numpy(), bias))
+    return plans
 
 
 # ---------------------------------------------------------------------------- chunk simulation
@@ -255,8 +281,28 @@ class ChunkResult:
     potentials: list[np.ndarray] | None = None  # per layer [n, T, neurons] before reset
 
 
+def _count_identity(bits: np.ndarray | None, analog: np.ndarray | None, steps: int) -> np.ndarray:
+    """Counts [n, T, N_COLS] of an identity edge: every event is one op on one neuron."""
+    if analog is not None:
+        nz = (np.asarray(analog).reshape(analog.shape[0], -1) != 0).sum(axis=1)
+        per = np.repeat(nz[:, None], steps, axis=1).astype(np.int64)
+        binary = np.isin(np.asarray(analog).reshape(analog.shape[0], -1), (-1.0, 0.0, 1.0)).all(axis=1)
+        bin_col = np.repeat(binary[:, None], steps, axis=1).astype(np.int64)
+    else:
+        assert bits is not None
+        per = K.popcount_packed(np.ascontiguousarray(bits))
+        bin_col = np.ones_like(per)
+    out = np.zeros((*per.shape, K.N_COLS), dtype=np.int64)
+    for col in (K.COL_EVENTS, K.COL_SYN, K.COL_SYN_NZ, K.COL_TOUCHED, K.COL_NB_EFF, K.COL_SITES):
+        out[..., col] = per
+    out[..., K.COL_NB_BINARY] = bin_col
+    return out
+
+
 def _count_layer(plan: LayerPlan, bits: np.ndarray | None, analog: np.ndarray | None, steps: int) -> np.ndarray:
-    """Counts [n, T, N_COLS] of one layer from packed bits (or the analog input of layer 0)."""
+    """Counts [n, T, N_COLS] of one layer from packed bits (or the analog input)."""
+    if plan.info.kind == "identity":
+        return _count_identity(bits, analog, steps)
     if analog is not None:
         x = np.ascontiguousarray(analog, dtype=np.float32).reshape(analog.shape[0], -1)
         c = K.count_analog_layer(x, plan.h, plan.w, plan.fan, plan.fan_nz, plan.is_conv, plan.h_out, plan.w_out,
@@ -286,10 +332,23 @@ def layer_values(plan: LayerPlan, bits: np.ndarray | None, analog: np.ndarray | 
     return K.site_values(packed, plan.c, plan.h, plan.w, plan.pool_mode, plan.k, np.float32, div)
 
 
-def run_layer(plan: LayerPlan, li: int, vals: np.ndarray, steps: int, mode: str, model: SpikingNet,
+def _float_neuron(model: Model, pop: PopulationInfo) -> tuple[np.float32, np.float32]:
+    """(leak, theta) of a population as float32 scalars, for the float kernels."""
+    if not pop.spiking:
+        return np.float32(1.0), np.float32(1.0)
+    node = model.graph.nodes[pop.name]
+    if getattr(node, "per_channel", False) or getattr(node, "reset", "subtract") != "subtract" \
+            or getattr(node, "fire", ">") != ">":
+        raise SnnsimError(f"population {pop.name!r}: functional replay runs soft-reset, '>'-firing neurons with one "
+                          "threshold per population", "replay without --functional (counting needs no neuron model)")
+    return np.float32(model.leak(pop.name).item()), np.float32(model.threshold(pop.name).item())
+
+
+def run_layer(plan: LayerPlan, li: int, vals: np.ndarray, steps: int, mode: str, model: Model,
               ispec: IntegerSpec | None = None, keep_potentials: bool = False
               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Run layer ``li`` event by event on the site values ``vals`` (see :func:`layer_values`).
+    """Run layer ``li`` and the population it alone drives, event by event, on the site values
+    ``vals`` (see :func:`layer_values`); for a bias-free layer that is its population's only one.
 
     ``mode``: 'float' (the model's float32 arithmetic) or 'integer' (``ispec``'s fixed point).
     Returns :func:`kernels.functional_layer`'s (out_bits, potentials, changed, acc).
@@ -300,10 +359,8 @@ def run_layer(plan: LayerPlan, li: int, vals: np.ndarray, steps: int, mode: str,
             plan.ksize, plan.stride, plan.padding, plan.info.spiking)
     all_steps = wt.nbytes > ALL_STEPS_WEIGHT_BYTES
     if mode == "float":
-        if plan.info.spiking:
-            leak, theta = np.float32(model.leaks[li].item()), np.float32(model.thresholds[li].item())
-        else:
-            leak, theta = np.float32(1.0), np.float32(1.0)
+        pop = next(p for p in model.populations if p.name == plan.info.target)
+        leak, theta = _float_neuron(model, pop)
         return K.functional_layer(*args, leak, theta, None, keep_potentials, all_steps)
     assert ispec is not None
     lay = ispec.layers[li]
@@ -311,43 +368,89 @@ def run_layer(plan: LayerPlan, li: int, vals: np.ndarray, steps: int, mode: str,
                               np.int64(ispec.frac_bits), keep_potentials, all_steps)
 
 
+def _layer_current(plan: LayerPlan, vals: np.ndarray, steps: int) -> np.ndarray:
+    """One layer's float32 current [n, T, N] ((C, H, W) order) from its site values."""
+    if plan.info.kind == "identity":  # the source's spikes (or input values) themselves
+        return np.ascontiguousarray(np.broadcast_to(vals, (vals.shape[0], steps, vals.shape[2])), dtype=np.float32)
+    wt = plan.scatter_weights("float", plan.weight)
+    return K.layer_currents(vals, steps, wt, plan.is_conv, plan.cp, plan.hp, plan.wp, plan.c_out, plan.h_out,
+                            plan.w_out, plan.ksize, plan.stride, plan.padding, plan.bias)
+
+
+def run_population(pop: PopulationInfo, plans: list[LayerPlan], vals: dict[int, np.ndarray], steps: int,
+                    mode: str, model: Model, ispec: IntegerSpec | None, keep_potentials: bool
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Run one population on the site values of its layers: the fused one-layer kernel where a
+    single bias-free synapse drives it (a VGG chain: the float sums are those of before), else
+    the sum of every layer's current (and bias) in ``Add`` operand order through
+    :func:`kernels.population_steps`."""
+    first = plans[pop.primary]
+    if len(pop.layers) == 1 and first.info.kind != "identity" and not first.info.bias:
+        return run_layer(first, pop.primary, vals[pop.primary], steps, mode, model, ispec, keep_potentials)
+    if mode != "float":
+        raise SnnsimError(f"population {pop.name!r}: integer replay covers chains of bias-free layers",
+                          "use --functional float for this model")
+    total: np.ndarray | None = None
+    for li in pop.layers:
+        cur = _layer_current(plans[li], vals[li], steps)
+        total = cur if total is None else total + cur
+    assert total is not None
+    leak, theta = _float_neuron(model, pop)
+    return K.population_steps(np.ascontiguousarray(total), pop.spiking, leak, theta, None, keep_potentials)
+
+
 def simulate_chunk(plans: list[LayerPlan], chunk: TraceChunk, steps: int, functional: str | None = None,
-                   drive: str = "recorded", model: SpikingNet | None = None, ispec: IntegerSpec | None = None,
-                   keep_potentials: bool = False) -> ChunkResult:
-    """Count (and optionally run) every layer for one chunk of a trace."""
+                   drive: str = "recorded", model: Model | None = None, ispec: IntegerSpec | None = None,
+                   keep_potentials: bool = False, populations: tuple[PopulationInfo, ...] | None = None
+                   ) -> ChunkResult:
+    """Count (and optionally run) every layer and population for one chunk of a trace.
+
+    ``populations`` (default ``model.populations``; needed without a model too) are visited in
+    schedule order; each layer reads its source population's recorded spikes, or in
+    ``drive='chained'`` functional mode the spikes the simulator computed for it."""
+    if populations is None:
+        if model is None:
+            raise SnnsimError("simulate_chunk needs the populations (or the model)")
+        populations = model.populations
     n = chunk.size
     n_layers = len(plans)
     counts = np.zeros((n, n_layers, steps, K.N_COLS), dtype=np.int64)
     spikes_out = np.zeros((n, n_layers, steps), dtype=np.int64)
     res = ChunkResult(counts, spikes_out)
-    recorded = [None if e is None else np.ascontiguousarray(e) for e in chunk.events]
+    recorded = {name: np.ascontiguousarray(bits) for name, bits in chunk.populations.items()}
     analog = np.asarray(chunk.analog)
     if functional:
         assert model is not None
         res.mismatches = np.zeros((n, n_layers, steps), dtype=np.int64)
         res.changed = np.zeros((n, n_layers, steps), dtype=np.int64)
         res.out_bits = [None] * n_layers
-        res.potentials = [] if keep_potentials else None
-    own_prev: np.ndarray | None = None
-    for li, plan in enumerate(plans):
-        is_first = li == 0
-        bits_in = None if is_first else (own_prev if (functional and drive == "chained") else recorded[li])
-        counts[:, li] = _count_layer(plan, bits_in, analog if is_first else None, steps)
+        res.potentials = [np.zeros((n, 0, 0), dtype=np.float32)] * n_layers if keep_potentials else None
+    own: dict[str, np.ndarray] = {}
+    chained = bool(functional) and drive == "chained"
+    for pop in populations:
+        vals: dict[int, np.ndarray] = {}
+        for li in pop.layers:
+            plan = plans[li]
+            is_analog = plan.info.analog_input
+            bits_in = None if is_analog else (own if chained else recorded)[plan.info.source]
+            counts[:, li] = _count_layer(plan, bits_in, analog if is_analog else None, steps)
+            if functional:
+                vals[li] = layer_values(plan, bits_in, analog if is_analog else None, functional, ispec)
+        row = pop.primary
         if not functional:
-            if plan.info.spiking:
-                spikes_out[:, li] = K.popcount_packed(recorded[li + 1])
+            if pop.spiking:
+                spikes_out[:, row] = K.popcount_packed(recorded[pop.name])
             continue
         assert model is not None and res.mismatches is not None and res.changed is not None and res.out_bits is not None
-        vals = layer_values(plan, bits_in, analog if is_first else None, functional, ispec)
-        bits, pot, changed, acc = run_layer(plan, li, vals, steps, functional, model, ispec, keep_potentials)
-        res.changed[:, li] = changed
+        bits, pot, changed, acc = run_population(pop, plans, vals, steps, functional, model, ispec, keep_potentials)
+        res.changed[:, row] = changed
         if res.potentials is not None:
-            res.potentials.append(pot)
-        if plan.info.spiking:
-            res.out_bits[li] = bits
-            spikes_out[:, li] = K.popcount_packed(bits if drive == "chained" else recorded[li + 1])
-            res.mismatches[:, li] = K.popcount_packed(bits, recorded[li + 1])  # set bits of bits ^ recorded
-            own_prev = bits
+            res.potentials[row] = pot
+        if pop.spiking:
+            res.out_bits[row] = bits
+            spikes_out[:, row] = K.popcount_packed(bits if chained else recorded[pop.name])
+            res.mismatches[:, row] = K.popcount_packed(bits, recorded[pop.name])  # set bits of bits ^ recorded
+            own[pop.name] = bits
         else:
             res.acc = acc
     return res
@@ -356,15 +459,16 @@ def simulate_chunk(plans: list[LayerPlan], chunk: TraceChunk, steps: int, functi
 # ---------------------------------------------------------------------------- replay
 def default_chunk_size(trace: Trace, functional: bool) -> int:
     """Samples per chunk so that one chunk's working set stays near 128 MiB."""
-    per = 4 * int(np.prod(trace.spec.input_shape))
-    per += trace.timesteps * sum((info.source_size + 7) // 8 for info in trace.layers[1:])
+    per = 4 * int(np.prod(trace.input_shape))
+    per += trace.timesteps * sum((p.neurons + 7) // 8 for p in trace.populations if p.spiking)
     if functional:
-        biggest = max(info.source_size + info.neurons for info in trace.layers)
+        biggest = max(sum(trace.layers[li].source_size + trace.layers[li].neurons for li in p.layers)
+                      for p in trace.populations)
         per += trace.timesteps * biggest * 8 * 2
     return int(max(1, min(trace.samples, 4096, _CHUNK_BUDGET // max(1, per))))
 
 
-def replay(trace: Trace | str | os.PathLike[str], model: SpikingNet, counting: str = "snnsim", functional: bool | str = False,
+def replay(trace: Trace | str | os.PathLike[str], model: Model, counting: str = "snnsim", functional: bool | str = False,
            chunk_size: int | None = None, progress: bool = True, batch_size: int = 64,
            drive: str | None = None, input_scale: float | None = None, check_model: bool = True) -> SimCounts:
     """Replay ``trace`` through the simulator and count events (see the module docstring).
@@ -399,7 +503,7 @@ def replay(trace: Trace | str | os.PathLike[str], model: SpikingNet, counting: s
         raise SnnsimError(f"batch size must be >= 1, got {batch_size}")
     if check_model:
         check_trace_matches(trace, model)
-    if [tuple(i.source_shape) for i in trace.layers] != [tuple(i.source_shape) for i in model.layer_infos]:
+    if list(trace.layers) != list(model.layer_infos) or list(trace.populations) != list(model.populations):
         raise TraceError(f"trace {str(trace.path)!r} has another layer structure than the model",
                          "re-record it with `snnsim trace --model ...` for this model")
     steps = trace.timesteps
@@ -423,7 +527,7 @@ def replay(trace: Trace | str | os.PathLike[str], model: SpikingNet, counting: s
     rec_logits = trace.logits()
     with progress_bar(total=n_total, desc=f"replay{' ' + mode if mode else ''}", unit="sample", enabled=progress) as bar:
         for chunk in trace.iter_chunks(size):
-            res = simulate_chunk(plans, chunk, steps, mode, drive, model, ispec)
+            res = simulate_chunk(plans, chunk, steps, mode, drive, model, ispec, populations=trace.populations)
             sums += res.counts.sum(axis=0)
             spk += res.spikes_out.sum(axis=0)
             if nb_eff is not None and nb_bin is not None:
@@ -437,6 +541,7 @@ def replay(trace: Trace | str | os.PathLike[str], model: SpikingNet, counting: s
             bar.update(chunk.size)
 
     infos = list(model.layer_infos)
+    primary = primary_layers(infos)
     analog = np.array([i.analog_input for i in infos], dtype=bool)
     syn = sums[..., K.COL_SYN].astype(np.float64)
     syn_nz = sums[..., K.COL_SYN_NZ].astype(np.float64)
@@ -450,22 +555,25 @@ def replay(trace: Trace | str | os.PathLike[str], model: SpikingNet, counting: s
         assert nb_eff is not None and nb_bin is not None
         mu = None
         if mode is not None:
-            mu = float(_membrane_updates(changed, infos, n_total).sum() / n_total)
+            mu = float(_membrane_updates(changed, infos, primary, n_total).sum() / n_total)
         nb_counts = aggregate(nb_eff, nb_bin, infos, steps, batch_size, membrane_updates=mu)
         syn = syn_nz = sums[..., K.COL_NB_EFF].astype(np.float64)
         events = sums[..., K.COL_SITES].astype(np.float64)
         mac_ops, ac_ops = nb_counts.mac_ops, nb_counts.ac_ops
         analog = mac_ops.sum(axis=1) > 0
     else:
-        mac_ops = np.where(analog[:, None], syn, 0.0)
-        ac_ops = np.where(analog[:, None], 0.0, syn)
+        # the analog input's ops multiply a value: MACs, unless the edge is an identity (an add)
+        mult = analog & np.array([i.kind != "identity" for i in infos], dtype=bool)
+        mac_ops = np.where(mult[:, None], syn, 0.0)
+        ac_ops = np.where(mult[:, None], 0.0, syn)
 
     counts = SimCounts(
         layers=infos, samples=n_total, timesteps=steps,
         input_events=events, syn_ops=syn, syn_ops_nz=syn_nz,
         touched_neurons=sums[..., K.COL_TOUCHED].astype(np.float64), spikes_out=spk.astype(np.float64),
         dense_ops=np.array([i.macs for i in infos], dtype=np.float64), dense_ops_inbounds=dense_inb,
-        neurons=np.array([i.neurons for i in infos], dtype=np.float64), analog=analog,
+        neurons=np.array([i.neurons if p else 0 for i, p in zip(infos, primary, strict=True)], dtype=np.float64),
+        analog=analog,
         counting=counting, mac_ops=mac_ops, ac_ops=ac_ops, neurobench=nb_counts, model_fingerprint=trace.fingerprint,
     )
     if mode is not None:
@@ -479,30 +587,32 @@ def replay(trace: Trace | str | os.PathLike[str], model: SpikingNet, counting: s
         labels = trace.labels
         correct = None if labels is None else int((preds == labels).sum())
         rec_spk = np.zeros((n_layers, steps), dtype=np.int64)
-        for li in range(n_layers - 1):
-            rec_spk[li] = _recorded_spikes(trace, li + 1, size)
+        for pop in trace.populations:
+            if pop.spiking:
+                rec_spk[pop.primary] = _recorded_spikes(trace, pop.name, size)
         counts.functional = FunctionalResult(
             mode=mode, drive=drive, predictions=preds, logits=np.asarray(logits, dtype=np.float64), correct=correct,
             agree_recorded=int((preds == trace.predictions).sum()), spike_mismatches=mism, recorded_spikes=rec_spk,
             max_logit_error=float(np.abs(np.asarray(logits, dtype=np.float64) - np.asarray(rec_logits, dtype=np.float64)).max()),
-            membrane_updates=_membrane_updates(changed, infos, n_total),
+            membrane_updates=_membrane_updates(changed, infos, primary, n_total),
             integer=ispec.describe() if ispec is not None else None,
         )
         counts.correct = correct
     return counts
 
 
-def _recorded_spikes(trace: Trace, layer: int, chunk: int) -> np.ndarray:
-    """Recorded input spikes of ``layer`` per timestep, summed over samples."""
+def _recorded_spikes(trace: Trace, population: str, chunk: int) -> np.ndarray:
+    """Recorded spikes of ``population`` per timestep, summed over samples."""
     out = np.zeros(trace.timesteps, dtype=np.int64)
-    ev = trace.events(layer)
+    ev = trace.spikes(population)
     for a in range(0, trace.samples, chunk):
         out += K.popcount_packed(np.ascontiguousarray(ev[a:a + chunk])).sum(axis=0)
     return out
 
 
-def _membrane_updates(changed: np.ndarray, infos: list[LayerInfo], samples: int) -> np.ndarray:
-    """NeuroBench's MembraneUpdates rule: every neuron at t = 0, then the changed ones."""
+def _membrane_updates(changed: np.ndarray, infos: list[LayerInfo], primary: list[bool], samples: int) -> np.ndarray:
+    """NeuroBench's MembraneUpdates rule: every neuron at t = 0, then the changed ones (on each
+    population's first layer)."""
     mu = changed.copy()
-    mu[:, 0] = np.array([i.neurons for i in infos], dtype=np.int64) * samples
+    mu[:, 0] = np.array([i.neurons if p else 0 for i, p in zip(infos, primary, strict=True)], dtype=np.int64) * samples
     return mu
