@@ -366,7 +366,7 @@ def main(argv: list[str] | None = None) -> int:
 
     ckpt = Path(args.model) if args.model else work / f"{args.arch}_T{args.timesteps}_seed0.pt"
     model = cached_vgg(ckpt, args.arch, args.timesteps, 0, log=print)
-    shape = tuple(model.spec.input_shape)
+    shape = tuple(model.input_shape)
     x = cifar_like_inputs(max(args.samples, args.functional_samples), seed=1, shape=shape)
     tr = record_trace(model, x[:args.samples], work / "kern-count", batch_size=32, progress=False)
     trf = record_trace(model, x[:args.functional_samples], work / "kern-func", batch_size=32, progress=False)

@@ -3,7 +3,7 @@
 The same SNN and the same inputs are counted three ways, in one process:
 
 * **NeuroBench**: ``Benchmark(TorchModel(wrapper), DataLoader, [], [], [[], [SynapticOperations]])``
-  (the wrapper calls ``SpikingNet.forward_snn``, so every nn.Conv2d/nn.Linear is called once per
+  (the wrapper calls ``Model.forward_snn``, so every nn.Conv2d/nn.Linear is called once per
   timestep and NeuroBench's pre-hooks see every step; the whole run is under ``torch.no_grad()``,
   NeuroBench's fastest configuration). Timed: hook registration + forward passes with hooks +
   metric computation, i.e. ``Benchmark(...)`` and ``.run()``.
@@ -73,7 +73,7 @@ from common import (  # noqa: E402
     peak_rss_mib,
 )
 
-from snnsim.models import SpikingNet  # noqa: E402
+from snnsim.models import Model, describe_arch  # noqa: E402
 from snnsim.sim import replay  # noqa: E402
 from snnsim.sim.kernels import popcount_packed  # noqa: E402
 from snnsim.trace import load_trace, record_trace  # noqa: E402
@@ -87,7 +87,7 @@ REL_TOL = 1e-5
 class _SnnForward(nn.Module):
     """What NeuroBench's TorchModel calls: ``net(batch)`` -> all timesteps of forward_snn."""
 
-    def __init__(self, net: SpikingNet, timesteps: int) -> None:
+    def __init__(self, net: Model, timesteps: int) -> None:
         super().__init__()
         self.net = net
         self.timesteps = timesteps
@@ -96,7 +96,7 @@ class _SnnForward(nn.Module):
         return self.net.forward_snn(x, self.timesteps)
 
 
-def run_neurobench(model: SpikingNet, x: torch.Tensor, y: torch.Tensor, batch_size: int, timesteps: int) -> dict[str, float]:
+def run_neurobench(model: Model, x: torch.Tensor, y: torch.Tensor, batch_size: int, timesteps: int) -> dict[str, float]:
     """NeuroBench's SynapticOperations on (x, y); everything it does is inside this call."""
     from neurobench.benchmarks import Benchmark
     from neurobench.metrics.workload import SynapticOperations
@@ -112,13 +112,13 @@ def run_neurobench(model: SpikingNet, x: torch.Tensor, y: torch.Tensor, batch_si
     return {k: float(res[k]) for k in NB_KEYS}
 
 
-def plain_forward(model: SpikingNet, x: torch.Tensor, batch_size: int, timesteps: int) -> None:
+def plain_forward(model: Model, x: torch.Tensor, batch_size: int, timesteps: int) -> None:
     with torch.no_grad():
         for a in range(0, x.shape[0], batch_size):
             model.forward_snn(x[a:a + batch_size], timesteps)
 
 
-def warm_up(model: SpikingNet, x: torch.Tensor, timesteps: int, batch_size: int, work: Path) -> None:
+def warm_up(model: Model, x: torch.Tensor, timesteps: int, batch_size: int, work: Path) -> None:
     """First-call costs (oneDNN primitives, numba cache load/compile) paid before any timing."""
     n = min(x.shape[0], max(2, min(batch_size, 8)))
     plain_forward(model, x[:n], n, timesteps)
@@ -128,7 +128,7 @@ def warm_up(model: SpikingNet, x: torch.Tensor, timesteps: int, batch_size: int,
     record_trace(model, x[:n], work / "warmup", batch_size=n, timesteps=timesteps, progress=False, engine="event")
 
 
-def neurobench_profile(model: SpikingNet, x: torch.Tensor, steps: int, batch_size: int, where: Path,
+def neurobench_profile(model: Model, x: torch.Tensor, steps: int, batch_size: int, where: Path,
                        engine: str) -> dict[str, float]:
     """snnsim's NeuroBench-profile counts of ``x`` from a scratch trace recorded by ``engine``."""
     tr = record_trace(model, x, where, batch_size=batch_size, timesteps=steps, progress=False, engine=engine)
@@ -138,12 +138,13 @@ def neurobench_profile(model: SpikingNet, x: torch.Tensor, steps: int, batch_siz
 
 
 def spike_flips(a: Any, b: Any, stop: int | None = None) -> list[int]:
-    """Per layer >= 1: input spikes that differ between traces ``a`` and ``b`` (first ``stop`` samples)."""
+    """Per spiking population: spikes that differ between traces ``a`` and ``b`` (first ``stop`` samples)."""
     out = []
-    for li in range(1, len(a.layers)):
-        ea = np.ascontiguousarray(a.events(li)[:stop])
-        eb = np.ascontiguousarray(b.events(li)[:stop])
-        out.append(int(popcount_packed(ea, eb).sum()))
+    for pop in a.populations:
+        if pop.spiking:
+            ea = np.ascontiguousarray(a.spikes(pop.name)[:stop])
+            eb = np.ascontiguousarray(b.spikes(pop.name)[:stop])
+            out.append(int(popcount_packed(ea, eb).sum()))
     return out
 
 
@@ -175,14 +176,14 @@ def layer_table(nb: Any, sn: Any) -> list[dict[str, Any]]:
     return rows
 
 
-def bench_model(label: str, model: SpikingNet, x: torch.Tensor, y: torch.Tensor, args: argparse.Namespace,
+def bench_model(label: str, model: Model, x: torch.Tensor, y: torch.Tensor, args: argparse.Namespace,
                 work: Path) -> dict[str, Any]:
     n = int(x.shape[0])
     steps = args.timesteps
     n_nb = min(n, args.nb_samples) if args.nb_samples else n
     print(f"\n=== {label}: {n} samples x T={steps}, batch size {args.batch_size}"
           + (f", NeuroBench on the first {n_nb} samples (time EXTRAPOLATED x{n / n_nb:.2f})" if n_nb < n else ""))
-    print(f"    spec {model.spec.describe()}")
+    print(f"    model {describe_arch(model.spec if model.spec is not None else model.graph)}")
     warm_up(model, x, steps, args.batch_size, work)
     times: dict[str, list[float]] = {k: [] for k in ("neurobench", "forward", "trace", "replay_nb", "replay_snnsim",
                                                       "trace_event", "replay_nb_event")}
@@ -295,8 +296,9 @@ def bench_model(label: str, model: SpikingNet, x: torch.Tensor, y: torch.Tensor,
           f"MACs {tot['mac_ops']:,.0f}, ACs {tot['ac_ops']:,.0f}, syn_ops {tot['syn_ops']:,.0f}, "
           f"dense_ops (conventional, incl. padding) {tot['dense_ops']:,.0f}, in-bounds {tot['dense_ops_inbounds']:,.0f}, "
           f"spikes {tot['spikes_out']:,.0f}")
-    rates = counts_sn.per_sample("spikes_out").sum(axis=1) / (counts_sn.neurons * counts_sn.timesteps)
-    print("  spike rates per layer: " + " ".join(f"{r:.3f}" for r in rates[:-1]))
+    first = counts_sn.neurons > 0
+    rates = counts_sn.per_sample("spikes_out").sum(axis=1)[first] / (counts_sn.neurons[first] * counts_sn.timesteps)
+    print("  spike rates per population: " + " ".join(f"{r:.3f}" for r in rates[:-1]))
     print("\n  per layer, per sample, summed over T:")
     print("  " + fmt_table(layer_table(counts_nb, counts_sn)).replace("\n", "\n  "))
 
@@ -347,7 +349,7 @@ def bench_model(label: str, model: SpikingNet, x: torch.Tensor, y: torch.Tensor,
             "snnsim_neurobench": ours, "snnsim_totals": tot, "event": event_summary}
 
 
-def digits_data(model: SpikingNet, n: int, data_dir: str) -> tuple[torch.Tensor, torch.Tensor]:
+def digits_data(model: Model, n: int, data_dir: str) -> tuple[torch.Tensor, torch.Tensor]:
     from snnsim.data import load_dataset
 
     bundle = load_dataset(model.dataset_info.get("name") or "digits", data_dir=data_dir, augment=False)
@@ -365,7 +367,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--reps", type=int, default=3, help="repetitions of every pipeline (median reported)")
     p.add_argument("--replay-reps", type=int, default=3, help="replays per repetition (replay is cheap)")
     p.add_argument("--batch-size", type=int, default=64, help="NeuroBench DataLoader and trace batch size")
-    p.add_argument("--arch", default="vgg16", help="VGG with random realistic weights (vgg5|vgg9|vgg11|vgg16); 'none' to skip")
+    p.add_argument("--arch", default="vgg16", help="network with random realistic weights (vgg5|vgg9|vgg11|vgg16|"
+                   "resnet19|resnet20); 'none' to skip; several comma-separated, one row each")
     p.add_argument("--model", default=None, help="checkpoint for --arch (created and cached at --work-dir if absent)")
     p.add_argument("--digits-model", default=None, help="also bench a trained digits SNN checkpoint on the digits test set")
     p.add_argument("--data-dir", default="data")
@@ -392,15 +395,15 @@ def main(argv: list[str] | None = None) -> int:
     print(describe_machine())
     print(f"command: {' '.join(sys.argv)}")
     results = []
-    if args.arch != "none":
-        ckpt = Path(args.model) if args.model else work / f"{args.arch}_T{args.timesteps}_seed{args.seed}.pt"
+    for arch in ([] if args.arch == "none" else args.arch.split(",")):
+        ckpt = Path(args.model) if args.model else work / f"{arch}_T{args.timesteps}_seed{args.seed}_v2.pt"
         t0 = time.perf_counter()
-        model = cached_vgg(ckpt, args.arch, args.timesteps, args.seed, log=print)
+        model = cached_vgg(ckpt, arch, args.timesteps, args.seed, log=print)
         print(f"model {ckpt} ready in {time.perf_counter() - t0:.1f}s")
-        shape = tuple(model.spec.input_shape)
+        shape = tuple(model.input_shape)
         x = cifar_like_inputs(args.samples, seed=args.seed + 1, shape=shape)
-        y = torch.arange(args.samples) % model.spec.num_classes
-        results.append(bench_model(args.arch, model, x, y, args, work))
+        y = torch.arange(args.samples) % model.num_classes
+        results.append(bench_model(arch, model, x, y, args, work))
         del model, x
     if args.digits_model:
         from snnsim.checkpoint import load_model

@@ -1,4 +1,4 @@
-"""Shared helpers of the benchmark scripts: a VGG-sized SNN with realistic spike rates,
+"""Shared helpers of the benchmark scripts: a VGG- or ResNet-sized SNN with realistic spike rates,
 CIFAR-shaped synthetic inputs, machine description and timing utilities.
 
 Nothing here is part of the ``snnsim`` package; the scripts in this directory import it
@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from snnsim.arch import make_arch
-from snnsim.models import LayerEvent, SpikingNet, build_model
+from snnsim.graph import build_network, fold_batchnorm
+from snnsim.models import Model, PopulationEvent, build_model
 
 CIFAR_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR_STD = (0.2470, 0.2435, 0.2616)
@@ -64,29 +64,29 @@ def _lif_rate(cur: torch.Tensor, leak: float, theta: float) -> float:
     return spikes / cur.numel()
 
 
-def calibrate_thresholds(model: SpikingNet, x: torch.Tensor, timesteps: int,
+def calibrate_thresholds(model: Model, x: torch.Tensor, timesteps: int,
                          target: float | list[float] = 0.1, log: Callable[[str], None] | None = None) -> list[float]:
-    """Set each spiking layer's threshold, layer by layer, so its spike rate on ``x`` is ``target``.
+    """Set each LIF population's threshold, in schedule order, so its spike rate on ``x`` is ``target``.
 
-    Layer ``l``'s input currents do not depend on its own threshold, so they are captured in one
-    forward pass (earlier layers already calibrated) and the threshold is found by bisection on
-    a torch simulation of the layer's LIF. Returns the achieved rates.
+    Population ``l``'s input currents do not depend on its own threshold, so they are captured in
+    one forward pass (earlier populations already calibrated) and the threshold is found by
+    bisection on a torch simulation of its LIF. Returns the achieved rates.
     """
-    spiking = [i for i, info in enumerate(model.layer_infos) if info.spiking]
+    spiking = [p.name for p in model.populations if p.spiking]
     targets = [target] * len(spiking) if isinstance(target, float) else list(target)
     rates = []
     model.eval()
-    for li, goal in zip(spiking, targets, strict=True):
+    for pop, goal in zip(spiking, targets, strict=True):
         cur: list[torch.Tensor] = []
 
-        def obs(ev: LayerEvent, li: int = li, cur: list[torch.Tensor] = cur) -> None:
-            if ev.layer.index == li:
+        def obs(ev: PopulationEvent, pop: str = pop, cur: list[torch.Tensor] = cur) -> None:
+            if ev.node == pop:
                 cur.append(ev.current.detach().clone())
 
         with torch.no_grad():
             model.forward_snn(x, timesteps, obs)
         c = torch.stack(cur)  # [T, B, ...]
-        leak = float(model.leaks[li].detach())
+        leak = float(model.leak(pop).detach().mean())
         lo, hi = 1e-6, float(c.abs().max()) * timesteps + 1e-3
         for _ in range(40):
             mid = (lo * hi) ** 0.5
@@ -96,46 +96,56 @@ def calibrate_thresholds(model: SpikingNet, x: torch.Tensor, timesteps: int,
                 hi = mid
         theta = (lo * hi) ** 0.5
         with torch.no_grad():
-            model.thresholds[li] = theta
+            model.threshold(pop).fill_(theta)
         rates.append(_lif_rate(c, leak, theta))
         if log:
-            log(f"  layer {model.layer_infos[li].name}: theta {theta:.4g} -> rate {rates[-1]:.3f}")
+            log(f"  population {pop}: theta {theta:.4g} -> rate {rates[-1]:.3f}")
     return rates
 
 
 def realistic_vgg(name: str = "vgg16", timesteps: int = 5, seed: int = 0, calib_samples: int = 16,
-                  target: float | list[float] = 0.1, log: Callable[[str], None] | None = None) -> SpikingNet:
-    """A VGG SNN with random (Kaiming) weights and thresholds tuned for ``target`` spike rates.
+                  target: float | list[float] = 0.1, log: Callable[[str], None] | None = None) -> Model:
+    """A VGG (or ResNet: ``resnet19``, ``resnet20``) SNN with random (Kaiming) weights and
+    thresholds tuned for ``target`` spike rates.
 
     Linear layers get Kaiming-normal weights too (the model's default std 0.01 is too quiet to
-    spike). Leaks are the model default (0.9901). ``dataset_info`` names the synthetic set.
+    spike). A ResNet's batch norms (at their initial statistics) are folded into its convs, as
+    conversion does. Leaks are the model default (0.9901). ``dataset_info`` names the synthetic set.
     """
-    spec = make_arch(name)
-    model = build_model(spec, kind="snn", timesteps=timesteps, seed=seed)
+    arch = build_network(name)
+    model = build_model(arch, kind="snn", timesteps=timesteps, seed=seed)
+    graph, state = fold_batchnorm(model.graph, model.state_dict())  # a ResNet's batch norms
+    if graph is not model.graph:
+        folded = build_model(graph, kind="snn", timesteps=timesteps)
+        own = folded.state_dict()
+        for key, value in state.items():
+            own[key].copy_(value)
+        model = folded
     with torch.no_grad(), torch.random.fork_rng():
         torch.manual_seed(seed + 1)
         for syn in model.synapses:
             if isinstance(syn, torch.nn.Linear):
                 torch.nn.init.kaiming_normal_(syn.weight, nonlinearity="relu")
-    c = spec.input_shape[0]
+    shape = tuple(model.input_shape)
+    c = shape[0]
     model.dataset_info = {"name": "synthetic", "mean": list(CIFAR_MEAN[:c]), "std": list(CIFAR_STD[:c]),
-                          "input_shape": list(spec.input_shape), "num_classes": spec.num_classes}
+                          "input_shape": list(shape), "num_classes": model.num_classes}
     model.provenance = {"command": "benchmarks/common.py realistic_vgg", "seed": seed,
                         "note": f"random weights, thresholds calibrated to ~{target} spike rate"}
-    x = cifar_like_inputs(calib_samples, seed=10_000 + seed, shape=tuple(spec.input_shape))
+    x = cifar_like_inputs(calib_samples, seed=10_000 + seed, shape=shape)  # type: ignore[arg-type]
     calibrate_thresholds(model, x, timesteps, target, log)
     model.eval()
     return model
 
 
 def cached_vgg(path: Path, name: str = "vgg16", timesteps: int = 5, seed: int = 0,
-               log: Callable[[str], None] | None = None) -> SpikingNet:
+               log: Callable[[str], None] | None = None) -> Model:
     """:func:`realistic_vgg`, saved as an snnsim checkpoint at ``path`` and reused when present."""
     from snnsim.checkpoint import load_model, save_model
 
     if path.is_file():
         model = load_model(path)
-        if model.spec.name == name and model.timesteps == timesteps:
+        if model.name == name and model.timesteps == timesteps:
             model.eval()
             return model
     model = realistic_vgg(name, timesteps, seed, log=log)

@@ -39,7 +39,7 @@ from typing import Any, Literal, Protocol
 import numpy as np
 import pandas as pd
 
-from snnsim.arch import LayerInfo, show_value
+from snnsim.arch import LayerInfo, primary_layers, show_value
 from snnsim.errors import ConfigError, SnnsimError, TraceError
 from snnsim.hw import AnnBaseline, HardwareConfig, MemoryLevel
 
@@ -54,7 +54,7 @@ DEFAULT_CONNECTIONS: Connections = "inbounds"
 
 #: Columns of every per-layer table (SNN and ANN), in order.
 ROW_COLUMNS: tuple[str, ...] = (
-    "layer", "index", "kind", "runs_on", "timesteps", "neurons", "input_events", "spike_rate",
+    "layer", "index", "kind", "population", "runs_on", "timesteps", "neurons", "input_events", "spike_rate",
     "spikes_per_neuron", "ac", "mac", "dense_ops", "weight_reads", "potential_reads",
     "potential_writes", "input_reads", "output_writes", "neuron_updates", "spikes_out",
     "energy_compute_pj", "energy_memory_pj", "energy_neuron_pj", "energy_routing_pj",
@@ -317,7 +317,7 @@ def snn_cost(counts: CountsLike, hw: HardwareConfig, first_layer: FirstLayer = "
             notes.append(f"connections: conventional (padding taps counted on both sides): SNN ops scaled per layer "
                          f"by conventional / in-bounds connections (x{scale.min():.4g} to x{scale.max():.4g})")
     events = np.asarray(counts.input_events, dtype=np.float64) / samples
-    touched = np.minimum(np.asarray(counts.touched_neurons, dtype=np.float64) / samples, neurons[:, None])
+    touched = population_touched(layers, np.asarray(counts.touched_neurons, dtype=np.float64) / samples)
     spikes = np.asarray(counts.spikes_out, dtype=np.float64) / samples
     computes = np.ones((n_layers, steps), dtype=bool)  # (l, t) where the layer's synapses run
     if first_layer == "mac_once":
@@ -329,6 +329,11 @@ def snn_cost(counts: CountsLike, hw: HardwareConfig, first_layer: FirstLayer = "
             computes[i, 1:] = False
         if analog.any():
             notes.append("first layer: analog-input MACs counted once (input constant over T)")
+    bias = bias_adds(layers, computes)
+    if bias.sum() > 0:
+        ops = ops + bias
+        notes.append(f"biases: one add per neuron per timestep the layer computes ({bias.sum():.4g} adds), on its "
+                     "layer's datapath")
     mac = np.where(analog[:, None], ops, 0.0)
     ac = np.where(analog[:, None], 0.0, ops)
 
@@ -478,7 +483,8 @@ def snn_cost(counts: CountsLike, hw: HardwareConfig, first_layer: FirstLayer = "
     for i, li in enumerate(layers):
         n_out = neurons[i]
         rows.append({
-            "layer": li.name, "index": i, "kind": li.kind, "runs_on": runs_on[i], "timesteps": steps,
+            "layer": li.name, "index": i, "kind": li.kind, "population": li.target, "runs_on": runs_on[i],
+            "timesteps": steps,
             "neurons": int(n_out), "input_events": float(events[i].sum()),
             "spike_rate": float(spikes[i].sum() / (n_out * steps)) if n_out > 0 else 0.0,
             "spikes_per_neuron": float(spikes[i].sum() / n_out) if n_out > 0 else 0.0,
@@ -514,6 +520,30 @@ def snn_cost(counts: CountsLike, hw: HardwareConfig, first_layer: FirstLayer = "
                      pd.DataFrame(access_rows, columns=list(ACCESS_COLUMNS)), totals, notes)
     _check_finite(res, hw)
     return res
+
+
+def population_touched(layers: Sequence[LayerInfo], touched: np.ndarray) -> np.ndarray:
+    """Touched neurons [L, T] per population: a population driven by several layers (a residual
+    add) is updated once per timestep, so the touched counts of its layers are summed, capped at
+    its size, and put on its first layer's row (the others get 0, as their ``neurons``)."""
+    out = np.zeros_like(touched)
+    first: dict[str, int] = {}
+    for i, (li, primary) in enumerate(zip(layers, primary_layers(layers), strict=True)):
+        key = li.target or f"#{i}"
+        if primary:
+            first[key] = i
+        out[first[key]] += touched[i]
+    for i, (li, primary) in enumerate(zip(layers, primary_layers(layers), strict=True)):
+        if primary:
+            out[i] = np.minimum(out[i], float(li.neurons))
+    return out
+
+
+def bias_adds(layers: Sequence[LayerInfo], computes: np.ndarray) -> np.ndarray:
+    """[L, T] adds of the layers' biases: one per output neuron at every timestep the layer
+    computes (``docs/counting.md``); 0 for a layer without bias."""
+    per = np.array([float(li.neurons) if getattr(li, "bias", False) else 0.0 for li in layers])
+    return np.where(computes, per[:, None], 0.0)
 
 
 def _split(total: float, weights_s: np.ndarray, fallback: np.ndarray) -> np.ndarray:
@@ -651,10 +681,12 @@ def ann_baseline(layers: Sequence[LayerInfo], hw: HardwareConfig,
     bhw = ann.hw
     charge = not ann.compute_only
     n_layers = len(layers)
+    primary = primary_layers(layers)
     macs = np.array([float(layer_connections(li, connections)) for li in layers])
-    neurons = np.array([float(li.neurons) for li in layers])
+    macs = macs + bias_adds(layers, np.ones((n_layers, 1), dtype=bool))[:, 0]  # a bias add per neuron
+    neurons = np.array([float(li.neurons) if first else 0.0 for li, first in zip(layers, primary, strict=True)])
     in_size = np.array([float(_prod(li.in_shape)) for li in layers])
-    acts = np.array([float(li.neurons) if li.spiking else 0.0 for li in layers])
+    acts = np.array([float(li.neurons) if li.spiking and first else 0.0 for li, first in zip(layers, primary, strict=True)])
 
     arr = _on_baseline(ann, layers, macs[:, None], np.ones((n_layers, 1), dtype=bool), charge)
     e_mem_by_level = arr.e_mem_by_level
@@ -672,7 +704,8 @@ def ann_baseline(layers: Sequence[LayerInfo], hw: HardwareConfig,
     rows = []
     for i, li in enumerate(layers):
         rows.append({
-            "layer": li.name, "index": i, "kind": li.kind, "runs_on": bhw.name, "timesteps": 1,
+            "layer": li.name, "index": i, "kind": li.kind, "population": li.target, "runs_on": bhw.name,
+            "timesteps": 1,
             "neurons": int(neurons[i]), "input_events": float(in_size[i]), "spike_rate": math.nan,
             "spikes_per_neuron": math.nan, "ac": 0.0, "mac": float(macs[i]), "dense_ops": float(macs[i]),
             "weight_reads": float(arr.weight_reads[i]), "potential_reads": 0.0, "potential_writes": 0.0,

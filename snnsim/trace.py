@@ -38,7 +38,7 @@ layers and populations are those of :func:`snnsim.graph.layers.simulation_view`.
     sample_ids          N ints or strings;  predictions: N ints in 0..classes-1
     labels              null or N ints in 0..classes-1
     bytes_per_sample    analog input + packed events of one sample
-    files               {file name: {bytes, crc32}} for input.npy, every layer_XX.npy,
+    files               {file name: {bytes, crc32}} for input.npy, every population_XX.npy,
                         logits.npy and spikes.npy (exactly these)
     meta_sha256         SHA-256 of the canonical JSON (sorted keys, no spaces) of all other keys
 
@@ -385,11 +385,21 @@ def check_meta(meta: Any, where: str) -> tuple[Graph, tuple[LayerInfo, ...], tup
         graph = Graph.from_dict(meta["model"]["graph"], "graph")
         graph.check_size()
         layers, pops = simulation_view(graph)
-        if meta["model"]["arch"] is not None:
-            ArchSpec.from_dict(meta["model"]["arch"])
     except (SnnsimError, TypeError, ValueError, KeyError) as exc:
         problem = quote(exc, 200).split("; ")[0]
         raise TraceError(f"{pre} field model.graph: {problem}", _REREC) from None
+    if meta["model"]["arch"] is not None:  # the VGG spec must build exactly this graph
+        from snnsim.graph.builders import vgg_graph
+        from snnsim.graph.schedule import fold_structure
+
+        try:
+            spec = ArchSpec.from_dict(meta["model"]["arch"])
+            built = vgg_graph(spec)
+        except (SnnsimError, TypeError, ValueError, KeyError) as exc:
+            raise TraceError(f"{pre} field model.arch: {quote(exc, 200).split('; ')[0]}", _REREC) from None
+        if graph.to_dict() not in (built.to_dict(), fold_structure(built).to_dict()):
+            raise TraceError(f"{pre} field model.arch: architecture {spec.name!r} does not build model.graph "
+                             f"({graph.name!r})", _REREC)
     n, steps = meta["samples"], meta["timesteps"]
     input_shape = graph.info[graph.input].out_shape
     if meta["input"]["shape"] != [n, *input_shape]:

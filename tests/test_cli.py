@@ -78,7 +78,10 @@ def test_choices_are_the_librarys_constants() -> None:
         assert isinstance(param.type, click.Choice)
         return tuple(param.type.choices)
 
-    assert choices("train", "--arch") == tuple(ARCH_NAMES)
+    from snnsim.graph.builders import GRAPH_BUILDERS, network_names
+
+    assert choices("train", "--arch") == tuple(network_names()) == (*ARCH_NAMES, *GRAPH_BUILDERS)
+    assert "digits-resnet" in choices("train", "--arch")
     assert choices("train", "--dataset") == tuple(DATASET_NAMES)
     assert choices("estimate", "--counting") == tuple(COUNTINGS)
     assert choices("estimate", "--first-layer") == tuple(FIRST_LAYER_CHOICES)

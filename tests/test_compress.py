@@ -118,11 +118,12 @@ def test_from_ann_control_needs_the_same_architecture(trained, tmp_path) -> None
     """A same-named ann.pt of another network beside the model is not taken as its parent ANN."""
     from snnsim.checkpoint import save_model
     from snnsim.commands.compress import _find_ann
+    from snnsim.models import build_model
 
     snn = load_model(trained / "snn.pt")
     assert _find_ann(snn, str(trained / "snn.pt")) is not None
     other = load_model(trained / "ann.pt")
-    wider = type(other)(other.spec.with_widths([7, 6, 8, 8, 16], name="wider"), kind="ann", timesteps=3)
+    wider = build_model(other.spec.with_widths([7, 6, 8, 8, 16], name="wider"), kind="ann", timesteps=3)
     save_model(wider, tmp_path / "ann.pt")
     snn.provenance = {"parent": "elsewhere/ann.pt"}
     assert _find_ann(snn, str(tmp_path / "snn.pt")) is None
@@ -138,10 +139,13 @@ def test_quantize_writes_checkpoints(trained, tmp_path, monkeypatch) -> None:
     q = load_model(tmp_path / "q/snn_5bit.pt")
     assert q.quantization["bits"] == 5
     assert q.quantization["scheme"] == "uniform-symmetric-per-layer"
-    for i, syn in enumerate(q.synapses):
-        codes = q.quantization["int_weights"][f"synapses.{i}.weight"]
+    names = [info.name for info in q.layer_infos]
+    assert list(q.quantization["scales"]) == names == ["conv1", "conv2", "conv3", "conv4", "fc1", "out"]
+    assert set(q.quantization["int_weights"]) == {f"{n}.weight" for n in names}  # bias-free VGG
+    for name, syn in zip(names, q.synapses, strict=True):
+        codes = q.quantization["int_weights"][f"{name}.weight"]
         assert codes.dtype == torch.int8 and int(codes.abs().max()) <= 15
-        assert torch.equal(syn.weight.detach(), codes.float() * q.quantization["scales"][i])
+        assert torch.equal(syn.weight.detach(), codes.float() * q.quantization["scales"][name])
     assert not (tmp_path / "q/snn_32bit.pt").exists()
 
 
@@ -163,3 +167,47 @@ def test_user_errors_exit_2(trained, tmp_path, monkeypatch, capsys, argv) -> Non
     assert run([*argv, "--device", "cpu"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err and err[-1].startswith("snnsim: error:")
+
+
+# ----------------------------------------------------------------------------- a residual graph
+@pytest.fixture(scope="module")
+def resnet_run(tmp_path_factory) -> Path:
+    """digits-resnet's untrained ANN (ann.pt) converted to an SNN at T=3 (snn.pt), synthetic data."""
+    from snnsim.checkpoint import save_model
+    from snnsim.data import make_synthetic
+    from snnsim.graph import build_graph
+    from snnsim.models import build_model
+    from snnsim.training import convert_ann_to_snn
+
+    out = tmp_path_factory.mktemp("resnet")
+    bundle = make_synthetic(64, 32, (1, 8, 8), 10, seed=0)
+    ann = build_model(build_graph("digits-resnet"), kind="ann", seed=0)
+    ann.dataset_info = bundle.info()
+    x, y = bundle.train.tensors
+    snn = convert_ann_to_snn(ann, [(x[:16], y[:16])], 3)
+    save_model(ann, out / "ann.pt")
+    snn.provenance["parent"] = str(out / "ann.pt")
+    save_model(snn, out / "snn.pt")
+    return out
+
+
+def test_resnet_spatial_dry_run_and_quantize(resnet_run, tmp_path, monkeypatch, capsys) -> None:
+    monkeypatch.chdir(tmp_path)
+    model = str(resnet_run / "snn.pt")
+    assert run(["prune", "spatial", "--model", model, "--out", "p.pt", "--dry-run", "--variance", "0.99",
+                "--samples", "16", "--device", "cpu", "--report-dir", "pca"]) == 0
+    pca = pd.read_csv(tmp_path / "pca/pca.csv")
+    assert pca["layer"].tolist() == ["stem", "s1b1_conv1", "s1b1_conv2", "s2b1_conv1", "s2b1_conv2"]
+    assert pca["width"].tolist() == [32, 32, 32, 64, 64] and (pca["k"] >= 1).all()
+    # given widths: the stem and block 1's output share the identity shortcut, so both take the larger
+    capsys.readouterr()
+    assert run(["prune", "spatial", "--model", model, "--out", "p.pt", "--dry-run", "--widths", "5,6,7,8,9",
+                "--device", "cpu"]) == 0
+    assert "widths [32, 32, 32, 64, 64] -> [7, 6, 7, 8, 9]" in capsys.readouterr().out
+    assert not (tmp_path / "p.pt").exists()
+    assert run(["quantize", "--model", model, "--bits", "4", "--out", "q", "--device", "cpu"]) == 0
+    q = load_model(tmp_path / "q/snn_4bit.pt")
+    assert q.quantization["bits"] == 4 and "s2b1_down" in q.quantization["scales"]
+    assert q.quantization["int_weights"]["s2b1_down.bias"].dtype == torch.int32
+    scale = torch.tensor(q.quantization["scales"]["s2b1_down"], dtype=torch.float32)
+    assert torch.equal(q["s2b1_down"].bias.detach(), q.quantization["int_weights"]["s2b1_down.bias"].float() * scale)

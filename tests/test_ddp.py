@@ -52,9 +52,15 @@ def test_two_rank_ddp_gives_identical_weights(tmp_path: Path) -> None:
         for k, v in r0[stage].items():
             assert torch.equal(v, r1[stage][k]), (stage, k)
     # Thresholds and leaks were trained (moved from their converted/initial values) and agree.
+    # (state keys ``<population>.threshold`` / ``.leak``, in schedule order)
+    pops = ["conv1_lif", "conv2_lif", "fc1_lif"]
+    assert [k for k in r0["snn"] if k.endswith(".threshold")] == [f"{p}.threshold" for p in pops]
+    trained_th = torch.cat([r0["snn"][f"{p}.threshold"] for p in pops])
+    trained_leak = torch.cat([r0["snn"][f"{p}.leak"] for p in pops])
     conv = r0["hist"]["conversion"]["thresholds"]
-    assert not torch.allclose(r0["snn"]["thresholds"], torch.tensor(conv))
-    assert not torch.allclose(r0["snn"]["leaks"], torch.full_like(r0["snn"]["leaks"], 0.9901))
+    assert len(conv) == len(pops)
+    assert not torch.allclose(trained_th, torch.tensor(conv))
+    assert not torch.allclose(trained_leak, torch.full_like(trained_leak, 0.9901))
     # Both ranks report the same (all-reduced) accuracies.
     assert r0["hist"]["snn_test_acc"] == r1["hist"]["snn_test_acc"]
     assert r0["hist"]["ann"] and [h["test_acc"] for h in r0["hist"]["ann"]] == [h["test_acc"] for h in r1["hist"]["ann"]]

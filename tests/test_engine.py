@@ -52,29 +52,33 @@ def test_event_engine_trace_equals_the_torch_trace(tmp_path: Path, spec) -> None
 def test_event_forward_on_the_trained_digits_model(tmp_path: Path) -> None:
     model, x, _, _ = digits_model(tmp_path)
     events, logits = event_forward(model, x.numpy(), model.timesteps)
-    spikes: dict[int, list[torch.Tensor]] = {}
+    spikes: dict[str, list[torch.Tensor]] = {}
 
-    def obs(ev) -> None:  # layer i's input events at step t, steps in order
-        if ev.layer.index > 0:
-            spikes.setdefault(ev.layer.index, []).append((ev.inputs != 0).reshape(x.shape[0], -1))
+    def obs(ev) -> None:  # each spiking population's spikes at step t, steps in order
+        if ev.spikes is not None:
+            spikes.setdefault(ev.node, []).append((ev.spikes != 0).reshape(x.shape[0], -1))
 
     with torch.no_grad():
         ref_logits = model.forward_snn(x, model.timesteps, obs)
-    assert len(events) == len(model.layer_infos) - 1
+    assert isinstance(events, dict)
+    assert list(events) == [p.name for p in model.populations if p.spiking] == list(spikes)
+    assert len(events) == len(model.layer_infos) - 1  # a VGG chain: one LIF population per hidden layer
     total = 0
-    for i, packed in enumerate(events, start=1):
-        want = torch.stack(spikes[i], dim=1).numpy().astype(np.uint8)
+    for name, packed in events.items():
+        want = torch.stack(spikes[name], dim=1).numpy().astype(np.uint8)
+        assert packed.shape == (x.shape[0], model.timesteps, (want.shape[2] + 7) // 8)
         got = np.unpackbits(packed, axis=2, count=want.shape[2])
         assert got.shape == want.shape
-        assert int((got != want).sum()) == 0, f"layer {i}: spike trains differ"
+        assert int((got != want).sum()) == 0, f"population {name}: spike trains differ"
         total += int(want.sum())
     assert total > 0
     np.testing.assert_allclose(logits, ref_logits.numpy(), rtol=1e-5, atol=1e-5)
     np.testing.assert_array_equal(logits.argmax(axis=1), ref_logits.argmax(dim=1).numpy())
     # sub-batches change nothing: every sample is simulated on its own
     events_7, logits_7 = event_forward(model, x.numpy(), model.timesteps, sub_batch=7)
-    for p, q in zip(events, events_7, strict=True):
-        np.testing.assert_array_equal(p, q)
+    assert list(events_7) == list(events)
+    for name in events:
+        np.testing.assert_array_equal(events[name], events_7[name])
     np.testing.assert_array_equal(logits, logits_7)
 
 
@@ -87,8 +91,9 @@ def test_all_steps_scatter_is_bit_identical_to_per_step() -> None:
     for li, plan in enumerate(plans):
         vals = layer_values(plan, prev, x.numpy().reshape(6, -1) if li == 0 else None, "float", None)
         wt = plan.transposed(plan.weight)
-        leak = np.float32(model.leaks[li].item()) if plan.info.spiking else np.float32(1.0)
-        theta = np.float32(model.thresholds[li].item()) if plan.info.spiking else np.float32(1.0)
+        pop = plan.info.target  # a VGG chain: layer li alone drives population li
+        leak = np.float32(model.leak(pop).item()) if plan.info.spiking else np.float32(1.0)
+        theta = np.float32(model.threshold(pop).item()) if plan.info.spiking else np.float32(1.0)
         args = (vals, 4, wt, plan.is_conv, plan.cp, plan.hp, plan.wp, plan.c_out, plan.h_out, plan.w_out,
                 plan.ksize, plan.stride, plan.padding, plan.info.spiking, leak, theta, None, True)
         one = K.functional_layer(*args, False)

@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 from click.testing import CliRunner
+from sim_testutil import set_thresholds
 
 from snnsim.arch import ArchSpec
 from snnsim.checkpoint import save_model
@@ -32,8 +32,7 @@ SPEC = ArchSpec("tiny-est", (8, "A", 16, "A"), (32,), (1, 8, 8), 10)
 
 def _model(path: Path, threshold: float, seed: int = 0) -> Path:
     net = build_model(SPEC, "snn", timesteps=3, seed=seed)
-    with torch.no_grad():
-        net.thresholds.fill_(threshold)
+    set_thresholds(net, threshold)
     net.dataset_info = {"name": "synthetic"}
     save_model(net, path)
     return path

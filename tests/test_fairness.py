@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-import torch
+from sim_testutil import set_thresholds
 from test_cost import make_counts, paper_counts
 
 from snnsim.arch import ArchSpec, LayerInfo, make_arch
@@ -254,8 +254,7 @@ def test_estimate_csv_and_cli_state_the_convention(tmp_path: Path, monkeypatch: 
     monkeypatch.chdir(tmp_path)
     spec = ArchSpec("tiny-fair", (8, "A", 16, "A"), (32,), (1, 8, 8), 10)
     net = build_model(spec, "snn", timesteps=3, seed=0)
-    with torch.no_grad():
-        net.thresholds.fill_(0.3)
+    set_thresholds(net, 0.3)
     net.dataset_info = {"name": "synthetic"}
     save_model(net, tmp_path / "m.pt")
     inb = sum(layer_connections(li) for li in spec.layers())

@@ -17,11 +17,13 @@ import pytest
 from sim_testutil import MIXED, inputs, spiking_model
 
 from snnsim.errors import TraceError
+from snnsim.graph import build_graph
 from snnsim.limits import MAX_SAMPLES, MAX_TIMESTEPS
 from snnsim.sim import SimCounts, replay
-from snnsim.trace import META_FILE, load_trace, model_fingerprint, record_trace
+from snnsim.trace import META_FILE, load_trace, model_fingerprint, population_file, record_trace
 
 SEED = 20_241
+V2_CASES = 1338  # what build_cases made from a format v2 trace of the same model: never fewer
 DIGEST_MSG = "meta.json was modified or is corrupt"
 WRONG_VALUES: list[Any] = [None, "x", [], {}, True, 1.5, -1, 10**30, [[["deep"]]]]
 
@@ -31,7 +33,8 @@ class Case:
     name: str
     mutate: Callable[[Path], None]
     expect: str = "error"  # 'error' | 'harmless'
-    needle: str | None = None  # the error must contain it (or be the meta checksum error, see field_needle)
+    needle: str | tuple[str, ...] | None = None  # the error must contain it (a tuple: one of them; or, for a
+    # field_case, be the meta checksum error)
     field_case: bool = False  # a meta field edit: the message names the field, or is the checksum error
 
 
@@ -138,9 +141,10 @@ def _get(meta: dict[str, Any], path: tuple[Any, ...]) -> Any:
 
 
 def _field_name(path: tuple[Any, ...]) -> str:
-    """How the error names a field: ``layers[2].name``; the architecture is named as model.arch."""
-    if path[:2] == ("model", "arch"):
-        return "model.arch"
+    """How the error names a field: ``populations[2].name``; the architecture and the graph are
+    named as a whole, model.arch and model.graph."""
+    if path[:2] in (("model", "arch"), ("model", "graph")):
+        return ".".join(path[:2])
     text = ""
     for key in path:
         text += f"[{key}]" if isinstance(key, int) else ("." if text else "") + key
@@ -192,10 +196,13 @@ def build_cases(s: Setup) -> list[Case]:
         Case("Infinity in meta", _write_meta('{"format": "snnsim-trace", "samples": Infinity}'), needle="Infinity"),
         Case("trailing garbage", lambda d: (d / META_FILE).write_text((d / META_FILE).read_text() + "}"), needle="not valid JSON"),
         Case("format v1", _edit_meta(_set(("format_version",), 1)), needle="format v1"),
-        Case("format v3", _edit_meta(_set(("format_version",), 3)), needle="upgrade snnsim"),
+        Case("format v2", _edit_meta(_set(("format_version",), 2)), needle="format v2"),
+        Case("format v4", _edit_meta(_set(("format_version",), 4)), needle="upgrade snnsim"),
         Case("other format", _edit_meta(_set(("format",), "numpy")), needle="not an snnsim trace"),
         Case("unknown top-level field", _edit_meta(_set(("extra",), 1)), needle="unknown field extra"),
         Case("unknown layer field", _edit_meta(_set(("layers", 1, "extra"), 1)), needle="layers[1].extra"),
+        Case("unknown population field", _edit_meta(_set(("populations", 2, "extra"), 1)), needle="populations[2].extra"),
+        Case("unknown model field", _edit_meta(_set(("model", "extra"), 1)), needle="model.extra"),
         # harmless: the same content, written differently
         Case("meta re-indented", _edit_meta(lambda m: None, indent=4), expect="harmless"),
         Case("meta compact", _edit_meta(lambda m: None, separators=(",", ":")), expect="harmless"),
@@ -235,19 +242,78 @@ def build_cases(s: Setup) -> list[Case]:
         ("fingerprint not hex", ("model_fingerprint",), "z" * 64, "model_fingerprint"),
         ("engine changed", ("engine",), "event", DIGEST_MSG), ("created changed", ("created",), "2001-01-01", DIGEST_MSG),
         ("dataset renamed", ("dataset", "name"), "cifar10", DIGEST_MSG),
-        ("checksum of a file edited", ("files", "layer_02.npy", "crc32"), "0" * 8, DIGEST_MSG),
+        ("checksum of a file edited", ("files", population_file(2), "crc32"), "0" * 8, DIGEST_MSG),
+        ("size of a population file edited", ("files", population_file(0), "bytes"), 7, DIGEST_MSG),
         ("size of a file edited", ("files", "input.npy", "bytes"), 3, DIGEST_MSG),
         ("meta checksum edited", ("meta_sha256",), "0" * 64, DIGEST_MSG),
         ("layer shape edited", ("layers", 2, "source_shape"), [8, 4, 4], "layers[2].source_shape"),
-        ("arch widened", ("model", "arch", "features", 0), 9, "layers"),
+        ("arch widened", ("model", "arch", "features", 0), 9, "model.arch"),  # not the graph's arch
         ("arch classes", ("model", "arch", "num_classes"), 11, None),
+        ("arch null", ("model", "arch"), None, DIGEST_MSG),  # as a graph model's: only the checksum tells
+        # populations: every entry must be what model.graph derives
+        ("population file renamed", ("populations", 1, "file"), "population_09.npy", "populations[1].file"),
+        ("population file of v2", ("populations", 1, "file"), "layer_02.npy", "populations[1].file"),
+        ("integrator given a file", ("populations", 4, "file"), population_file(4), "populations[4].file"),
+        ("spiking population without file", ("populations", 0, "file"), None, "populations[0].file"),
+        ("population shape edited", ("populations", 0, "shape"), [8, 4, 4], "populations[0].shape"),
+        ("population layers edited", ("populations", 2, "layers"), [1, 2], "populations[2].layers"),
+        ("population kind edited", ("populations", 3, "kind"), "IF", "populations[3].kind"),
+        ("population renamed", ("populations", 1, "name"), "conv9_lif", "populations[1].name"),
+        ("population index edited", ("populations", 1, "index"), 2, "populations[1].index"),
+        ("packed_bytes edited", ("populations", 0, "packed_bytes"), 63, "populations[0].packed_bytes"),
+        ("array_shape edited", ("populations", 0, "array_shape"), [n, 2, 64], "populations[0].array_shape"),
+        ("populations one short", ("populations",), s.meta["populations"][:-1], "field populations"),
+        ("populations one extra", ("populations",), [*s.meta["populations"], s.meta["populations"][-1]],
+         "field populations"),
+        ("populations swapped", ("populations",), [s.meta["populations"][1], s.meta["populations"][0],
+                                                   *s.meta["populations"][2:]], "field populations[0]"),
+        ("layer source edited", ("layers", 3, "source"), "conv2_lif", "layers[3].source"),
+        ("layer target edited", ("layers", 3, "target"), "out_integrator", "layers[3].target"),
+        ("layer bias edited", ("layers", 1, "bias"), True, "layers[1].bias"),
+        ("layer made identity", ("layers", 2, "kind"), "identity", "layers[2].kind"),
+        # model.graph: validated by Graph.from_dict, then layers / populations derived from it
+        ("graph widened", ("model", "graph", "nodes", "conv1", "out_channels"), 9, "model.graph"),
+        ("graph node of unknown kind", ("model", "graph", "nodes", "conv1_lif", "kind"), "GELU", "model.graph"),
+        ("graph LIF made IF", ("model", "graph", "nodes", "conv2_lif", "kind"), "IF", "model.graph"),
+        ("graph LIF reset invalid", ("model", "graph", "nodes", "conv2_lif", "reset"), "zero", "model.graph"),
+        # a VGG trace's graph must stay the graph of its arch (as a checkpoint's must)
+        ("graph LIF reset mode, arch kept", ("model", "graph", "nodes", "conv2_lif", "reset"), "value", "model.arch"),
+        ("graph conv biased, arch kept", ("model", "graph", "nodes", "conv2", "bias"), True,
+         ("layers[1].bias", "model.arch")),
+        ("graph edge dropped", ("model", "graph", "edges"), s.meta["model"]["graph"]["edges"][:-1], "model.graph"),
+        ("graph edge reversed", ("model", "graph", "edges", 0), list(reversed(s.meta["model"]["graph"]["edges"][0])),
+         "model.graph"),
+        ("graph without nodes", ("model", "graph", "nodes"), {}, "model.graph"),
+        ("graph of another network", ("model", "graph"), build_graph("digits-resnet", MIXED.input_shape, classes).to_dict(),
+         "model.graph"),
         ("input shape edited", ("input", "shape"), [n, 2, 8, 9], "input.shape"),
         ("bytes_per_sample edited", ("bytes_per_sample",), s.meta["bytes_per_sample"] + 1, "bytes_per_sample"),
         ("files lacks one", ("files",), {k: v for k, v in s.meta["files"].items() if k != "spikes.npy"}, "lacks the field files.spikes.npy"),
     ]
     for name, path, value, needle in crafted:
         cases.append(Case(name, _edit_meta(_set(path, value)), needle=needle))
+    # the graph of a graph model's trace (model.arch null): layers and populations derive from it alone
+    graph_only: list[tuple[str, tuple[Any, ...], Any, str]] = [
+        ("graph LIF reset mode", ("model", "graph", "nodes", "conv2_lif", "reset"), "value", DIGEST_MSG),
+        ("graph conv biased", ("model", "graph", "nodes", "conv2", "bias"), True, "layers[1].bias"),
+        ("graph pool made max", ("model", "graph", "nodes", "pool1", "kind"), "MaxPool2d", "layers[1].pool"),
+        ("graph widened", ("model", "graph", "nodes", "conv3", "out_channels"), 17, "layers[2].out_shape"),
+        ("graph LIF made IF", ("model", "graph", "nodes", "fc1_lif", "kind"), "IF", "populations[3].kind"),
+        ("graph renamed", ("model", "graph", "name"), "other", DIGEST_MSG),
+        ("graph dropout edited", ("model", "graph", "nodes", "conv1_lif", "dropout"), 0.5, DIGEST_MSG),
+    ]
+    for name, path, value, needle in graph_only:
+        edit = _set(path, value)
+
+        def both(meta: dict[str, Any], edit: Callable[[dict[str, Any]], None] = edit) -> None:
+            meta["model"]["arch"] = None
+            edit(meta)
+        cases.append(Case(f"{name}, arch null", _edit_meta(both), needle=needle))
     return cases
+
+
+def _needles(needle: str | tuple[str, ...]) -> tuple[str, ...]:
+    return (needle,) if isinstance(needle, str) else needle
 
 
 # ---------------------------------------------------------------------------- running
@@ -274,7 +340,13 @@ def run_case(s: Setup, i: int, case: Case) -> tuple[str, str]:
 
 def test_at_least_100_cases(setup: Setup) -> None:
     cases = build_cases(setup)
-    assert len(cases) >= 100
+    assert len(cases) >= 100 and len(cases) >= V2_CASES
+    # the v3 fields are fuzzed: every population entry's fields, the graph's nodes and edges, each file
+    assert sum(c.name.startswith(("drop ('populations'", "('populations'")) for c in cases) >= 200
+    assert sum(c.name.startswith(("drop ('model', 'graph'", "('model', 'graph'")) for c in cases) >= 1000
+    for p in setup.model.populations:
+        if p.spiking:
+            assert f"delete {population_file(p.index)}" in {c.name for c in cases}
     assert len({c.name for c in cases}) == len(cases)  # distinct cases
     assert sum(c.expect == "harmless" for c in cases) >= 5
 
@@ -297,7 +369,7 @@ def test_every_case_is_refused_in_one_line_or_harmless(setup: Setup) -> None:
             elif case.field_case:
                 if case.needle not in msg and DIGEST_MSG not in msg and "format" not in msg:
                     problems.append(f"{case.name}: message does not name {case.needle!r}: {msg}")
-            elif case.needle is not None and case.needle not in msg:
+            elif case.needle is not None and not any(n in msg for n in _needles(case.needle)):
                 problems.append(f"{case.name}: message lacks {case.needle!r}: {msg}")
         shutil.rmtree(setup.tmp / f"case{i:04d}", ignore_errors=True)
     assert not problems, f"{len(problems)} of {len(cases)} cases failed:\n" + "\n".join(problems[:40])
@@ -308,7 +380,9 @@ def test_field_errors_name_the_field_not_only_the_checksum(setup: Setup) -> None
     """Wrong types are caught by the schema (naming the field), not merely by the checksum."""
     for path, value in ((("samples",), None), (("timesteps",), "3"), (("layers",), [1]), (("predictions",), True),
                         (("labels",), "x"), (("sample_ids", 0), [0]), (("model", "arch"), []),
-                        (("input", "absmax"), "big"), (("files", "input.npy"), 1)):
+                        (("input", "absmax"), "big"), (("files", "input.npy"), 1), (("populations",), [1]),
+                        (("populations", 0, "file"), 3), (("populations", 1, "layers"), "1"), (("model", "graph"), []),
+                        (("layers", 0, "source"), None), (("files", population_file(1)), [])):
         outcome, msg = run_case(setup, 9000, Case(str(path), _edit_meta(_set(path, value))))
         shutil.rmtree(setup.tmp / "case9000")
         assert outcome == "error" and _field_name(path) in msg and DIGEST_MSG not in msg, (path, msg)
@@ -328,9 +402,12 @@ def test_corrupt_traces_through_the_cli_exit_2_with_one_line(setup: Setup, capsy
     ckpt = setup.tmp / "model.pt"
     save_model(setup.model, ckpt)
     cli_cases = [
-        Case("flipped spike", _flip("layer_03.npy", 140, 0x04), needle="layer_03.npy is corrupt"),
+        Case("flipped spike", _flip(population_file(2), 140, 0x04), needle=f"{population_file(2)} is corrupt"),
+        Case("deleted population", _delete(population_file(0)), needle=f"missing {population_file(0)}"),
         Case("edited labels", _edit_meta(_set(("labels", 0), 7)), needle=DIGEST_MSG),
         Case("format v1", _edit_meta(_set(("format_version",), 1)), needle="re-record it"),
+        Case("format v2", _edit_meta(_set(("format_version",), 2)), needle="re-record it"),
+        Case("population edited", _edit_meta(_set(("populations", 1, "shape"), [1])), needle="populations[1].shape"),
         Case("deep meta", _write_meta("[" * 100_000 + "]" * 100_000), needle="levels deep"),
         Case("meta is a list", _write_meta("[]"), needle="not an snnsim trace"),
         Case("samples null", _edit_meta(_set(("samples",), None)), needle="field samples"),

@@ -10,6 +10,8 @@ import torch
 import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from legacy_spikingnet import LayerEvent, SpikingNet, state_from_spikingnet
+from legacy_spikingnet import build_legacy as build_model
 
 from snnsim.arch import ArchSpec, make_arch
 from snnsim.errors import SnnsimError
@@ -37,8 +39,6 @@ from snnsim.graph import (
     vgg_graph,
 )
 from snnsim.graph.torch_net import PopulationEvent, convert_spikingnet_state
-from legacy_spikingnet import LayerEvent, SpikingNet, state_from_spikingnet
-from legacy_spikingnet import build_legacy as build_model
 
 
 def _one_line(err: pytest.ExceptionInfo[SnnsimError]) -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -11,7 +13,7 @@ from hypothesis import strategies as st
 from snnsim.arch import LayerInfo
 from snnsim.sim import kernels as K
 from snnsim.sim import reference as R
-from snnsim.sim.replay import LayerPlan, _count_layer, plan_for
+from snnsim.sim.replay import LayerPlan, _count_layer, _layer_current, layer_values, plan_for
 
 FIELDS = {"events": K.COL_EVENTS, "syn": K.COL_SYN, "syn_nz": K.COL_SYN_NZ, "touched": K.COL_TOUCHED,
           "nb_eff": K.COL_NB_EFF, "nb_binary": K.COL_NB_BINARY, "sites": K.COL_SITES}
@@ -233,3 +235,153 @@ def test_lif_steps_are_bitwise_the_torch_arithmetic() -> None:
     np.testing.assert_array_equal(spikes_i, si.numpy())
     np.testing.assert_array_equal(ui, newi.numpy())
     assert int(torch.bitwise_right_shift(torch.tensor(-3), 1)) == -2  # floor, as documented
+
+
+# ------------------------------------------------------------------------------------ general path: currents + population
+def kernel_currents(plan: LayerPlan, vals: np.ndarray, steps: int, wt: np.ndarray | None = None,
+                    bias: np.ndarray | None = None) -> np.ndarray:
+    """K.layer_currents on a plan's geometry (weights and bias default to the plan's)."""
+    wt = plan.transposed(plan.weight) if wt is None else wt
+    return K.layer_currents(vals, steps, wt, plan.is_conv, plan.cp, plan.hp, plan.wp, plan.c_out, plan.h_out,
+                            plan.w_out, plan.ksize, plan.stride, plan.padding, bias)
+
+
+def site_vals(info: LayerInfo, rng: np.random.Generator, n: int, tv: int, dtype=np.float32) -> np.ndarray:
+    """Values a layer reads [n, tv, S]: avg-pooled spike values (0, 1/4, .. 1) or graded analog
+    values with exact zeros (tv = 1), or small ints for int64."""
+    size = int(np.prod(info.in_shape))
+    if dtype == np.int64:
+        return rng.integers(-3, 4, (n, tv, size)).astype(np.int64)
+    if tv == 1:
+        x = rng.standard_normal((n, 1, size)).astype(np.float32)
+        x[rng.random(x.shape) < 0.2] = 0.0
+        return x
+    return (rng.integers(0, 5, (n, tv, size)) * (rng.random((n, tv, size)) < 0.4)).astype(np.float32) / np.float32(4)
+
+
+CURRENT_CASES = {
+    "conv-stride2-bias": (lambda: replace(conv_info(3, 9, 8, 5, 3, 2, 1), bias=True), True),
+    "conv-stride1": (lambda: conv_info(2, 6, 6, 4, 3, 1, 1), False),
+    "conv1x1-stride2-bias": (lambda: replace(conv_info(4, 8, 8, 6, 1, 2, 0), bias=True), True),
+    "linear-bias": (lambda: replace(linear_info((20,), 7), bias=True), True),
+    "linear-pooled-flat-bias": (lambda: replace(linear_info((3, 4, 4), 5, "avg", 2), bias=True), True),
+}
+
+
+@pytest.mark.parametrize("case", list(CURRENT_CASES))
+@pytest.mark.parametrize("tv", [1, 3], ids=["constant-input", "per-step"])
+def test_layer_currents_equal_torch_with_the_bias_after_the_events(case: str, tv: int) -> None:
+    make, has_bias = CURRENT_CASES[case]
+    info = make()
+    rng = np.random.default_rng(sum(map(ord, case)) + tv)
+    weight = random_weight(info, rng, prune=0.2)
+    bias = (rng.standard_normal(info.out_features) * 0.5).astype(np.float32) if has_bias else None
+    plan = plan_for(info, weight, bias)
+    steps = 3
+    vals = site_vals(info, rng, 4, tv)
+    got = kernel_currents(plan, vals, steps, bias=plan.bias)
+    assert got.dtype == np.float32 and got.shape == (4, steps, info.neurons)
+    ref = R.layer_currents_ref(info, weight, bias, vals, steps)
+    np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-5)  # (C, H, W) order: a layout slip fails here
+    assert np.abs(ref).max() > 0.1  # not vacuous
+    if tv == 1:  # a constant input is scattered once: every step has the same current
+        for t in range(1, steps):
+            np.testing.assert_array_equal(got[:, t], got[:, 0])
+    # the bias is added after the events, in float32: bit for bit the bias-free current plus the bias
+    no_bias = kernel_currents(plan, vals, steps)
+    np.testing.assert_allclose(no_bias, R.layer_currents_ref(info, weight, None, vals, steps), rtol=1e-5, atol=1e-5)
+    if bias is not None:
+        per_neuron = np.repeat(bias, info.neurons // info.out_features)  # (C, H, W): bias[c] over H*W
+        np.testing.assert_array_equal(got, no_bias + per_neuron[None, None, :])
+        assert not np.array_equal(got, no_bias)
+    # integers: exact (int64 values, weights and bias)
+    wi = rng.integers(-7, 8, info.weight_shape()).astype(np.int64)
+    bi = rng.integers(-50, 51, info.out_features).astype(np.int64) if has_bias else None
+    vi = site_vals(info, rng, 4, tv, np.int64)
+    got_i = kernel_currents(plan, vi, steps, wt=plan.transposed(wi), bias=bi)
+    assert got_i.dtype == np.int64
+    np.testing.assert_array_equal(got_i, R.layer_currents_ref(info, wi, bi, vi, steps).round().astype(np.int64))
+
+
+def test_identity_current_is_the_source_values() -> None:
+    """A residual shortcut: each event adds its value to the neuron at its own position."""
+    shape = (3, 4, 5)
+    info = LayerInfo(index=3, name="add.src", kind="identity", in_shape=shape, out_shape=shape, source_shape=shape,
+                     source="src", target="dst")
+    plan = plan_for(info, None)
+    rng = np.random.default_rng(8)
+    spikes = rng.random((2, 3, *shape)) < 0.3
+    vals = layer_values(plan, R.pack(spikes), None, "float", None)
+    got = _layer_current(plan, vals, 3)
+    assert got.dtype == np.float32 and got.shape == (2, 3, 60)
+    ref = R.layer_currents_ref(info, None, None, vals, 3)
+    np.testing.assert_array_equal(got, ref.astype(np.float32))
+    np.testing.assert_array_equal(ref, spikes.reshape(2, 3, -1).astype(np.float64))
+    # the analog input through an identity: the same values at every step
+    x = rng.standard_normal((2, 1, 60)).astype(np.float32)
+    np.testing.assert_array_equal(_layer_current(plan, x, 3), R.layer_currents_ref(info, None, None, x, 3).astype(np.float32))
+
+
+def _near_threshold_current(rng: np.random.Generator, theta: np.float32, n: int, steps: int, neurons: int) -> np.ndarray:
+    cur = (rng.standard_normal((n, steps, neurons)) * 0.6).astype(np.float32)
+    cur[0, 0, :3] = [theta, np.nextafter(theta, np.float32(0)), np.nextafter(theta, np.float32(2))]
+    cur[1, :, 0] = 0.0  # a neuron that never changes after t = 0
+    return cur
+
+
+@pytest.mark.parametrize("spiking", [True, False], ids=["lif", "integrator"])
+def test_population_steps_equal_the_reference_lif_loop(spiking: bool) -> None:
+    rng = np.random.default_rng(4)
+    theta, leak = np.float32(0.7), np.float32(0.9)
+    n, steps, neurons = 3, 5, 37  # not a multiple of 8: the packed padding bits stay zero
+    cur = _near_threshold_current(rng, theta, n, steps, neurons)
+    bits, pot, changed, acc = K.population_steps(cur, spiking, leak, theta, None, True)
+    s_ref, pot_ref, chg_ref, acc_ref = R.population_steps_ref(cur, leak, theta, spiking)
+    np.testing.assert_array_equal(bits, R.pack(s_ref))
+    np.testing.assert_array_equal(pot, pot_ref)  # float32, bit for bit
+    np.testing.assert_array_equal(changed, chg_ref)
+    np.testing.assert_array_equal(acc, acc_ref)
+    if spiking:
+        assert 0 < s_ref.sum() < s_ref.size and acc.shape == (n, 0)
+        assert s_ref[0, 0, 2] and not s_ref[0, 0, 0] and not s_ref[0, 0, 1]  # fire iff u > theta
+        assert changed[1, 1:].min() < neurons  # a silent neuron at rest does not count as updated
+    else:
+        assert not bits.any() and acc.shape == (n, neurons)
+        np.testing.assert_array_equal(acc, pot[:, -1])  # the running sum after the last step
+        assert (changed[:, 0] == neurons).all() and (changed[1, 1:] < neurons).all()
+    # without potentials: the same spikes, nothing kept
+    bits2, pot2, changed2, acc2 = K.population_steps(cur, spiking, leak, theta, None, False)
+    assert pot2.size == 0
+    np.testing.assert_array_equal(bits2, bits)
+    np.testing.assert_array_equal(changed2, changed)
+    np.testing.assert_array_equal(acc2, acc)
+    # int64: the fixed-point LIF step (floor shift) and exact accumulation
+    ci = rng.integers(-3000, 3000, (n, steps, neurons)).astype(np.int64)
+    bits_i, pot_i, changed_i, acc_i = K.population_steps(ci, spiking, np.int64(58982), np.int64(2000), np.int64(16), True)
+    s_i, pot_ri, chg_ri, acc_ri = R.population_steps_ref(ci, 58982, 2000, spiking, frac_bits=16)
+    np.testing.assert_array_equal(bits_i, R.pack(s_i))
+    np.testing.assert_array_equal(pot_i, pot_ri)
+    np.testing.assert_array_equal(changed_i, chg_ri)
+    np.testing.assert_array_equal(acc_i, acc_ri)
+
+
+@pytest.mark.parametrize("spiking", [True, False], ids=["lif", "integrator"])
+@pytest.mark.parametrize("geometry", [(3, 1, 1), (3, 2, 1)], ids=["stride1", "stride2"])
+def test_general_path_equals_the_fused_layer_on_a_bias_free_layer(spiking: bool, geometry: tuple[int, int, int]) -> None:
+    """layer_currents + population_steps give functional_layer's spikes, potentials and
+    accumulations bit for bit (the same float32 sums): a population's path does not change results."""
+    k, stride, pad = geometry
+    info, weight, plan, rng = random_conv(k, stride, pad, 3, 6, 6, 4, prune=0.2)
+    info = replace(info, spiking=spiking)
+    vals = site_vals(info, rng, 3, 4) * np.float32(4)  # multiplicities 0..4: currents reach the threshold
+    wt = plan.transposed(weight)
+    theta, leak = np.float32(1.5), np.float32(0.95)
+    fused = K.functional_layer(vals, 4, wt, True, plan.cp, plan.hp, plan.wp, plan.c_out, plan.h_out, plan.w_out,
+                               plan.ksize, plan.stride, plan.padding, spiking, leak, theta, None, True)
+    general = K.population_steps(kernel_currents(plan, vals, 4), spiking, leak, theta, None, True)
+    for a, b in zip(fused, general, strict=True):
+        np.testing.assert_array_equal(a, b)
+    if spiking:
+        assert 0 < K.popcount_packed(fused[0]).sum() < fused[1].size
+    else:
+        assert np.abs(fused[3]).max() > 0

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from sim_testutil import MIXED, inputs, spiking_model
+from sim_testutil import MIXED, inputs, set_thresholds, spiking_model
 from torch import nn
 
 from snnsim.arch import ArchSpec
@@ -40,8 +40,7 @@ def test_tiny_net_golden_architecture_values() -> None:
 
 def test_tiny_net_replay_reports_the_golden_dense(tmp_path) -> None:
     model = build_model(TINY, seed=0, timesteps=8)
-    with torch.no_grad():
-        model.thresholds.fill_(0.5)
+    set_thresholds(model, 0.5)
     trace = record_trace(model, torch.rand(3, 2, 16, 16), tmp_path / "tiny", progress=False)
     nb = replay(trace, model, counting="neurobench", progress=False).neurobench
     assert nb is not None
@@ -123,3 +122,54 @@ def test_avg_pool_pitfall_is_only_reproduced_in_the_neurobench_profile(tmp_path)
     assert ours.mac_ops[avg_layer].sum() == 0 and ours.ac_ops[avg_layer].sum() > 0  # spikes -> avgpool -> conv: ACs
     assert theirs.neurobench.ac_ops[avg_layer].sum() == 0 and theirs.neurobench.mac_ops[avg_layer].sum() > 0
     assert theirs.analog[avg_layer]
+
+
+def _resnet_snn():  # type: ignore[no-untyped-def]
+    """The digits ResNet converted to an SNN (T = 4), BatchNorm statistics calibrated on random
+    inputs first so its folded convs carry biases (NeuroBench excludes them)."""
+    from snnsim.graph import build_graph
+    from snnsim.training import convert_ann_to_snn
+
+    x = torch.rand((64, 1, 8, 8), generator=torch.Generator().manual_seed(0)) * 2 - 1
+    ann = build_model(build_graph("digits-resnet"), kind="ann", seed=0)
+    ann.train()
+    with torch.no_grad():
+        for _ in range(5):
+            ann.forward_ann(x)
+    ann.eval()
+    snn = convert_ann_to_snn(ann, [(x, torch.zeros(len(x), dtype=torch.long))], timesteps=4)
+    snn.eval()
+    return snn, x
+
+
+@pytest.mark.parametrize("batch_size", [5, 12])
+def test_resnet_profile_equals_per_call_neurobench_rules(tmp_path, batch_size: int) -> None:
+    """On a residual graph: identity shortcuts are adds NeuroBench never sees (no ops, no Dense),
+    the strided / 1x1 convs and the avg-pooled fc are counted per call like any layer, and each
+    population's neurons enter MembraneUpdates once."""
+    model, x = _resnet_snn()
+    xs = x[:12]
+    trace = record_trace(model, xs, tmp_path / "nb", progress=False)
+    nb = replay(trace, model, counting="neurobench", batch_size=batch_size, progress=False)
+    calls: list[tuple[float, bool, float]] = []
+    handles = [syn.register_forward_pre_hook(lambda mod, inp: calls.append(neurobench_call(inp[0], mod)))
+               for syn in model.synapses if syn is not None]
+    try:
+        with torch.no_grad():
+            for a in range(0, 12, batch_size):
+                model.forward_snn(xs[a:a + batch_size], 4)
+    finally:
+        for h in handles:
+            h.remove()
+    assert nb.neurobench is not None
+    assert nb.neurobench.effective_macs == pytest.approx(sum(e for e, ac, _ in calls if not ac) / 12, rel=0, abs=1e-9)
+    assert nb.neurobench.effective_acs == pytest.approx(sum(e for e, ac, _ in calls if ac) / 12, rel=0, abs=1e-9)
+    assert nb.neurobench.dense == sum(d for _, _, d in calls) / 12
+    identities = [li for li, i in enumerate(model.layer_infos) if i.kind == "identity"]
+    assert identities
+    for li in identities:
+        assert nb.neurobench.dense_by_layer[li] == 0
+        assert nb.neurobench.mac_ops[li].sum() == nb.neurobench.ac_ops[li].sum() == 0
+    arch = architecture_metrics(list(model.layer_infos), 4)
+    assert arch["MembraneUpdates"] == 4 * sum(p.neurons for p in model.populations)  # not per layer
+    assert nb.neurobench.membrane_updates == arch["MembraneUpdates"]

@@ -54,3 +54,32 @@ def test_profile_equals_neurobench_synaptic_operations(tmp_path, batch_size: int
     assert ours.effective_macs == pytest.approx(float(theirs["Effective_MACs"]), rel=1e-7)
     assert ours.effective_acs == pytest.approx(float(theirs["Effective_ACs"]), rel=1e-7)
     assert ours.dense == pytest.approx(float(theirs["Dense"]), rel=1e-7)
+
+
+@pytest.mark.parametrize("batch_size", [5])  # a short last batch; ~8 s per run on 2 cores
+def test_resnet_profile_equals_neurobench_synaptic_operations(tmp_path, batch_size: int) -> None:
+    """A residual graph (identity shortcuts, strided and 1x1 convs with folded-BN biases, an
+    avg-pooled fc): NeuroBench hooks only its Conv2d / Linear modules, the profile agrees."""
+    from snnsim.graph import build_graph
+    from snnsim.models import build_model
+    from snnsim.training import convert_ann_to_snn
+
+    x = torch.rand((64, 1, 8, 8), generator=torch.Generator().manual_seed(0)) * 2 - 1
+    ann = build_model(build_graph("digits-resnet"), kind="ann", seed=0)
+    ann.train()
+    with torch.no_grad():  # calibrate the BatchNorm statistics: the folded convs get biases
+        for _ in range(5):
+            ann.forward_ann(x)
+    ann.eval()
+    model = convert_ann_to_snn(ann, [(x, torch.zeros(len(x), dtype=torch.long))], timesteps=4)
+    model.eval()
+    assert any(i.kind == "identity" for i in model.layer_infos)
+    xs, y = x[:12], torch.arange(12) % 10
+    theirs = _neurobench(model, xs, y, batch_size)
+    assert theirs["Dense"] > 0
+    trace = record_trace(model, xs, tmp_path / "nb", labels=y.numpy(), progress=False)
+    ours = replay(trace, model, counting="neurobench", batch_size=batch_size, progress=False).neurobench
+    assert ours is not None
+    assert ours.effective_macs == pytest.approx(float(theirs["Effective_MACs"]), rel=1e-7)
+    assert ours.effective_acs == pytest.approx(float(theirs["Effective_ACs"]), rel=1e-7)
+    assert ours.dense == pytest.approx(float(theirs["Dense"]), rel=1e-7)

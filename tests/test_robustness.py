@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from sim_testutil import set_thresholds
 
 from snnsim.arch import make_arch
 from snnsim.errors import SnnsimError
@@ -15,8 +16,7 @@ from snnsim.robustness import noise_table, noisy_accuracies, pixel_range
 def _models():
     spec = make_arch("digits").with_widths([6, 6, 8, 8, 12], name="tiny")
     snn = build_model(spec, "snn", timesteps=3, seed=0)
-    with torch.no_grad():
-        snn.thresholds.fill_(0.3)
+    set_thresholds(snn, 0.3)
     ann = build_model(spec, "ann", seed=0)
     info = {"name": "synthetic", "mean": [0.5], "std": [0.5], "input_shape": [1, 8, 8], "num_classes": 10}
     snn.dataset_info = ann.dataset_info = info
@@ -36,6 +36,7 @@ class Recorder(torch.nn.Module):
     def __init__(self, like):
         super().__init__()
         self.spec, self.kind, self.dataset_info = like.spec, "ann", like.dataset_info
+        self.input_shape = like.input_shape
         self.seen: list[torch.Tensor] = []
 
     def forward_ann(self, x):
@@ -106,3 +107,28 @@ def test_mismatched_models_rejected() -> None:
         noisy_accuracies({"snn": snn, "ann": other}, _loader(), [0.1], progress=False)
     with pytest.raises(SnnsimError):
         noisy_accuracies({"snn": snn}, _loader(), [0.1], repeats=0, progress=False)
+
+
+def test_noise_table_on_a_resnet_snn_and_its_ann() -> None:
+    """The sweep runs on a residual graph: the converted digits-resnet SNN against its ANN."""
+    from snnsim.graph import build_graph
+    from snnsim.training import convert_ann_to_snn
+
+    ann = build_model(build_graph("digits-resnet"), kind="ann", seed=0).eval()
+    x = torch.cat([b[0] for b in _loader()])
+    y = torch.cat([b[1] for b in _loader()])
+    snn = convert_ann_to_snn(ann, [(x[:16], y[:16])], 4)
+    ann.dataset_info = snn.dataset_info = {"name": "synthetic", "mean": [0.5], "std": [0.5],
+                                           "input_shape": [1, 8, 8], "num_classes": 10}
+    df = noise_table(snn, ann, _loader(), [0.0, 0.5], repeats=2, seed=0, clip=True, progress=False)
+    assert df["noise_std"].tolist() == [0.0, 0.5] and "snn_std" in df.columns and df["clip"].all()
+    np.testing.assert_allclose(df["difference"], df["snn_accuracy"] - df["ann_accuracy"], atol=1e-12)
+    lo, hi = pixel_range(snn.dataset_info, 1)
+    xc = torch.maximum(torch.minimum(x, hi), lo)
+    with torch.no_grad():
+        assert df["snn_accuracy"][0] == pytest.approx(float((snn.forward_snn(xc).argmax(1) == y).float().mean()))
+        assert df["ann_accuracy"][0] == pytest.approx(float((ann.forward_ann(xc).argmax(1) == y).float().mean()))
+    # a timesteps override reaches the residual SNN: the sigma-0 row is its T=1 accuracy
+    t1 = noise_table(snn, None, _loader(), [0.0], timesteps=1, progress=False)
+    with torch.no_grad():
+        assert t1["snn_accuracy"][0] == pytest.approx(float((snn.forward_snn(x, 1).argmax(1) == y).float().mean()))

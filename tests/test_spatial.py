@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from sim_testutil import set_thresholds
 
-from snnsim.arch import make_arch
+from snnsim.arch import ArchSpec, make_arch
 from snnsim.checkpoint import load_model, save_model
 from snnsim.compression.spatial import (
     PCAAccumulator,
@@ -21,6 +22,7 @@ from snnsim.compression.spatial import (
     spatial_table,
 )
 from snnsim.errors import SnnsimError
+from snnsim.graph import build_graph
 from snnsim.models import build_model
 
 
@@ -100,17 +102,22 @@ def test_bad_activations_rejected() -> None:
 
 
 def test_default_samples() -> None:
-    assert default_samples(1437, make_arch("digits")) == 1437
-    assert default_samples(50000, make_arch("vgg16")) == 8192
+    assert default_samples(1437, build_model(make_arch("digits"), "ann", seed=0)) == 1437
+    # 2 x the widest hidden FC population (vgg16's 4096-wide classifier, here on a tiny conv stack)
+    wide_fc = ArchSpec("wide-fc", (4, "A"), (4096, 100), (1, 8, 8), 10)
+    assert default_samples(50000, build_model(wide_fc, "ann", seed=0)) == 8192
+    assert default_samples(50000, build_model(make_arch("digits"), "ann", seed=0)) == 2048
+    # a graph with no hidden FC population (digits-resnet: convs, then the classifier)
+    assert default_samples(50000, build_model(build_graph("digits-resnet"), "ann", seed=0)) == 2048
     assert default_samples(50000) == 2048
+    assert default_samples(1, None) == 1
 
 
 # ----------------------------------------------------------------------------- on a model
 def _tiny_snn(seed: int = 0):
     spec = make_arch("digits").with_widths([8, 8, 12, 12, 16], name="tiny")
     model = build_model(spec, "snn", timesteps=3, seed=seed)
-    with torch.no_grad():
-        model.thresholds.fill_(0.5)
+    set_thresholds(model, 0.5)
     model.dataset_info = {"name": "synthetic", "input_shape": [1, 8, 8], "num_classes": 10}
     return model
 
@@ -125,21 +132,22 @@ def _loader(n: int = 40, seed: int = 0):
 def _reference_average(model, loader, mode: str, samples: int) -> list[np.ndarray]:
     """Collect A_l by hand (python lists) to check the streamed observer path."""
     out: dict[int, list[torch.Tensor]] = {}
+    pops = model.populations
     seen = 0
     for x, _ in loader:
         x = x[: samples - seen]
         acc: dict[int, torch.Tensor] = {}
 
         def obs(ev, acc=acc):
-            if not ev.layer.spiking:
+            if not pops[ev.index].spiking:
                 return
             if mode == "potential":
                 v = ev.potential
             elif mode == "current":
                 v = ev.current
             else:
-                v = ev.potential - model.thresholds[ev.layer.index] * ev.spikes
-            acc[ev.layer.index] = acc.get(ev.layer.index, 0) + v.double()
+                v = ev.potential - model.threshold(ev.node)[0] * ev.spikes
+            acc[ev.index] = acc.get(ev.index, 0) + v.double()
 
         with torch.no_grad():
             model.forward_snn(x, model.timesteps, obs)
@@ -220,7 +228,7 @@ def test_measure_spike_counts_by_hand() -> None:
 
     def obs(ev):
         if ev.spikes is not None:
-            total[ev.layer.index] += ev.spikes.sum()
+            total[ev.index] += ev.spikes.sum()  # a chain: population k is driven by layer k
 
     with torch.no_grad():
         for x, y in loader:
@@ -297,3 +305,111 @@ def test_default_variance_per_dataset() -> None:
     assert default_variance("digits") == 0.995
     assert default_variance("cifar10") == 0.999
     assert default_variance(None) == 0.999
+
+
+# ----------------------------------------------------------------------------- residual graphs
+RESNET_POPS = ["stem_lif", "s1b1_lif1", "s1b1_lif2", "s2b1_lif1", "s2b1_lif2"]
+
+
+@pytest.fixture(scope="module")
+def resnet_snn():
+    """digits-resnet's untrained ANN converted to an SNN (BN folded into conv biases), T=4."""
+    from snnsim.training import convert_ann_to_snn
+
+    ann = build_model(build_graph("digits-resnet"), kind="ann", seed=0)
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(16, 1, 8, 8, generator=g), torch.randint(0, 10, (16,), generator=g)
+    return convert_ann_to_snn(ann, [(x, y)], 4).eval()
+
+
+def test_width_groups_join_identity_shortcuts_only() -> None:
+    from snnsim.compression.spatial import width_groups
+
+    groups = width_groups(build_graph("digits-resnet"))
+    # block 1's shortcut is the identity: its output population adds the stem's own spikes
+    assert groups[0] == ["stem_lif", "s1b1_lif2"]
+    # block 2 is strided (1x1 downsample): its populations are free, and so is every other
+    assert sorted(groups[1:]) == [["s1b1_lif1"], ["s2b1_lif1"], ["s2b1_lif2"]]
+    assert sorted(p for grp in groups for p in grp) == sorted(RESNET_POPS)
+    # a VGG chain has no shortcut: one group per population
+    assert width_groups(build_graph("digits")) == [[p] for p in
+                                                   ["conv1_lif", "conv2_lif", "conv3_lif", "conv4_lif", "fc1_lif"]]
+
+
+def test_pruned_graph_follows_group_widths_and_shapes() -> None:
+    from snnsim.compression.spatial import group_widths, pruned_graph
+    from snnsim.graph.graph import Graph
+
+    graph = build_graph("digits-resnet")
+    chosen = group_widths(graph, RESNET_POPS, [5, 7, 9, 11, 13])
+    # stem (5) and block 1's output (9) share the identity shortcut: both get the larger k
+    assert chosen == {"stem_lif": 9, "s1b1_lif2": 9, "s1b1_lif1": 7, "s2b1_lif1": 11, "s2b1_lif2": 13}
+    pruned = pruned_graph(graph, chosen)
+    assert pruned.name == "digits-resnet-pruned"
+    info = pruned.info
+    # the strided block: conv2 and the 1x1 downsample both feed s2b1_lif2, so both get its width
+    assert pruned.nodes["s2b1_conv2"].out_channels == 13 and pruned.nodes["s2b1_down"].out_channels == 13
+    assert info["s2b1_conv2"].in_shapes[0] == (11, 4, 4) and info["s2b1_down"].in_shapes[0] == (9, 8, 8)
+    # batch norms follow by shape inference
+    for bn, width in [("stem_bn", 9), ("s1b1_conv1_bn", 7), ("s1b1_conv2_bn", 9), ("s2b1_conv1_bn", 11),
+                      ("s2b1_conv2_bn", 13), ("s2b1_down_bn", 13)]:
+        assert info[bn].out_shape[0] == width, bn
+    assert info["out"].in_shapes[0] == (13,) and info["out"].out_shape == (10,)
+    assert info[pruned.input].out_shape == (1, 8, 8)
+    # a valid graph: it survives a serialisation round-trip and runs as a model
+    again = Graph.from_dict(pruned.to_dict())
+    ann = build_model(again, "ann", seed=0)
+    assert ann["s2b1_down_bn"].num_features == 13 and ann["s2b1_down"].weight.shape == (13, 9, 1, 1)
+    assert ann(torch.zeros(2, 1, 8, 8)).shape == (2, 10)
+    assert [p.shape[0] for p in ann.populations if p.spiking] == [9, 7, 9, 11, 13]
+    assert ann.param_count() < build_model(graph, "ann", seed=0).param_count()
+
+
+@pytest.mark.parametrize("widths", [{"stem_lif": 4, "s1b1_lif2": 5}, {"stem_lif": 4}])
+def test_pruned_graph_refuses_two_widths_in_one_group(widths: dict[str, int]) -> None:
+    from snnsim.compression.spatial import pruned_graph
+
+    with pytest.raises(SnnsimError, match="stem_lif, s1b1_lif2") as exc:
+        pruned_graph(build_graph("digits-resnet"), widths)
+    assert "\n" not in str(exc.value) and "group_widths" in str(exc.value)
+
+
+def test_pruned_graph_refuses_bad_widths() -> None:
+    from snnsim.compression.spatial import pruned_graph
+
+    graph = build_graph("digits-resnet")
+    with pytest.raises(SnnsimError, match="1..64"):
+        pruned_graph(graph, {"s2b1_lif2": 65})
+    with pytest.raises(SnnsimError, match="1..64"):
+        pruned_graph(graph, {"s2b1_lif2": 0})
+    with pytest.raises(SnnsimError, match="no LIF / IF population 'gap'"):
+        pruned_graph(graph, {"gap": 3})
+
+
+def test_analyze_spatial_on_a_resnet_snn(resnet_snn) -> None:
+    from snnsim.compression.spatial import group_widths, pruned_graph
+
+    ana = analyze_spatial(resnet_snn, _loader(24), variance=0.99, samples=20, progress=False)
+    spiking = [p for p in resnet_snn.populations if p.spiking]
+    assert [p.name for p in spiking] == RESNET_POPS
+    # one width per LIF population, named after the population's first layer
+    assert ana.layer_names == ["stem", "s1b1_conv1", "s1b1_conv2", "s2b1_conv1", "s2b1_conv2"]
+    assert ana.widths_before == [32, 32, 32, 64, 64]
+    assert ana.observations == [20 * 64, 20 * 64, 20 * 64, 20 * 16, 20 * 16]
+    assert len(ana.widths_after) == len(ana.curves) == 5
+    assert all(1 <= k <= w for k, w in zip(ana.widths_after, ana.widths_before, strict=True))
+    assert all(c.shape == (w,) and c[-1] == 1.0 for c, w in zip(ana.curves, ana.widths_before, strict=True))
+    assert ana.table()["k"].tolist() == ana.widths_after
+    # the widths make a valid pruned graph of the SNN's (folded) graph
+    chosen = group_widths(resnet_snn.graph, RESNET_POPS, ana.widths_after)
+    assert chosen["stem_lif"] == chosen["s1b1_lif2"] == max(ana.widths_after[0], ana.widths_after[2])
+    small = build_model(pruned_graph(resnet_snn.graph, chosen), "snn", timesteps=2, seed=0)
+    assert [p.shape[0] for p in small.populations if p.spiking] == [chosen[p] for p in RESNET_POPS]
+    # spikes are counted per population, on the row of its first layer (none on the shortcut rows)
+    m0 = measure(resnet_snn, _loader(8), progress=False)
+    assert m0.spikes.shape == (8,) and m0.total_spikes > 0
+    assert m0.spikes[3] == 0.0 and m0.spikes[6] == 0.0 and m0.spikes[7] == 0.0  # identity, down, out
+    table = spatial_table(resnet_snn, small, m0, None)
+    assert list(table["layer"]) == [i.name for i in resnet_snn.layer_infos] + ["total"]
+    assert table.iloc[-1]["params_after"] == small.param_count() < resnet_snn.param_count()
+    assert table.iloc[-1]["channels_before"] == 32 * 3 + 64 * 2

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from sim_testutil import set_thresholds, spiking_pops, thresholds
 
 from snnsim.arch import make_arch
 from snnsim.checkpoint import load_model
@@ -49,8 +50,7 @@ def test_bad_epochs_rejected() -> None:
 def _setup():
     spec = make_arch("digits").with_widths([6, 6, 8, 8, 12], name="tiny")
     model = build_model(spec, "snn", timesteps=5, seed=0)
-    with torch.no_grad():
-        model.thresholds.fill_(0.4)
+    set_thresholds(model, 0.4)
     model.dataset_info = {"name": "synthetic", "input_shape": [1, 8, 8], "num_classes": 10}
     g = torch.Generator().manual_seed(0)
     x = torch.randn(48, 1, 8, 8, generator=g)
@@ -65,9 +65,10 @@ def test_stage_loop_carries_state_and_saves(tmp_path) -> None:
 
     def fake_train(net, train_loader, test_loader, cfg, timesteps=None):
         # records the carried-over threshold, then "trains": shifts all thresholds by +0.1
-        calls.append((timesteps, cfg.epochs, float(net.thresholds.detach()[0])))
+        calls.append((timesteps, cfg.epochs, float(thresholds(net)[0])))
         with torch.no_grad():
-            net.thresholds.add_(0.1)
+            for pop in spiking_pops(net):
+                net.threshold(pop).add_(0.1)
         return [{"epoch": e + 1, "train_acc": 0.5} for e in range(cfg.epochs)]
 
     from snnsim.training import TrainConfig
@@ -81,15 +82,15 @@ def test_stage_loop_carries_state_and_saves(tmp_path) -> None:
     assert [r["timesteps"] for r in rows] == [5, 3, 2]
     assert [r["epochs"] for r in rows] == [0, 2, 2]
     assert [r["cumulative_epochs"] for r in rows] == [0, 2, 4]
-    assert final.timesteps == 2 and float(final.thresholds.detach()[0]) == pytest.approx(0.25)
-    assert float(model.thresholds.detach()[0]) == pytest.approx(0.4) and model.timesteps == 5  # input untouched
+    assert final.timesteps == 2 and thresholds(final).tolist() == pytest.approx([0.25] * 5)
+    assert thresholds(model).tolist() == pytest.approx([0.4] * 5) and model.timesteps == 5  # input untouched
     for r in rows:
         assert 0.0 <= r["accuracy"] <= 1.0 and r["spikes_per_inference"] >= 0
         back = load_model(r["checkpoint"])
         assert back.timesteps == r["timesteps"]
         assert back.provenance["temporal"]["timesteps"] == r["timesteps"]
     assert (tmp_path / "snn_T3.pt").exists() and (tmp_path / "snn_T2.pt").exists()
-    assert torch.equal(load_model(tmp_path / "snn_T2.pt").thresholds, final.thresholds.detach())
+    assert torch.equal(thresholds(load_model(tmp_path / "snn_T2.pt")), thresholds(final))
 
 
 def test_stage_loop_with_real_training(tmp_path) -> None:
@@ -131,7 +132,7 @@ def test_ratio_rescale_in_stage_loop() -> None:
     seen: list[float] = []
 
     def fake_train(net, train_loader, test_loader, cfg, timesteps=None):
-        seen.append(float(net.thresholds.detach()[0]))
+        seen.append(float(thresholds(net)[0]))
         return []
 
     from snnsim.training import TrainConfig
@@ -184,3 +185,44 @@ def test_train_from_ann_converts_at_final_t(tmp_path) -> None:
     expected = balance_thresholds(fresh, loader, 2, 99.0, 0.2, 32)
     assert snn.provenance["conversion"]["thresholds"] == pytest.approx(expected)
     assert load_model(tmp_path / "c.pt").provenance["temporal"]["conversion_scale"] == pytest.approx(0.2)
+
+
+def test_prune_temporal_on_a_resnet_snn(tmp_path) -> None:
+    """One short real stage on a residual graph (the converted digits-resnet SNN, T 4 -> 2)."""
+    from snnsim.compression.spatial import measure
+    from snnsim.graph import build_graph
+    from snnsim.training import TrainConfig, convert_ann_to_snn
+
+    _, loader = _setup()
+    ann = build_model(build_graph("digits-resnet"), kind="ann", seed=0)
+    x, y = next(iter(loader))
+    snn = convert_ann_to_snn(ann, [(x, y)], 4)
+    snn.dataset_info = {"name": "synthetic", "input_shape": [1, 8, 8], "num_classes": 10}
+    before = thresholds(snn)
+    weights = snn["s2b1_down"].weight.detach().clone()
+    small = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=8)
+    cfg = TrainConfig(epochs=1, lr=1e-3, device="cpu", progress=False)
+    seen: list[torch.Tensor] = []
+
+    def one_epoch(net, train_loader, test_loader, cfg, timesteps=None):
+        from snnsim.training import train_snn
+
+        seen.append(thresholds(net))
+        return train_snn(net, train_loader, test_loader, cfg, timesteps)
+
+    final, rows = prune_temporal(snn, plan_schedule([4, 2], 4, 1), small, small, cfg, out_dir=tmp_path,
+                                 threshold_rescale="ratio", train_fn=one_epoch, progress=False)
+    assert [r["timesteps"] for r in rows] == [4, 2] and [r["epochs"] for r in rows] == [0, 1]
+    # every population's threshold was halved on the cut (ratio 2/4), then trained
+    assert len(seen) == 1 and torch.allclose(seen[0], before * 0.5)
+    assert final.timesteps == 2 and not torch.equal(final["s2b1_down"].weight.detach(), weights)
+    assert torch.equal(thresholds(snn), before) and snn.timesteps == 4  # input untouched
+    back = load_model(tmp_path / "snn_T2.pt")
+    assert back.timesteps == 2 and list(back.graph.nodes) == list(snn.graph.nodes) and back.spec is None
+    assert torch.equal(thresholds(back), thresholds(final))
+    # measure at a new T: accuracy in range, spikes on each population's first-layer row only
+    m = measure(back, small, timesteps=1, progress=False)
+    assert 0.0 <= m.accuracy <= 1.0 and m.spikes.shape == (back.num_layers,)
+    assert all(m.spikes[i] == 0.0 for i, info in enumerate(back.layer_infos)
+               if info.kind == "identity" or info.target == "out_integrator" or info.name == "s2b1_down")
+    assert rows[1]["spikes_per_inference"] == pytest.approx(measure(final, small, progress=False).total_spikes)

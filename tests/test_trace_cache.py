@@ -14,7 +14,7 @@ from snnsim.arch import ArchSpec
 from snnsim.data import load_dataset
 from snnsim.errors import TraceError
 from snnsim.sim import SimCounts, replay
-from snnsim.trace import META_FILE, layer_file, load_trace, model_fingerprint, record_trace
+from snnsim.trace import META_FILE, load_trace, model_fingerprint, population_file, record_trace
 from snnsim.trace_cache import obtain_trace, trace_cache_dir
 
 # 1x8x8 input, 10 classes: the shape of the default synthetic data set (256 test samples).
@@ -82,10 +82,15 @@ def _flip(path: Path) -> None:
     path.write_bytes(bytes(data))
 
 
-def _edit_meta(key: str, value):  # type: ignore[no-untyped-def]
+def _edit_meta(key: str | tuple, value):  # type: ignore[no-untyped-def]
+    path = (key,) if isinstance(key, str) else key
+
     def edit(d: Path) -> None:
         meta = json.loads((d / META_FILE).read_text())
-        meta[key] = value
+        node = meta
+        for k in path[:-1]:
+            node = node[k]
+        node[path[-1]] = value
         (d / META_FILE).write_text(json.dumps(meta))
     return edit
 
@@ -94,13 +99,17 @@ def test_an_unusable_cached_trace_is_recorded_again(model, tmp_path: Path) -> No
     ref, _ = _get(model, tmp_path, 16)
     reference = replay(ref, model, progress=False)
     other_fp = model_fingerprint(spiking_model(SPEC, seed=3, timesteps=3))
+    # v2's layer_02.npy (layer 2's input events) is v3's population_01.npy (conv2_lif's spikes)
+    assert population_file(1) == "population_01.npy" and model.layer_infos[2].source == model.populations[1].name
     cases = {
-        "flipped spike byte": (lambda d: _flip(d / layer_file(2)), "layer_02.npy is corrupt"),
+        "flipped spike byte": (lambda d: _flip(d / population_file(1)), "population_01.npy is corrupt"),
         "edited labels": (_edit_meta("labels", [0] * 16), "meta.json was modified or is corrupt"),
         "copied fingerprint": (_edit_meta("model_fingerprint", other_fp), "meta.json was modified or is corrupt"),
         "format v1": (_edit_meta("format_version", 1), "format v1"),
+        "format v2 (keyed by layer)": (_edit_meta("format_version", 2), "format v2"),
+        "population file renamed": (_edit_meta(("populations", 1, "file"), "layer_02.npy"), "populations[1].file"),
         "truncated logits": (lambda d: (d / "logits.npy").write_bytes((d / "logits.npy").read_bytes()[:-5]), "truncated"),
-        "deleted layer": (lambda d: (d / layer_file(1)).unlink(), "missing layer_01.npy"),
+        "deleted population": (lambda d: (d / population_file(0)).unlink(), "missing population_00.npy"),
         "deep meta": (lambda d: (d / META_FILE).write_text("[" * 50_000 + "]" * 50_000), "nests 50000 levels deep"),
         "meta is a list": (lambda d: (d / META_FILE).write_text("[1, 2]"), "not an snnsim trace"),
     }

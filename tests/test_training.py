@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
+from sim_testutil import leaks, set_leaks, spiking_pops, thresholds
 
 from snnsim.checkpoint import load_model, read_checkpoint
 from snnsim.data import make_loaders
@@ -53,9 +54,9 @@ def test_first_layer_threshold_is_percentile_of_input_current(small_digits_ann, 
     with torch.no_grad():
         cur = small_digits_ann.synapses[0](x)
     expected = _percentile(cur, 99.0) * 0.5
-    assert math.isclose(float(snn.thresholds[0].detach()), expected, rel_tol=1e-5)
-    assert len(snn.thresholds) == snn.num_layers - 1
-    assert bool((snn.thresholds > 0).all())
+    assert math.isclose(float(snn.threshold("conv1_lif").detach()), expected, rel_tol=1e-5)
+    assert len(thresholds(snn)) == snn.num_layers - 1  # one per spiking population of the chain
+    assert bool((thresholds(snn) > 0).all())
     # Weights are copied, the ANN is untouched, metadata carried over.
     for a, s in zip(small_digits_ann.synapses, snn.synapses, strict=True):
         assert torch.equal(a.weight, s.weight) and a.weight.data_ptr() != s.weight.data_ptr()
@@ -68,7 +69,7 @@ def test_balancing_is_sequential(small_digits_ann, digits_bundle) -> None:
     tr, _ = make_loaders(digits_bundle, batch_size=128)
     snn = convert_ann_to_snn(small_digits_ann, tr, timesteps=4, max_samples=128)
     base = balance_thresholds(copy.deepcopy(snn), tr, 4, max_samples=128)
-    assert base == pytest.approx(snn.thresholds.detach().tolist())
+    assert base == pytest.approx(thresholds(snn).tolist())
     # Scale 2 on everything: layer 0 doubles exactly, later layers do not simply double
     # (fewer spikes from layer 0 feed them).
     doubled = balance_thresholds(copy.deepcopy(snn), tr, 4, scale=2.0, max_samples=128)
@@ -105,6 +106,34 @@ def test_balance_rejects_bad_arguments(small_digits_ann, digits_bundle) -> None:
         convert_ann_to_snn(snn, tr, 2)
 
 
+def test_resnet_conversion_folds_batchnorm_and_balances_every_population() -> None:
+    """A residual graph: BN is folded into the conv biases, every LIF population gets a
+    threshold, and the stem's is the percentile of the folded conv's current (its analog input)."""
+    from snnsim.graph import build_graph
+
+    ann = build_model(build_graph("digits-resnet"), kind="ann", seed=0)
+    with torch.no_grad():
+        ann["stem_bn"].running_mean.uniform_(-0.3, 0.3)
+        ann["stem_bn"].running_var.uniform_(0.5, 2.0)
+        ann["stem_bn"].weight.uniform_(0.5, 1.5)
+    ann.eval()
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(32, 1, 8, 8, generator=g), torch.randint(0, 10, (32,), generator=g)
+    snn = convert_ann_to_snn(ann, [(x, y)], timesteps=3, percentile=99.0, scale=0.5)
+    assert not any("bn" in name for name in snn.graph.nodes)
+    snn.check_simulable()
+    with torch.no_grad():
+        ref = ann["stem_bn"](ann["stem"](x))
+        assert torch.allclose(snn["stem"](x), ref, atol=1e-5)
+    assert math.isclose(float(snn.threshold("stem_lif").detach()), _percentile(ref, 99.0) * 0.5, rel_tol=1e-4)
+    pops = spiking_pops(snn)
+    assert pops == ["stem_lif", "s1b1_lif1", "s1b1_lif2", "s2b1_lif1", "s2b1_lif2"]
+    assert snn.provenance["conversion"]["thresholds"] == pytest.approx(thresholds(snn).tolist())
+    assert bool((thresholds(snn) > 1e-3).all()) and len(set(thresholds(snn).tolist())) == len(pops)
+    with torch.no_grad():
+        assert snn(x).shape == (32, 10)
+
+
 # ----------------------------------------------------------------------------- gradients
 
 
@@ -119,8 +148,12 @@ def test_surrogate_gradient_reaches_every_layer_threshold_and_leak(tiny_spec, sy
     loss.backward()
     for i, syn in enumerate(snn.synapses):
         assert syn.weight.grad is not None and float(syn.weight.grad.abs().sum()) > 0, f"layer {i}"
-    assert snn.thresholds.grad is not None and bool((snn.thresholds.grad != 0).all())
-    assert snn.leaks.grad is not None and bool((snn.leaks.grad != 0).all())
+    pops = spiking_pops(snn)
+    assert len(pops) == 3
+    for pop in pops:
+        th, lk = snn.threshold(pop), snn.leak(pop)
+        assert th.grad is not None and bool((th.grad != 0).all()), pop
+        assert lk.grad is not None and bool((lk.grad != 0).all()), pop
 
 
 # ----------------------------------------------------------------------------- training loops
@@ -132,15 +165,16 @@ def test_train_snn_learns_and_keeps_leaks_in_range(tiny_spec, synthetic_bundle) 
     hist = train_ann(ann, tr, te, _cfg(epochs=3, lr=1e-2, optimizer="adam"))
     assert [r["epoch"] for r in hist] == [1, 2, 3]
     assert hist[-1]["loss"] < hist[0]["loss"]
-    assert ann.thresholds.requires_grad and ann.leaks.requires_grad  # restored after the ANN stage
+    neuron = ann.neuron_parameters()
+    assert len(neuron) == 6 and all(p.requires_grad for p in neuron)  # restored after the ANN stage
     snn = convert_ann_to_snn(ann, tr, timesteps=3, scale=0.5, max_samples=128)
-    with torch.no_grad():
-        snn.leaks.fill_(0.999)
+    set_leaks(snn, 0.999)
     before = evaluate(snn, te)
     hist = train_snn(snn, tr, te, _cfg(epochs=3, lr=5e-3, optimizer="adam"), timesteps=3)
     assert len(hist) == 3 and all(set(r) >= {"loss", "train_acc", "test_acc", "lr", "time_s"} for r in hist)
-    assert bool(((snn.leaks >= 0) & (snn.leaks <= 1)).all())
-    assert bool((snn.thresholds > 0).all())
+    assert bool(((leaks(snn) >= 0) & (leaks(snn) <= 1)).all())
+    assert not torch.equal(leaks(snn), torch.full_like(leaks(snn), 0.999))  # the leaks were trained
+    assert bool((thresholds(snn) > 0).all())
     assert hist[-1]["test_acc"] >= max(before - 0.05, 0.5)
     assert hist[-1]["test_acc"] == pytest.approx(evaluate(snn, te))
 

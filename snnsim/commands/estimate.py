@@ -106,7 +106,7 @@ def trace(model_path: str, dataset: str | None, samples: int | None, out: str | 
 @click.option("--counting", type=click.Choice(COUNTINGS), default="snnsim", show_default=True,
               help="snnsim's event-driven counts, or NeuroBench 2.3's SynapticOperations rules.")
 @click.option("--baseline", type=click.Path(), default=None,
-              help="ANN checkpoint for the non-spiking baseline [default: an ANN of the SNN's own spec].")
+              help="ANN checkpoint for the non-spiking baseline [default: an ANN of the SNN's own network].")
 @click.option("--first-layer", type=click.Choice(FIRST_LAYER_CHOICES), default="mac_per_timestep", show_default=True,
               help="Direct-input first layer: MACs at every timestep, or once (input constant over T).")
 @click.option("--skip-zero-weights", is_flag=True, help="Do not count synaptic ops on zero (pruned) weights.")

@@ -64,7 +64,7 @@ def compare_table(summary: Any) -> Any:
 @click.option("--dataset", default=None, help="Data set to trace on [default: each model's own].")
 @click.option("--samples", type=SAMPLES, default=None, help="Test samples to trace [default: min(256, test set)].")
 @click.option("--baseline", type=click.Path(), default=None,
-              help="ANN checkpoint for the non-spiking baseline [default: an ANN of each SNN's own spec].")
+              help="ANN checkpoint for the non-spiking baseline [default: an ANN of each SNN's own network].")
 @click.option("--first-layer", type=click.Choice(FIRST_LAYER_CHOICES), default="mac_per_timestep",
               show_default=True, help="Direct-input first layer: MACs at every timestep, or once (input constant over T).")
 @click.option("--compute-only", is_flag=True, help="Charge compute only (the paper's #ops x energy/op).")

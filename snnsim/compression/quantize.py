@@ -145,12 +145,20 @@ def check_quantized(model: Model) -> None:
     if set(scales) != {info.name for info, _ in weighted}:
         raise SnnsimError(f"quantization has scales for {len(scales)} nodes, the model has {len(weighted)} synapses",
                           "re-run `snnsim quantize`")
+    want = [f"{info.name}.{param}" for info, syn in weighted
+            for param, tensor in (("weight", syn.weight), ("bias", syn.bias)) if tensor is not None]
+    missing = [key for key in want if key not in qinfo["int_weights"]]
+    if missing:
+        raise SnnsimError(f"quantization record lacks the integer codes {missing[0]!r}", "re-run `snnsim quantize`")
+    plural = {"weight": "weights", "bias": "biases"}
     for info, syn in weighted:
         for param, tensor, width in (("weight", syn.weight, bits), ("bias", syn.bias, BIAS_BITS)):
             if tensor is None:
                 continue
             codes = qinfo["int_weights"][f"{info.name}.{param}"]
             if codes.numel() and int(codes.abs().max()) > qmax(width):
-                raise SnnsimError(f"layer {info.name}: integer {param}s exceed the {width}-bit range", "re-run `snnsim quantize`")
+                raise SnnsimError(f"layer {info.name}: integer {plural[param]} exceed the {width}-bit range",
+                                  "re-run `snnsim quantize`")
             if not torch.equal(dequantize(codes, scales[info.name]), tensor.detach().cpu().float()):
-                raise SnnsimError(f"layer {info.name}: float {param}s differ from int_weights * scale", "re-run `snnsim quantize`")
+                raise SnnsimError(f"layer {info.name}: float {plural[param]} differ from int_weights * scale",
+                                  "re-run `snnsim quantize`")

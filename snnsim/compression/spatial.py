@@ -207,7 +207,7 @@ def default_samples(train_size: int, model: Model | None = None) -> int:
 class SpatialAnalysis:
     """Result of the PCA step: per spiking layer, the width before/after and the curve."""
 
-    layer_names: list[str]
+    layer_names: list[str]  # each population's first layer (what tables show)
     widths_before: list[int]
     widths_after: list[int]
     curves: list[np.ndarray]
@@ -217,6 +217,7 @@ class SpatialAnalysis:
     mode: str
     timesteps: int
     warnings: list[str] = field(default_factory=list)
+    populations: list[str] = field(default_factory=list)  # the LIF / IF populations, same order
 
     def dims_at(self, variance: float) -> list[int]:
         """Widths for another threshold, from the same curves (no new forward pass)."""
@@ -312,6 +313,7 @@ def analyze_spatial(model: Model, loader: Iterable[Any], variance: float = DEFAU
         mode=mode,
         timesteps=steps,
         warnings=warnings,
+        populations=[p.name for p in spiking],
     )
 
 
@@ -381,9 +383,20 @@ def group_widths(graph: Graph, names: list[str], widths: list[int]) -> dict[str,
     populations in :func:`analyze_spatial`'s order): populations that share a width (a residual
     group, :func:`width_groups`) get the **largest** k of the group, so that no population of
     the group keeps fewer dimensions than its own PCA asks for."""
+    if len(names) != len(widths):
+        raise SnnsimError(f"group_widths got {len(names)} population names for {len(widths)} widths")
     k = dict(zip(names, (int(w) for w in widths), strict=True))
+    groups = width_groups(graph)
+    known = {p for group in groups for p in group}
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise SnnsimError(f"graph {graph.name!r} has no LIF / IF population {unknown[0]!r}",
+                          "pass population names (SpatialAnalysis.populations), not layer names")
+    missing = sorted(known - set(k))
+    if missing:
+        raise SnnsimError(f"group_widths needs a width for every population; {missing[0]!r} has none")
     out: dict[str, int] = {}
-    for group in width_groups(graph):
+    for group in groups:
         width = max(k[p] for p in group)
         out.update({p: width for p in group})
     return out

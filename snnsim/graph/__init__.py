@@ -9,7 +9,9 @@ from snnsim.graph.builders import (
     GRAPH_BUILDERS,
     GraphBuilder,
     build_graph,
+    build_network,
     digits_resnet,
+    network_names,
     resnet19,
     resnet20,
     vgg_graph,
@@ -41,6 +43,6 @@ from snnsim.graph.torch_net import GraphNet, convert_spikingnet_state
 __all__ = [
     "GRAPH_BUILDERS", "IF", "LIF", "NODE_TYPES", "Add", "Affine", "AvgPool2d", "BatchNorm2d", "Conv2d", "Flatten",
     "Graph", "GraphBuilder", "GraphError", "GraphNet", "Input", "Integrator", "MaxPool2d", "Node", "NodeInfo", "Output",
-    "Scale", "Schedule", "SumPool2d", "build_graph", "digits_resnet", "fold_batchnorm", "fold_structure", "lower", "simulation_view", "resnet19", "resnet20",
-    "convert_spikingnet_state", "vgg_graph",
+    "Scale", "Schedule", "SumPool2d", "build_graph", "build_network", "convert_spikingnet_state", "digits_resnet",
+    "fold_batchnorm", "fold_structure", "lower", "network_names", "resnet19", "resnet20", "simulation_view", "vgg_graph",
 ]

@@ -59,6 +59,9 @@ def _read_path(graph: Graph, name: str) -> tuple[str, str | None, int, bool]:
         info = graph.info[cur]
         node = info.node
         if info.kind in ("LIF", "IF") or isinstance(node, Input):
+            if isinstance(node, Input) and pool is not None:
+                raise GraphError(f"graph node {name!r}: the event simulator does not pool the analog input "
+                                 f"(pool in front of the first synapse)", "pool after the first population instead")
             return cur, pool, k, flatten
         if isinstance(node, Flatten) and not flatten and pool is None:
             flatten = True

@@ -185,6 +185,7 @@ def integer_forward(model: Model, x: torch.Tensor, spec: IntegerSpec, timesteps:
     exactly like ``GraphNet.forward_snn``.
     """
     steps = int(timesteps or model.timesteps)
+    pops = {p.name: p for p in model.populations}
     x_int = spec.quantize_input_torch(x.detach().cpu())
     weights = [torch.from_numpy(lay.weight).to(torch.float64) for lay in spec.layers]
     pots: list[torch.Tensor | None] = [None] * len(spec.layers)
@@ -208,14 +209,16 @@ def integer_forward(model: Model, x: torch.Tensor, spec: IntegerSpec, timesteps:
             if not info.spiking:
                 acc = cur if acc is None else acc + cur
                 if observer is not None:
-                    observer(PopulationEvent(info.target, "Integrator", i, t, cur, acc, None))
+                    pop = pops[info.target]
+                    observer(PopulationEvent(pop.name, pop.kind, pop.index, t, cur, acc, None))
                 continue
             assert lay.theta is not None and lay.leak_fx is not None
             u_prev = pots[i] if pots[i] is not None else torch.zeros_like(cur)
             u = torch.bitwise_right_shift(u_prev * lay.leak_fx, spec.frac_bits) + cur
             s = u > lay.theta
             if observer is not None:
-                observer(PopulationEvent(info.target, "LIF", i, t, cur, u, s.to(torch.float32)))
+                pop = pops[info.target]
+                observer(PopulationEvent(pop.name, pop.kind, pop.index, t, cur, u, s.to(torch.float32)))
             pots[i] = u - lay.theta * s.to(torch.int64)
             h = s.to(torch.int64)
     assert acc is not None

@@ -61,7 +61,8 @@ def inbounds_connections(info: LayerInfo) -> int:
 
 def architecture_metrics(layers: list[LayerInfo], timesteps: int) -> dict[str, Any]:
     """Architecture-only NeuroBench figures per sample (golden-testable)."""
-    dense = [inbounds_connections(i) * timesteps for i in layers]
+    # NeuroBench hooks Conv / Linear modules only: an identity shortcut (an add) is not in Dense
+    dense = [0 if i.kind == "identity" else inbounds_connections(i) * timesteps for i in layers]
     neurons = sum(i.neurons for i, first in zip(layers, primary_layers(layers), strict=True) if first)
     return {
         "Dense": float(sum(dense)),

@@ -7,7 +7,10 @@ They compute the same quantities the dense way, sharing no code with the kernels
 * per-layer counts by convolving the multiplicity map with an all-ones kernel (synaptic ops per
   output, summed = syn_ops), with the nonzero-weight mask (syn_ops_nz), and thresholding the
   all-ones result (touched neurons);
-* functional steps with torch ops in the model's own arithmetic.
+* functional steps with torch ops in the model's own arithmetic;
+* a layer's currents (:func:`layer_currents_ref`) as a float64 ``conv2d`` / ``linear`` with its
+  bias, and a population's run over all timesteps (:func:`population_steps_ref`) as a loop of
+  the reference LIF step.
 """
 
 from __future__ import annotations
@@ -115,3 +118,73 @@ def lif_step_int_ref(u: torch.Tensor, cur: torch.Tensor, leak_fx: int, frac_bits
 def scatter_ref(info: LayerInfo, vals: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     """Dense reference of the scatter kernels: the layer's current for pooled values [B, *in_shape]."""
     return _apply(info, vals, weight.to(vals.dtype))
+
+
+def layer_currents_ref(info: LayerInfo, weight: torch.Tensor | np.ndarray | None,
+                       bias: torch.Tensor | np.ndarray | None, values: np.ndarray | torch.Tensor,
+                       steps: int | None = None) -> np.ndarray:
+    """Dense reference of :func:`snnsim.sim.kernels.layer_currents` (and of an identity edge's
+    current): float64 [n, T, neurons] in (C, H, W) order.
+
+    ``values`` [n, Tv, S] are the values the synapses read per pooled site (what
+    :func:`snnsim.sim.replay.layer_values` returns; Tv = 1 for the analog input, repeated over the
+    ``steps`` timesteps, default Tv). A conv / linear layer is ``F.conv2d`` / ``F.linear`` in
+    float64 with ``bias`` (None: no bias); an identity edge passes the values through.
+    """
+    v = torch.as_tensor(np.asarray(values)).to(torch.float64)
+    n, tv = v.shape[:2]
+    steps = tv if steps is None else int(steps)
+    if tv not in (1, steps):
+        raise ValueError(f"values have {tv} timesteps, expected 1 or {steps}")
+    flat = v.reshape(n * tv, *info.in_shape)
+    if info.kind == "identity":
+        cur = flat
+    else:
+        assert weight is not None
+        w = torch.as_tensor(np.asarray(weight)).to(torch.float64)
+        b = None if bias is None else torch.as_tensor(np.asarray(bias)).to(torch.float64)
+        if info.kind == "conv":
+            cur = F.conv2d(flat, w, b, stride=info.stride, padding=info.padding)
+        else:
+            cur = F.linear(flat.reshape(n * tv, -1), w, b)
+    out = cur.reshape(n, tv, -1)
+    if tv != steps:
+        out = out.expand(n, steps, out.shape[2])
+    return out.contiguous().numpy()
+
+
+def population_steps_ref(current: np.ndarray | torch.Tensor, leak, theta, spiking: bool, frac_bits: int | None = None
+                         ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Reference of :func:`snnsim.sim.kernels.population_steps`: one population over all
+    timesteps of its summed current [n, T, N], step by step with :func:`lif_step_ref` (float,
+    ``frac_bits`` None: ``leak``/``theta`` in the current's dtype) or :func:`lif_step_int_ref`
+    (int64: ``leak`` the fixed-point leak), or accumulated for the output integrator.
+
+    Returns ``(spikes bool [n, T, N] (all False for the integrator), potentials [n, T, N]
+    (before reset; the running sum for the integrator), changed int64 [n, T] (neurons whose
+    potential changed over the step; every neuron at t = 0 for the integrator), acc [n, N]
+    (the integrator's sum; [n, 0] for a spiking population))``.
+    """
+    cur = torch.as_tensor(np.asarray(current))
+    n, steps, neurons = cur.shape
+    u = torch.zeros((n, neurons), dtype=cur.dtype)
+    spikes = torch.zeros((n, steps, neurons), dtype=torch.bool)
+    pots = torch.zeros((n, steps, neurons), dtype=cur.dtype)
+    changed = torch.zeros((n, steps), dtype=torch.int64)
+    for t in range(steps):
+        if not spiking:
+            new = u + cur[:, t]
+            changed[:, t] = neurons if t == 0 else (new != u).sum(dim=1)
+            u = new
+            pots[:, t] = u
+            continue
+        if frac_bits is None:
+            v, s, new = lif_step_ref(u, cur[:, t], torch.tensor(leak, dtype=cur.dtype), torch.tensor(theta, dtype=cur.dtype))
+        else:
+            v, s, new = lif_step_int_ref(u, cur[:, t], int(leak), int(frac_bits), int(theta))
+        spikes[:, t] = s != 0
+        pots[:, t] = v
+        changed[:, t] = (new != u).sum(dim=1)
+        u = new
+    acc = u if not spiking else torch.zeros((n, 0), dtype=cur.dtype)
+    return spikes.numpy(), pots.numpy(), changed.numpy(), acc.numpy()

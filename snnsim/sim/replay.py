@@ -293,8 +293,9 @@ def _count_identity(bits: np.ndarray | None, analog: np.ndarray | None, steps: i
         per = K.popcount_packed(np.ascontiguousarray(bits))
         bin_col = np.ones_like(per)
     out = np.zeros((*per.shape, K.N_COLS), dtype=np.int64)
-    for col in (K.COL_EVENTS, K.COL_SYN, K.COL_SYN_NZ, K.COL_TOUCHED, K.COL_NB_EFF, K.COL_SITES):
+    for col in (K.COL_EVENTS, K.COL_SYN, K.COL_SYN_NZ, K.COL_TOUCHED, K.COL_SITES):
         out[..., col] = per
+    # NeuroBench counts no adds (it hooks Conv / Linear modules only): 0 effective ops
     out[..., K.COL_NB_BINARY] = bin_col
     return out
 
