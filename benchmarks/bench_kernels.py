@@ -281,7 +281,7 @@ import numpy as np, torch
 from snnsim.arch import make_arch
 from snnsim.models import build_model
 from snnsim.compression.quantize import quantize_model
-from snnsim.trace import record_trace
+from snnsim.recording import record_trace
 from snnsim.sim import replay
 t_import = time.perf_counter() - t0
 torch.manual_seed(0)
@@ -362,7 +362,7 @@ def main(argv: list[str] | None = None) -> int:
               f"copy {lim[f'copy_GBps_{th}t'] / lim['copy_GBps_1t']:.2f}x  (load {load_average()})")
 
     from snnsim.compression.quantize import quantize_model
-    from snnsim.trace import record_trace
+    from snnsim.recording import record_trace
 
     ckpt = Path(args.model) if args.model else work / f"{args.arch}_T{args.timesteps}_seed0.pt"
     model = cached_vgg(ckpt, args.arch, args.timesteps, 0, log=print)

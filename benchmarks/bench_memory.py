@@ -1,4 +1,5 @@
-"""Peak memory (and wall time) of ``snnsim trace`` and ``snnsim estimate`` on a VGG16 x N trace.
+"""Peak memory (and wall time) of ``snnsim trace`` and ``snnsim estimate`` on a VGG16 (or
+``--arch resnet19``) x N trace.
 
 The issue's target: ``snnsim estimate`` on 1,000 VGG16 samples stays below 2 GiB, because the
 trace is streamed (memory-mapped, replayed in sample chunks), never held in RAM at once.
@@ -52,11 +53,11 @@ sys.path.insert(0, sys.argv[1])
 import torch
 torch.set_num_threads(int(sys.argv[5]))
 from common import cached_vgg, cifar_like_inputs
-from snnsim.trace import record_trace
+from snnsim.recording import record_trace
 from pathlib import Path
-model = cached_vgg(Path(sys.argv[2]), "vgg16", int(sys.argv[6]))
+model = cached_vgg(Path(sys.argv[2]), sys.argv[8], int(sys.argv[6]))
 n = int(sys.argv[4])
-x = cifar_like_inputs(n, seed=1)
+x = cifar_like_inputs(n, seed=1, shape=tuple(model.input_shape))
 t0 = time.perf_counter()
 tr = record_trace(model, x, sys.argv[3], batch_size=64, labels=(torch.arange(n) % 10).numpy(), progress=False,
                   engine=sys.argv[7])
@@ -104,7 +105,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--samples", type=int, default=1000)
     p.add_argument("--timesteps", type=int, default=5)
     p.add_argument("--work-dir", default="/tmp/snnsim-bench")
-    p.add_argument("--model", default=None, help="VGG16 checkpoint (default: cached random realistic one in --work-dir)")
+    p.add_argument("--arch", default="vgg16", help="network with random realistic weights (vgg16, resnet19, ...)")
+    p.add_argument("--model", default=None, help="checkpoint (default: cached random realistic --arch in --work-dir)")
     p.add_argument("--trace", default=None, help="use this recorded trace instead of recording one")
     p.add_argument("--threads", type=int, default=1, help="torch threads for recording")
     p.add_argument("--functional", action="store_true", help="also measure `estimate --functional float`")
@@ -117,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     work.mkdir(parents=True, exist_ok=True)
     print(describe_machine())
     print(f"command: {' '.join(sys.argv)}")
-    ckpt = Path(args.model) if args.model else work / f"vgg16_T{args.timesteps}_seed0.pt"
+    ckpt = Path(args.model) if args.model else work / f"{args.arch}_T{args.timesteps}_seed0_v2.pt"
     env = dict(os.environ)
     env["PYTHONPATH"] = str(ROOT) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     rows: list[dict[str, Any]] = []
@@ -135,22 +137,22 @@ def main(argv: list[str] | None = None) -> int:
         sys.path.insert(0, str(HERE))
         from common import cached_vgg
 
-        cached_vgg(ckpt, "vgg16", args.timesteps)
+        cached_vgg(ckpt, args.arch, args.timesteps)
     res = run_measured([sys.executable, "-c", _BASELINE, str(ckpt)], args.time_v, env)
     add("baseline: import + load checkpoint", res)
 
-    trace_dir = Path(args.trace) if args.trace else work / f"mem-trace-vgg16-{args.samples}"
+    trace_dir = Path(args.trace) if args.trace else work / f"mem-trace-{args.arch}-{args.samples}"
     if args.trace is None:
         res = run_measured([sys.executable, "-c", _RECORD, str(HERE), str(ckpt), str(trace_dir), str(args.samples),
-                            str(args.threads), str(args.timesteps), "torch"], args.time_v, env)
+                            str(args.threads), str(args.timesteps), "torch", args.arch], args.time_v, env)
         add(f"record_trace {args.samples} samples", res, "batch 64; arrays written through open_memmap")
         if res["rc"] != 0:
             print(fmt_table(rows))
             return 1
     if args.event:
-        ev_dir = work / f"mem-trace-vgg16-{args.samples}-event"
+        ev_dir = work / f"mem-trace-{args.arch}-{args.samples}-event"
         res = run_measured([sys.executable, "-c", _RECORD, str(HERE), str(ckpt), str(ev_dir), str(args.samples),
-                            str(args.threads), str(args.timesteps), "event"], args.time_v, env)
+                            str(args.threads), str(args.timesteps), "event", args.arch], args.time_v, env)
         add(f"record_trace --engine event, {args.samples} samples", res, "batch 64 (16-sample sub-batches)")
         shutil.rmtree(ev_dir, ignore_errors=True)
     size = sum(f.stat().st_size for f in trace_dir.iterdir())

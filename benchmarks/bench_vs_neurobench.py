@@ -74,9 +74,10 @@ from common import (  # noqa: E402
 )
 
 from snnsim.models import Model, describe_arch  # noqa: E402
+from snnsim.recording import record_trace  # noqa: E402
 from snnsim.sim import replay  # noqa: E402
 from snnsim.sim.kernels import popcount_packed  # noqa: E402
-from snnsim.trace import load_trace, record_trace  # noqa: E402
+from snnsim.trace import load_trace  # noqa: E402
 
 NB_KEYS = ("Effective_MACs", "Effective_ACs", "Dense")
 # NeuroBench sums every call's conv/linear output in float32 before int(): totals are exact

@@ -21,7 +21,7 @@ _API = {
     "load_model": "snnsim.checkpoint",
     "save_model": "snnsim.checkpoint",
     "load_hw": "snnsim.hw",
-    "record_trace": "snnsim.trace",
+    "record_trace": "snnsim.recording",
     "load_trace": "snnsim.trace",
     "estimate": "snnsim.estimation",
     "SnnsimError": "snnsim.errors",

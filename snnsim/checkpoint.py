@@ -285,7 +285,10 @@ def validate_checkpoint(ckpt: Any, source: str = "checkpoint") -> Graph:
         integer_keys: set[str] = set()
         weight_keys = [f"synapses.{i}.weight" for i in range(len(layers))]
     else:
-        shapes, integer_keys = expected_state(graph, kind)
+        try:
+            shapes, integer_keys = expected_state(graph, kind)
+        except SnnsimError as exc:  # e.g. a node name the model reserves
+            raise CheckpointError(f"{source}: {exc}", None if ";" in str(exc) else _FIX) from None
         weight_keys = _quantized_keys(shapes)
     missing = [k for k in shapes if k not in state]
     extra_keys = sorted(k for k in state if k not in shapes)
@@ -388,6 +391,7 @@ def upgrade_v1(ckpt: dict[str, Any], spec: ArchSpec, graph: Graph, quant: Mappin
     ckpt["quantization"] = quant
     ckpt["graph"] = graph.to_dict()
     ckpt["format_version"] = FORMAT_VERSION
+    ckpt["provenance"] = {**dict(ckpt.get("provenance") or {}), "converted_from_format": 1}
     ckpt["checksum"] = {"algorithm": CHECKSUM_ALGORITHM, "state": state_checksum(ckpt["state_dict"], quant)}
 
 

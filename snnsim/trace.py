@@ -72,10 +72,7 @@ quantization); :func:`check_trace_matches` refuses to replay a trace through ano
 
 from __future__ import annotations
 
-import datetime as _dt
-import errno
 import hashlib
-import io
 import json
 import math
 import os
@@ -91,13 +88,11 @@ from typing import Annotated, Any, Literal
 import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from torch.utils.data import Dataset
 
 from snnsim.arch import ArchSpec, LayerInfo, PopulationInfo
 from snnsim.errors import SnnsimError, TraceError, quote
 from snnsim.graph.graph import Graph
 from snnsim.graph.layers import simulation_view
-from snnsim.io import atomic_dir
 from snnsim.limits import (
     MAX_DOCUMENT_DEPTH,
     MAX_INPUT_CHANNELS,
@@ -106,7 +101,7 @@ from snnsim.limits import (
     MAX_TIMESTEPS,
     MAX_WIDTH,
 )
-from snnsim.models import Model, PopulationEvent
+from snnsim.models import Model
 
 TRACE_FORMAT = "snnsim-trace"
 TRACE_VERSION = 3
@@ -300,7 +295,7 @@ def _loc(loc: tuple[Any, ...]) -> str:
     return out or "(top level)"
 
 
-def _short(value: Any) -> str:
+def short_value(value: Any) -> str:
     """A value for a message: a short repr, never a wall of text."""
     r = reprlib.Repr()
     r.maxstring, r.maxother, r.maxlist, r.maxdict, r.maxlevel = 40, 40, 4, 4, 2
@@ -319,10 +314,10 @@ def _schema_problem(exc: ValidationError) -> str:
     msg = str(e.get("msg", "is invalid"))
     msg = msg[6:] if msg.startswith("Input ") else msg
     msg = re.sub(r" or instance of \w+", "", msg)
-    return f"field {where}: {msg}, got {_short(e.get('input'))}"
+    return f"field {where}: {msg}, got {short_value(e.get('input'))}"
 
 
-def _layer_meta(info: LayerInfo) -> dict[str, Any]:
+def layer_meta(info: LayerInfo) -> dict[str, Any]:
     """The ``layers`` entry of one layer (derived from the graph alone)."""
     return {
         "index": info.index, "name": info.name, "kind": info.kind,
@@ -334,7 +329,7 @@ def _layer_meta(info: LayerInfo) -> dict[str, Any]:
     }
 
 
-def _population_meta(pop: PopulationInfo, steps: int, samples: int) -> dict[str, Any]:
+def population_meta(pop: PopulationInfo, steps: int, samples: int) -> dict[str, Any]:
     """The ``populations`` entry of one population (derived from the graph alone)."""
     spiking = pop.spiking
     return {"index": pop.index, "name": pop.name, "kind": pop.kind, "shape": list(pop.shape),
@@ -343,7 +338,7 @@ def _population_meta(pop: PopulationInfo, steps: int, samples: int) -> dict[str,
             "array_shape": [samples, steps, packed_bytes(pop)] if spiking else None}
 
 
-def _data_files(input_shape: tuple[int, ...], pops: tuple[PopulationInfo, ...], classes: int, samples: int,
+def data_files(input_shape: tuple[int, ...], pops: tuple[PopulationInfo, ...], classes: int, samples: int,
                 steps: int) -> list[tuple[str, tuple[int, ...], np.dtype]]:
     """Every data file of a trace: (name, array shape, dtype), in a fixed order."""
     spiking = [p for p in pops if p.spiking]
@@ -354,11 +349,11 @@ def _data_files(input_shape: tuple[int, ...], pops: tuple[PopulationInfo, ...], 
     return out
 
 
-def _per_sample_bytes(input_shape: tuple[int, ...], pops: tuple[PopulationInfo, ...], steps: int) -> int:
+def per_sample_bytes(input_shape: tuple[int, ...], pops: tuple[PopulationInfo, ...], steps: int) -> int:
     return 4 * math.prod(input_shape) + steps * sum(packed_bytes(p) for p in pops if p.spiking)
 
 
-def _classes(graph: Graph) -> int:
+def classes_of(graph: Graph) -> int:
     shape = graph.info[graph.output].in_shapes[0]
     return int(math.prod(shape))
 
@@ -403,47 +398,47 @@ def check_meta(meta: Any, where: str) -> tuple[Graph, tuple[LayerInfo, ...], tup
     n, steps = meta["samples"], meta["timesteps"]
     input_shape = graph.info[graph.input].out_shape
     if meta["input"]["shape"] != [n, *input_shape]:
-        raise TraceError(f"{pre} field input.shape: {_short(meta['input']['shape'])} is not [samples, *input shape] "
+        raise TraceError(f"{pre} field input.shape: {short_value(meta['input']['shape'])} is not [samples, *input shape] "
                          f"= {[n, *input_shape]}", _REREC)
-    for key, derived, make in (("layers", layers, lambda x: _layer_meta(x)),
-                               ("populations", pops, lambda x: _population_meta(x, steps, n))):
+    for key, derived, make in (("layers", layers, lambda x: layer_meta(x)),
+                               ("populations", pops, lambda x: population_meta(x, steps, n))):
         if len(meta[key]) != len(derived):
             raise TraceError(f"{pre} field {key}: {len(meta[key])} entries, model.graph has {len(derived)}", _REREC)
         for k, (info, entry) in enumerate(zip(derived, meta[key], strict=True)):
             want = make(info)
             for field_name in sorted(set(want) | set(entry)):
                 if entry.get(field_name) != want.get(field_name):
-                    raise TraceError(f"{pre} field {key}[{k}].{field_name}: {_short(entry.get(field_name))} does not "
-                                     f"match model.graph ({_short(want.get(field_name))})", _REREC)
+                    raise TraceError(f"{pre} field {key}[{k}].{field_name}: {short_value(entry.get(field_name))} does not "
+                                     f"match model.graph ({short_value(want.get(field_name))})", _REREC)
     for key in ("sample_ids", "predictions", "labels"):
         values = meta[key]
         if values is not None and len(values) != n:
             raise TraceError(f"{pre} field {key}: {len(values)} entries for {n} samples", _REREC)
-    classes = _classes(graph)
+    classes = classes_of(graph)
     for key in ("predictions", "labels"):
         bad = None if meta[key] is None else _first_out_of_range(meta[key], classes)
         if bad is not None:
             raise TraceError(f"{pre} field {key}[{bad}]: {meta[key][bad]} is not one of the model's {classes} classes", _REREC)
-    expected = _data_files(input_shape, pops, classes, n, steps)
+    expected = data_files(input_shape, pops, classes, n, steps)
     names = [name for name, _, _ in expected]
     missing = [name for name in names if name not in meta["files"]]
     extra = sorted(set(meta["files"]) - set(names))
     if missing or extra:
-        what = f"lacks the field files.{missing[0]}" if missing else f"has an unknown field files.{_short(extra[0])}"
+        what = f"lacks the field files.{missing[0]}" if missing else f"has an unknown field files.{short_value(extra[0])}"
         raise TraceError(f"{pre} {what} (one entry per data file)", _REREC)
-    per = _per_sample_bytes(input_shape, pops, steps)
+    per = per_sample_bytes(input_shape, pops, steps)
     if meta["bytes_per_sample"] != per:
         raise TraceError(f"{pre} field bytes_per_sample: {meta['bytes_per_sample']}, its populations give {per}", _REREC)
     return graph, layers, pops
 
 
-def _canonical(obj: Any) -> bytes:
+def canonical_json(obj: Any) -> bytes:
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False).encode()
 
 
 def meta_digest(meta: dict[str, Any]) -> str:
     """SHA-256 of the canonical JSON of every meta key but ``meta_sha256`` itself."""
-    return hashlib.sha256(_canonical({k: v for k, v in meta.items() if k != "meta_sha256"})).hexdigest()
+    return hashlib.sha256(canonical_json({k: v for k, v in meta.items() if k != "meta_sha256"})).hexdigest()
 
 
 _JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
@@ -498,10 +493,10 @@ def read_meta(meta_path: Path, where: str) -> dict[str, Any]:
                          "pass a directory written by `snnsim trace`")
     fmt = meta.get("format")
     if fmt != TRACE_FORMAT:
-        raise TraceError(f"{where!r} is not an snnsim trace (format {_short(fmt)})", "pass a directory written by `snnsim trace`")
+        raise TraceError(f"{where!r} is not an snnsim trace (format {short_value(fmt)})", "pass a directory written by `snnsim trace`")
     version = meta.get("format_version")
     if type(version) is not int or version < 1:
-        raise TraceError(f"trace {where!r} has no valid format_version (got {_short(version)})", _REREC)
+        raise TraceError(f"trace {where!r} has no valid format_version (got {short_value(version)})", _REREC)
     if version > TRACE_VERSION:
         raise TraceError(f"trace {where!r} is format v{version}, newer than this snnsim supports (v{TRACE_VERSION})", "upgrade snnsim")
     if version < TRACE_VERSION:
@@ -687,98 +682,7 @@ class Trace:
                 f"{self.bytes_per_sample() / 1024:.1f} KiB/sample, {self.meta.get('engine', 'torch')} engine")
 
 
-# ---------------------------------------------------------------------------- recording
-def _input_batches(model: Model, inputs: Any, samples: int | None, labels: Any,
-                   sample_ids: list[Any] | None, batch_size: int, split: str
-                   ) -> tuple[int, Iterator[tuple[torch.Tensor, np.ndarray | None]], list[Any], dict[str, Any]]:
-    """Normalise the accepted input kinds into (N, batch iterator, sample ids, dataset meta)."""
-    ds_meta: dict[str, Any] = {}
-    if hasattr(inputs, "train") and hasattr(inputs, "test") and hasattr(inputs, "name"):
-        ds_meta = {"name": inputs.name, "split": split,
-                   "mean": [float(m) for m in inputs.mean], "std": [float(s) for s in inputs.std],
-                   "meta": dict(getattr(inputs, "meta", None) or {})}
-        if split not in ("train", "test"):
-            raise TraceError(f"split must be 'train' or 'test', got {split!r}")
-        inputs = inputs.train if split == "train" else inputs.test
-    if isinstance(inputs, np.ndarray):
-        inputs = torch.from_numpy(np.ascontiguousarray(inputs))
-    if isinstance(inputs, torch.Tensor):
-        x_all = inputs
-        if x_all.dim() == 3:
-            x_all = x_all.unsqueeze(0)
-        n_avail = int(x_all.shape[0])
-        n = n_avail if samples is None else int(samples)
-        if n > n_avail:
-            raise TraceError(f"asked for {n} samples but the inputs hold {n_avail}", f"use --samples {n_avail} or fewer")
-        lab_all = None if labels is None else np.asarray(labels, dtype=np.int64).reshape(-1)
-        if lab_all is not None and lab_all.shape[0] < n:
-            raise TraceError(f"got {lab_all.shape[0]} labels for {n} samples", "pass one label per sample")
-        ids = list(range(n)) if sample_ids is None else list(sample_ids)[:n]
-
-        def gen_t() -> Iterator[tuple[torch.Tensor, np.ndarray | None]]:
-            for a in range(0, n, batch_size):
-                b = min(a + batch_size, n)
-                yield x_all[a:b].float(), None if lab_all is None else lab_all[a:b]
-
-        return n, gen_t(), ids, ds_meta
-    if isinstance(inputs, Dataset) or (hasattr(inputs, "__getitem__") and hasattr(inputs, "__len__")):
-        n_avail = len(inputs)
-        n = n_avail if samples is None else int(samples)
-        if n > n_avail:
-            raise TraceError(f"asked for {n} samples but the data set holds {n_avail}", f"use --samples {n_avail} or fewer")
-        ids = list(range(n)) if sample_ids is None else list(sample_ids)[:n]
-
-        def gen_d() -> Iterator[tuple[torch.Tensor, np.ndarray | None]]:
-            for a in range(0, n, batch_size):
-                items = [inputs[int(i)] for i in range(a, min(a + batch_size, n))]
-                xs = torch.stack([torch.as_tensor(it[0]) for it in items]).float()
-                ys = np.asarray([int(it[1]) for it in items], dtype=np.int64)
-                yield xs, ys
-
-        return n, gen_d(), ids, ds_meta
-    raise TraceError(f"cannot record a trace from a {type(inputs).__name__}",
-                     "pass a tensor (N, C, H, W), a Dataset of (image, label) or a DatasetBundle")
-
-
-def _npy_header(shape: tuple[int, ...], dtype: np.dtype) -> bytes:
-    """The ``.npy`` (v1.0) header of a C-order array, as ``np.lib.format.open_memmap`` writes it."""
-    buf = io.BytesIO()
-    np.lib.format.write_array_header_1_0(buf, {"descr": np.lib.format.dtype_to_descr(np.dtype(dtype)),
-                                               "fortran_order": False, "shape": tuple(int(s) for s in shape)})
-    return buf.getvalue()
-
-
-def _npy_size(shape: tuple[int, ...], dtype: np.dtype) -> int:
-    return len(_npy_header(shape, dtype)) + math.prod(shape) * np.dtype(dtype).itemsize
-
-
-def _preallocate(fd: int, size: int) -> None:
-    """Reserve the file's first ``size`` bytes on disk, so a full disk fails here (OSError
-    ENOSPC) instead of as SIGBUS when a memory-mapped page is first written."""
-    fallocate = getattr(os, "posix_fallocate", None)
-    if fallocate is not None:
-        try:
-            fallocate(fd, 0, size)
-            return
-        except OSError as exc:
-            if exc.errno not in (errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL):
-                raise
-    zeros = bytes(_READ_BLOCK)  # no fallocate here: writing the zeros allocates the blocks
-    pos = os.lseek(fd, 0, os.SEEK_END)
-    while pos < size:
-        pos += os.write(fd, zeros[:min(len(zeros), size - pos)])
-
-
-def _create_npy(path: Path, shape: tuple[int, ...], dtype: np.dtype) -> np.memmap:
-    """Create a ``.npy`` file with its full size allocated on disk and map it for writing."""
-    header = _npy_header(shape, dtype)
-    with open(path, "wb") as fh:
-        fh.write(header)
-        fh.flush()
-        _preallocate(fh.fileno(), len(header) + math.prod(shape) * np.dtype(dtype).itemsize)
-    return np.memmap(path, dtype=dtype, mode="r+", offset=len(header), shape=shape)
-
-
+# ---------------------------------------------------------------------------- checksums
 def file_crc32(path: Path) -> str:
     """CRC-32 of a file as 8 hex digits, read in 1 MiB blocks (never the whole file in RAM)."""
     buf = bytearray(_READ_BLOCK)
@@ -801,204 +705,6 @@ def _crc32_files(paths: list[Path], total_bytes: int) -> list[str]:
         return [file_crc32(path) for path in paths]
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="snnsim-crc") as pool:
         return list(pool.map(file_crc32, paths))
-
-
-def _write_error(exc: OSError, out: Path, needed: int) -> TraceError:
-    """A one-line TraceError for an OSError while writing a trace."""
-    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-        return TraceError(f"no space left on device writing trace to {str(out)!r} (needs {needed / 1e6:,.1f} MB)",
-                          "free space or pass --out elsewhere")
-    return TraceError(f"cannot write trace to {str(out)!r} ({exc.strerror or type(exc).__name__})",
-                      "check the path and its permissions, or pass --out elsewhere")
-
-
-def record_trace(model: Model, inputs: Any, out_dir: str | os.PathLike[str], *,
-                 samples: int | None = None, batch_size: int = 64, labels: Any = None,
-                 timesteps: int | None = None, sample_ids: list[Any] | None = None,
-                 split: str = "test", dataset: str | None = None,
-                 device: str | torch.device | None = None, progress: bool = True,
-                 engine: str = "torch") -> Trace:
-    """Run ``model`` (as an SNN) on ``inputs`` and write its spike trace to ``out_dir``.
-
-    ``inputs``: a tensor/array (N, *input shape) of normalised images (``labels`` optional), a
-    Dataset of ``(image, label)`` items, or a ``DatasetBundle`` (its ``split`` is used). Only
-    the first ``samples`` items are recorded (all by default), ``batch_size`` at a time.
-    ``timesteps`` defaults to ``model.timesteps``. The directory is written atomically; an
-    existing trace at ``out_dir`` is replaced; a full disk is a one-line TraceError and leaves
-    nothing behind. Returns the loaded :class:`Trace`.
-    ``engine``: 'torch' (the model's PyTorch forward pass, on ``device``) or 'event' (the
-    simulator's event-driven kernels on the CPU, see :mod:`snnsim.sim.engine`).
-    """
-    from snnsim.progress import progress_bar
-    from snnsim.sim.engine import ENGINES, event_forward
-    from snnsim.sim.kernels import popcount_packed
-    from snnsim.sim.replay import layer_plans
-
-    if model.kind != "snn":
-        raise TraceError("the model is an ANN; only SNNs have spikes to trace", "convert it first (`snnsim train` produces an SNN)")
-    model.check_simulable()
-    if batch_size < 1:
-        raise TraceError(f"batch size must be >= 1, got {batch_size}")
-    if engine not in ENGINES:
-        raise TraceError(f"unknown trace engine {engine!r}", f"choose one of {', '.join(ENGINES)}")
-    steps = int(timesteps or model.timesteps)
-    if not 1 <= steps <= MAX_TIMESTEPS:
-        raise TraceError(f"timesteps must be in 1..{MAX_TIMESTEPS}, got {steps}")
-    out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise TraceError(f"trace output {str(out)!r} is a file", "choose a directory path for the trace")
-    if out.is_dir() and not (out / META_FILE).is_file() and any(out.iterdir()):
-        # Replacing a trace is fine (traces are a cache); replacing a user's folder never is.
-        raise TraceError(f"trace output {str(out)!r} is a directory that holds other files, not a trace",
-                         "choose a new directory for the trace")
-    n, batches, ids, ds_meta = _input_batches(model, inputs, samples, labels, sample_ids, batch_size, split)
-    if n < 1:
-        raise TraceError("no samples to record", "pass at least one input")
-    if n > MAX_SAMPLES:
-        raise TraceError(f"{n:,} samples is more than a trace may hold ({MAX_SAMPLES:,})", "record fewer samples")
-    if dataset is not None:
-        ds_meta["name"] = dataset
-    if "name" not in ds_meta and model.dataset_info.get("name"):
-        ds_meta = {"name": model.dataset_info.get("name"), "split": split,
-                   "mean": model.dataset_info.get("mean"), "std": model.dataset_info.get("std")}
-
-    layers, pops = model.layer_infos, model.populations
-    spiking = [p for p in pops if p.spiking]
-    column = {p.name: k for k, p in enumerate(spiking)}
-    in_shape = tuple(model.input_shape)
-    n_classes = _classes(model.graph)
-    files = _data_files(in_shape, pops, n_classes, n, steps)
-    needed = sum(_npy_size(shape, dtype) for _, shape, dtype in files)
-    home = next(model.parameters()).device
-    dev = torch.device(device) if device is not None and engine == "torch" else home
-    fp = model_fingerprint(model)
-    plans = layer_plans(model) if engine == "event" else None
-    was_training = model.training
-    model.eval()
-    if dev != home:
-        model.to(dev)  # moved back in the finally clause
-    label_list: list[int] | None = [] if labels is not None or not isinstance(inputs, torch.Tensor | np.ndarray) else None
-    preds: list[int] = []
-    absmax = 0.0
-    try:
-        with atomic_dir(out) as tmp:
-            mm = {name: _create_npy(tmp / name, shape, dtype) for name, shape, dtype in files}
-            x_mm, logits_mm, spikes_mm = mm[INPUT_FILE], mm[LOGITS_FILE], mm[SPIKES_FILE]
-            pop_mm = {p.name: mm[population_file(p.index)] for p in spiking}
-            spikes_mm[:] = 0
-            pos = 0
-            with torch.no_grad(), progress_bar(total=n, desc=f"trace ({engine})", unit="sample", enabled=progress) as bar:
-                for xb, yb in batches:
-                    b = int(xb.shape[0])
-                    if tuple(xb.shape[1:]) != in_shape:
-                        raise TraceError(f"input shape {tuple(xb.shape[1:])} does not match the model's {in_shape}",
-                                         "record with inputs from the data set the model was trained on")
-                    if not torch.isfinite(xb).all():
-                        raise TraceError(f"input samples {pos}..{pos + b - 1} contain NaN or Inf", "clean the inputs before tracing")
-                    if label_list is not None:
-                        lab_b = yb if yb is not None else np.asarray(labels).reshape(-1)[pos:pos + b].astype(np.int64)
-                        bad = np.flatnonzero((lab_b < 0) | (lab_b >= n_classes))
-                        if bad.size:
-                            raise TraceError(f"label {int(lab_b[bad[0]])} of sample {pos + int(bad[0])} is not one of the "
-                                             f"model's {n_classes} classes", "record on the data set the model was trained on")
-                        label_list.extend(int(v) for v in lab_b)
-                    x_np = xb.numpy().astype(np.float32, copy=False)
-                    x_mm[pos:pos + b] = x_np
-                    absmax = max(absmax, float(np.abs(x_np).max()) if x_np.size else 0.0)
-                    sl = slice(pos, pos + b)
-
-                    if plans is not None:
-                        pop_bits, logits_np = event_forward(model, x_np, steps, plans)
-                        for name, bits_p in pop_bits.items():
-                            pop_mm[name][sl] = bits_p
-                            spikes_mm[sl, column[name]] = popcount_packed(bits_p).sum(axis=1)
-                        logits = torch.from_numpy(logits_np)
-                    else:
-                        def observer(ev: PopulationEvent, sl: slice = sl, b: int = b) -> None:
-                            if ev.spikes is None:
-                                return
-                            bits = (ev.spikes.detach() != 0).reshape(b, -1).cpu().numpy()
-                            pop_mm[ev.node][sl, ev.t] = np.packbits(bits, axis=1)
-                            spikes_mm[sl, column[ev.node]] += bits.sum(axis=1)
-
-                        logits = model.forward_snn(xb.to(dev), steps, observer)
-                    logits_mm[pos:pos + b] = logits.detach().cpu().numpy().astype(np.float32)
-                    preds.extend(int(p) for p in logits.argmax(dim=1).cpu())
-                    pos += b
-                    bar.update(b)
-            for arr in mm.values():
-                arr.flush()
-            table = {name: {"bytes": (tmp / name).stat().st_size, CHECKSUM: file_crc32(tmp / name)}
-                     for name, _, _ in files}
-            meta = _jsonable({
-                "format": TRACE_FORMAT,
-                "format_version": TRACE_VERSION,
-                "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-                "snnsim_version": _version(),
-                "model_fingerprint": fp,
-                "model": {"graph": model.graph.to_dict(),
-                          "arch": model.spec.to_dict() if model.spec is not None else None,
-                          "kind": model.kind, "timesteps": int(model.timesteps),
-                          "quantization_bits": (model.quantization or {}).get("bits"),
-                          "provenance": model.provenance},
-                "timesteps": steps,
-                "samples": n,
-                "encoding": "direct",
-                "engine": engine,
-                "input": {"file": INPUT_FILE, "shape": [n, *in_shape], "dtype": "float32",
-                          "repeated_every_timestep": True, "absmax": absmax},
-                "layers": [_layer_meta(info) for info in layers],
-                "populations": [_population_meta(p, steps, n) for p in pops],
-                "dataset": ds_meta,
-                "sample_ids": ids,
-                "labels": label_list if label_list else None,
-                "predictions": preds,
-                "bytes_per_sample": _per_sample_bytes(in_shape, pops, steps),
-                "bit_order": "big",
-                "files": table,
-            })
-            _check_recordable(meta, out)
-            meta["meta_sha256"] = meta_digest(meta)
-            check_meta(meta, str(out))  # the one schema: every trace written loads
-            (tmp / META_FILE).write_text(json.dumps(meta, indent=1, allow_nan=False), encoding="utf-8")
-    except OSError as exc:
-        raise _write_error(exc, out, needed) from None
-    finally:
-        model.train(was_training)
-        if dev != home:
-            model.to(home)
-    return load_trace(out, check_finite=False, verify=False)
-
-
-def _check_recordable(meta: dict[str, Any], out: Path) -> None:
-    """Refuse, before writing, metadata that the loader would refuse for reasons the caller
-    controls (sample ids, an over-deep provenance), with a message that names the input."""
-    ids = meta["sample_ids"]
-    if len(ids) != meta["samples"]:
-        raise TraceError(f"got {len(ids)} sample ids for {meta['samples']} samples", "pass one sample id per sample")
-    bad = next((i for i in ids if isinstance(i, bool) or not isinstance(i, int | str)), None)
-    if bad is not None:
-        raise TraceError(f"sample id {_short(bad)} is not an int or a string", "pass sample ids as ints or strings")
-    try:
-        text = _canonical(meta)
-    except ValueError:
-        raise TraceError("the model's provenance or data set info holds NaN or Inf, which a trace cannot store",
-                         "fix or drop that entry of the checkpoint") from None
-    depth = json_depth(text)
-    if depth > MAX_DOCUMENT_DEPTH:
-        raise TraceError(f"the metadata of trace {str(out)!r} would nest {depth} levels deep (at most {MAX_DOCUMENT_DEPTH})",
-                         "flatten the model's provenance or dataset meta")
-
-
-def _jsonable(obj: Any) -> Any:
-    """Best-effort conversion of metadata (numpy/torch scalars, tuples) to JSON types."""
-    return json.loads(json.dumps(obj, default=lambda o: o.item() if hasattr(o, "item") else str(o)))
-
-
-def _version() -> str:
-    from snnsim import __version__
-
-    return __version__
 
 
 # ---------------------------------------------------------------------------- loading
@@ -1053,7 +759,7 @@ def load_trace(path: str | os.PathLike[str], check_finite: bool = True, verify: 
     if meta_digest(meta) != meta["meta_sha256"]:
         raise TraceError(f"trace {t!r}: {META_FILE} was modified or is corrupt (its checksum does not match)", _REREC)
     n, steps = int(meta["samples"]), int(meta["timesteps"])
-    files = _data_files(graph.info[graph.input].out_shape, pops, _classes(graph), n, steps)
+    files = data_files(graph.info[graph.input].out_shape, pops, classes_of(graph), n, steps)
     for name, shape, dtype in files:
         _check_npy(p / name, t, shape, dtype, meta["files"][name]["bytes"])
     if verify:

@@ -30,14 +30,8 @@ from typing import Any
 
 from snnsim.errors import SnnsimError, TraceError
 from snnsim.models import Model
-from snnsim.trace import (
-    Trace,
-    _jsonable,
-    check_trace_matches,
-    load_trace,
-    model_fingerprint,
-    record_trace,
-)
+from snnsim.recording import jsonable, record_trace
+from snnsim.trace import Trace, check_trace_matches, load_trace, model_fingerprint
 
 #: Test samples a trace records when the request names no count (all of a smaller test set).
 DEFAULT_SAMPLES = 256
@@ -94,7 +88,7 @@ def obtain_trace(model: Model, trace: str | os.PathLike[str] | None = None, data
                  progress: bool = True, log: Callable[[str], None] | None = None, engine: str = "torch") -> Trace:
     """Load ``trace`` (checking it matches the model), or reuse/record the cached trace of the
     model on ``dataset``'s test split with ``engine`` ('torch' or 'event', see
-    :func:`snnsim.trace.record_trace`): a cached trace with at least ``samples`` samples is
+    :func:`snnsim.recording.record_trace`): a cached trace with at least ``samples`` samples is
     reused (its first ``samples``), otherwise one is recorded. A given ``trace`` serves its first
     ``samples`` too. ``log`` gets one line saying which trace is used and why."""
     say = log or (lambda _msg: None)
@@ -129,7 +123,7 @@ def obtain_trace(model: Model, trace: str | os.PathLike[str] | None = None, data
         shown = str(cache)
         try:
             tr = load_trace(cache)
-            problem = reuse_problem(tr, model, bundle.name, split, engine, _jsonable(dict(bundle.meta)))
+            problem = reuse_problem(tr, model, bundle.name, split, engine, jsonable(dict(bundle.meta)))
         except TraceError as exc:
             problem = _reason(exc, cache)
         if problem is not None:

@@ -39,7 +39,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from snnsim.arch import ArchSpec, LayerInfo
-
 from snnsim.graph.torch_net import DEFAULT_LEAK, MODEL_KINDS, LinearSpike
 
 spike_fn = LinearSpike.apply

@@ -14,11 +14,12 @@ from sim_testutil import AVG_FC, MIXED, digits_model, inputs, spiking_model
 
 from snnsim.cli import cli
 from snnsim.errors import TraceError
+from snnsim.recording import record_trace
 from snnsim.sim import kernels as K
 from snnsim.sim import replay
 from snnsim.sim.engine import event_forward
 from snnsim.sim.replay import layer_plans, layer_values
-from snnsim.trace import load_trace, record_trace
+from snnsim.trace import load_trace
 from snnsim.trace_cache import trace_cache_dir
 
 

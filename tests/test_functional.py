@@ -8,10 +8,10 @@ import pytest
 import torch
 from sim_testutil import MIXED, digits_model, inputs, observed, quantize, spiking_model
 
+from snnsim.recording import record_trace
 from snnsim.sim import replay
 from snnsim.sim.integer import integer_forward, integer_spec, theta_error
 from snnsim.sim.replay import layer_plans, simulate_chunk
-from snnsim.trace import record_trace
 
 
 @pytest.fixture(scope="module")

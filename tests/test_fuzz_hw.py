@@ -244,8 +244,8 @@ def count_sets(tmp_path_factory: pytest.TempPathFactory) -> list[Any]:
     from sim_testutil import MIXED, inputs, spiking_model
 
     from snnsim.arch import make_arch
+    from snnsim.recording import record_trace
     from snnsim.sim import SimCounts, replay
-    from snnsim.trace import record_trace
 
     model = spiking_model(MIXED, timesteps=4)
     tr = record_trace(model, inputs(MIXED, 4, seed=3), tmp_path_factory.mktemp("fuzz") / "trace", batch_size=4,

@@ -19,8 +19,9 @@ from sim_testutil import MIXED, inputs, spiking_model
 from snnsim.errors import TraceError
 from snnsim.graph import build_graph
 from snnsim.limits import MAX_SAMPLES, MAX_TIMESTEPS
+from snnsim.recording import record_trace
 from snnsim.sim import SimCounts, replay
-from snnsim.trace import META_FILE, load_trace, model_fingerprint, population_file, record_trace
+from snnsim.trace import META_FILE, load_trace, model_fingerprint, population_file
 
 SEED = 20_241
 V2_CASES = 1338  # what build_cases made from a format v2 trace of the same model: never fewer

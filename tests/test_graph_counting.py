@@ -38,8 +38,8 @@ from snnsim.graph import (
 )
 from snnsim.graph.graph import Graph
 from snnsim.models import build_model
+from snnsim.recording import record_trace
 from snnsim.sim.replay import replay
-from snnsim.trace import record_trace
 
 
 # ----------------------------------------------------------------------------- random graphs

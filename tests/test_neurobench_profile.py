@@ -11,6 +11,7 @@ from torch import nn
 
 from snnsim.arch import ArchSpec
 from snnsim.models import build_model
+from snnsim.recording import record_trace
 from snnsim.sim import replay
 from snnsim.sim.neurobench import (
     aggregate,
@@ -19,7 +20,6 @@ from snnsim.sim.neurobench import (
     neurobench_call,
 )
 from snnsim.sim.replay import layer_plans
-from snnsim.trace import record_trace
 
 TINY = ArchSpec("tiny", (8, "M", 16, "M"), (), (2, 16, 16), 10)
 

@@ -12,8 +12,8 @@ from sim_testutil import MIXED, inputs, spiking_model
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
+from snnsim.recording import record_trace
 from snnsim.sim import replay
-from snnsim.trace import record_trace
 
 neurobench = pytest.importorskip("neurobench")
 from neurobench.benchmarks import Benchmark  # noqa: E402

@@ -24,7 +24,7 @@ EX = default_model_paths()[0]
 def trace_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from snnsim.checkpoint import load_model
     from snnsim.data import load_dataset
-    from snnsim.trace import record_trace
+    from snnsim.recording import record_trace
 
     out = tmp_path_factory.mktemp("tr") / "trace"
     model = load_model(EX)

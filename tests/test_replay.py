@@ -12,12 +12,13 @@ from sim_testutil import MIXED, inputs, spiking_model
 
 from snnsim.arch import primary_layers
 from snnsim.errors import SnnsimError, TraceError
+from snnsim.recording import record_trace
 from snnsim.sim import SimCounts, replay
 from snnsim.sim import reference as R
 from snnsim.sim.engine import event_forward
 from snnsim.sim.neurobench import inbounds_connections
 from snnsim.sim.replay import layer_plans, simulate_chunk
-from snnsim.trace import load_trace, population_file, record_trace
+from snnsim.trace import load_trace, population_file
 
 FIELDS = {"events": "input_events", "syn": "syn_ops", "syn_nz": "syn_ops_nz", "touched": "touched_neurons"}
 

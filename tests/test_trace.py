@@ -18,6 +18,7 @@ from torch.utils.data import TensorDataset
 from snnsim.arch import make_arch
 from snnsim.errors import SnnsimError, TraceError
 from snnsim.graph import Graph, simulation_view, vgg_graph
+from snnsim.recording import record_trace
 from snnsim.sim import replay
 from snnsim.trace import (
     INPUT_FILE,
@@ -31,7 +32,6 @@ from snnsim.trace import (
     model_fingerprint,
     packed_bytes,
     population_file,
-    record_trace,
 )
 
 

@@ -13,8 +13,9 @@ from sim_testutil import spiking_model
 from snnsim.arch import ArchSpec
 from snnsim.data import load_dataset
 from snnsim.errors import TraceError
+from snnsim.recording import record_trace
 from snnsim.sim import SimCounts, replay
-from snnsim.trace import META_FILE, load_trace, model_fingerprint, population_file, record_trace
+from snnsim.trace import META_FILE, load_trace, model_fingerprint, population_file
 from snnsim.trace_cache import obtain_trace, trace_cache_dir
 
 # 1x8x8 input, 10 classes: the shape of the default synthetic data set (256 test samples).

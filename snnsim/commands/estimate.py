@@ -71,7 +71,7 @@ def trace(model_path: str, dataset: str | None, samples: int | None, out: str | 
     from snnsim.errors import SnnsimError
     from snnsim.estimation import say_compiling
     from snnsim.progress import progress_line
-    from snnsim.trace import record_trace
+    from snnsim.recording import record_trace
     from snnsim.trace_cache import DEFAULT_SAMPLES, trace_cache_dir
 
     seed_everything(seed)

@@ -302,7 +302,8 @@ def describe_checkpoint(path: str) -> str:
     ckpt = read_checkpoint(path)
     model = model_from_checkpoint(ckpt, source=repr(path))
     lines = [f"checkpoint    {path}",
-             f"format        {ckpt['format']} v{ckpt['format_version']}",
+             f"format        {ckpt['format']} v{ckpt['format_version']}"
+             + (" (converted from v1 on load)" if model.provenance.get("converted_from_format") == 1 else ""),
              f"arch          {describe_arch(model.spec if model.spec is not None else model.graph)}",
              f"kind          {model.kind}",
              f"timesteps     {model.timesteps}" + ("  (unused by an ANN)" if model.kind == "ann" else "")]

@@ -21,7 +21,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from snnsim.errors import quote
+from snnsim.errors import SnnsimError, quote
 from snnsim.graph.nodes import NEURONS, SYNAPSES, GraphError, Input, Node, Output, Shape
 
 
@@ -30,6 +30,31 @@ def _plain(value: Any) -> bool:
     if isinstance(value, tuple):
         return all(isinstance(v, int | float) and not isinstance(v, bool) for v in value)
     return value is None or isinstance(value, int | float | str | bool)
+
+
+def _field_problem(default: Any, value: Any) -> str | None:
+    """Why ``value`` cannot stand for a node field whose default is ``default`` (its type is
+    the default's: a flag is a bool, a size a whole number, a rate or epsilon a finite number,
+    a pair a list of whole numbers), or None."""
+    import math as _math
+
+    if isinstance(default, bool):
+        return None if isinstance(value, bool) else f"must be true or false, got {value!r}"
+    if isinstance(default, int):
+        return None if isinstance(value, int) and not isinstance(value, bool) else f"must be a whole number, got {value!r}"
+    if isinstance(default, float):
+        ok = isinstance(value, int | float) and not isinstance(value, bool) and _math.isfinite(value)
+        return None if ok else f"must be a finite number, got {value!r}"
+    if isinstance(default, str):
+        return None if isinstance(value, str) else f"must be text, got {value!r}"
+    if isinstance(default, tuple) or default is None:
+        if value is None and default is None:
+            return None
+        if isinstance(value, int) and not isinstance(value, bool):  # one number for both axes
+            return None
+        ok = isinstance(value, tuple) and all(isinstance(v, int) and not isinstance(v, bool) for v in value)
+        return None if ok else f"must be a whole number or a list of them, got {value!r}"
+    return None
 
 
 @dataclass(frozen=True)
@@ -264,14 +289,20 @@ class Graph:
                 if not _plain(values[key]):
                     raise GraphError(f"{source}: node {name!r} field {key!r} must be a number, text, true/false "
                                      f"or a list of numbers, got {type(v).__name__}")
+                problem = _field_problem(known[key].default, values[key])
+                if problem:
+                    raise GraphError(f"{source}: node {name!r} ({entry['kind']}) field {key!r} {problem}")
             try:
                 nodes[str(name)] = node_type(**values)
-            except (TypeError, ValueError) as exc:
+            except (TypeError, ValueError, SnnsimError) as exc:
                 raise GraphError(f"{source}: node {name!r} ({entry['kind']}) is malformed ({quote(exc, 100)})") from None
         edges = data["edges"]
         if not all(isinstance(e, list | tuple) and len(e) == 2 and all(isinstance(x, str) for x in e) for e in edges):
             raise GraphError(f"{source}: every edge must be a pair of node names")
-        return cls(nodes, [(a, b) for a, b in edges], name=graph_name)
+        try:
+            return cls(nodes, [(a, b) for a, b in edges], name=graph_name)
+        except (TypeError, ValueError, OverflowError) as exc:  # a backstop: fields are type-checked above
+            raise GraphError(f"{source}: is malformed ({quote(exc, 100)})") from None
 
     # ----------------------------------------------------------------- text
     def table(self) -> list[dict[str, Any]]:

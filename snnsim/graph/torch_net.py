@@ -173,12 +173,12 @@ class GraphNet(nn.ModuleDict):
         self.quantization: dict[str, Any] | None = None
         self._view: tuple[tuple[LayerInfo, ...], tuple[PopulationInfo, ...]] | None = None
         for step in self.schedule.steps:
+            if hasattr(self, step.name):  # any node: its name keys values, state and observers
+                raise GraphError(f"graph {graph.name!r}: node name {step.name!r} clashes with a GraphNet attribute",
+                                 "rename the node")
             module = self._make_module(step.name, step.node, graph.info[step.name].in_shapes[0], leak)
             if module is None:
                 continue
-            if hasattr(self, step.name):
-                raise GraphError(f"graph {graph.name!r}: node name {step.name!r} clashes with a GraphNet attribute",
-                                 "rename the node")
             self[step.name] = module
         self._init_weights()
 

@@ -509,6 +509,19 @@ def lif_step(u: np.ndarray, cur: np.ndarray, leak, theta, frac_bits, spikes: np.
     return changed
 
 
+@njit(inline="always")
+def integrate_step(total: np.ndarray, cur: np.ndarray, first: bool) -> int:
+    """One step of the output integrator: ``total += cur``; returns the neurons whose value
+    changed (all of them at the first step: NeuroBench's membrane-update rule)."""
+    changed = 0
+    for j in range(total.shape[0]):
+        new = total[j] + cur[j]
+        if new != total[j] or first:
+            changed += 1
+        total[j] = new
+    return changed
+
+
 @njit(cache=True)
 def pack_hwc(spikes: np.ndarray, is_conv: bool, c_out: int, h_out: int, w_out: int,
              out_bits: np.ndarray) -> None:
@@ -597,13 +610,7 @@ def functional_layer(vals: np.ndarray, steps: int, wt: np.ndarray, is_conv: bool
                 if keep_potentials:
                     to_chw(cur, pot[i, t], is_conv, c_out, h_out, w_out)
             else:
-                nchg = 0
-                for j in range(n_neurons):
-                    new = total[j] + cur[j]
-                    if new != total[j] or t == 0:
-                        nchg += 1
-                    total[j] = new
-                changed[i, t] = nchg
+                changed[i, t] = integrate_step(total, cur, t == 0)
                 if keep_potentials:
                     to_chw(total, pot[i, t], is_conv, c_out, h_out, w_out)
         if not spiking:
@@ -674,13 +681,7 @@ def population_steps(current: np.ndarray, spiking: bool, leak, theta, frac_bits,
                 if keep_potentials:
                     pot[i, t] = cur
             else:
-                nchg = 0
-                for j in range(n_neurons):
-                    new = u[j] + cur[j]
-                    if new != u[j] or t == 0:
-                        nchg += 1
-                    u[j] = new
-                changed[i, t] = nchg
+                changed[i, t] = integrate_step(u, cur, t == 0)
                 if keep_potentials:
                     pot[i, t] = u
         if not spiking:
