@@ -34,7 +34,7 @@ from snnsim.limits import (
 
 FeatureEntry = int | str
 LayerKind = Literal["conv", "linear", "identity"]
-PoolKind = Literal["avg", "max"]
+PoolKind = Literal["avg", "max", "sum"]
 
 # Lineage VGG feature lists (hybrid-snn-conversion / DIET-SNN / IIR-SNN `cfg`, paper.md §3.2).
 VGG_FEATURES: dict[str, list[FeatureEntry]] = {

@@ -214,7 +214,7 @@ class LayerMeta(_Strict):
     kernel: Annotated[int, Field(ge=1, le=MAX_INPUT_SIDE)]
     stride: Annotated[int, Field(ge=1, le=MAX_INPUT_SIDE)]
     padding: Annotated[int, Field(ge=0, le=MAX_INPUT_SIDE)]
-    pool: Literal["avg", "max"] | None
+    pool: Literal["avg", "max", "sum"] | None
     pool_kernel: Annotated[int, Field(ge=1, le=MAX_INPUT_SIDE)]
     spiking: bool
     analog_input: bool

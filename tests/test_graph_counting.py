@@ -1,13 +1,13 @@
 """Per-edge counts of the replay equal an independent dense PyTorch reference on random graphs.
 
 Hypothesis draws small graphs with residual adds (identity and 1x1-conv shortcuts), stride 2,
-biases, folded batch norm, average and max pools, odd map sizes and a biased classifier. Each is
+biases, folded batch norm, average, sum and max pools, odd map sizes and a biased classifier. Each is
 converted to an SNN (batch norm folded with random running statistics), run by PyTorch with
 thresholds low enough to spike, recorded and replayed. The reference walks the graph itself
 (not the simulator's view): each synapse's input is its source population's recorded spikes
 through the graph's own pool / flatten nodes, and its counts are dense ``conv2d`` / ``linear``
-sums with all-ones and nonzero-weight kernels. Groups, dilation and sum pooling are not drawn:
-the event simulator refuses them (one line) for now.
+sums with all-ones and nonzero-weight kernels. Groups and dilation are not drawn: the event
+simulator refuses them (one line) for now.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from snnsim.graph import (
     GraphBuilder,
     Integrator,
     MaxPool2d,
+    SumPool2d,
     fold_batchnorm,
 )
 from snnsim.graph.graph import Graph
@@ -58,7 +59,7 @@ def graphs(draw: st.DrawFn) -> Graph:
     for b in range(draw(st.integers(1, 3))):
         kind = draw(st.sampled_from(["plain", "residual", "pool"]))
         if kind == "pool" and side >= 2:
-            cls = draw(st.sampled_from([AvgPool2d, MaxPool2d]))
+            cls = draw(st.sampled_from([AvgPool2d, MaxPool2d, SumPool2d]))
             g.add(f"b{b}_pool", cls(kernel_size=2))
             side //= 2
             kind = "plain"  # a pool feeds a synapse
@@ -147,7 +148,7 @@ def _multiplicity(graph: Graph, between: list[str], x: torch.Tensor) -> torch.Te
     """The events a synapse reads: pooled multiplicities (sum for average pooling, OR for max)."""
     for name in reversed(between):
         node = graph.nodes[name]
-        if isinstance(node, AvgPool2d):
+        if isinstance(node, AvgPool2d | SumPool2d):  # every spike of the window is an event
             x = F.avg_pool2d(x, node.kernel_size, node.stride, divisor_override=1)
         elif isinstance(node, MaxPool2d):
             x = F.max_pool2d(x, node.kernel_size, node.stride)
@@ -261,7 +262,7 @@ def test_the_random_graphs_cover_every_case() -> None:
         seen.add("odd" if side % 2 else "even")
 
     collect()
-    for case in ("Add", "identity", "stride2", "bias", "BatchNorm2d", "AvgPool2d", "MaxPool2d", "odd", "even"):
+    for case in ("Add", "identity", "stride2", "bias", "BatchNorm2d", "AvgPool2d", "MaxPool2d", "SumPool2d", "odd", "even"):
         assert case in seen, case
 
 

@@ -6,7 +6,7 @@ derives both from a graph's one schedule (:func:`snnsim.graph.schedule.lower`):
 
 * every ``Conv2d`` / ``Affine`` node is a layer (:class:`~snnsim.arch.LayerInfo`): it reads the
   spikes of one ``source`` population (or the analog ``input``) through at most one pooling
-  node (average or max, stride = kernel, no padding: folded into the layer, ``docs/counting.md``)
+  node (average, sum or max, stride = kernel, no padding: folded into the layer, ``docs/counting.md``)
   and a ``Flatten``, and its current (plus its bias) drives one ``target`` population, directly
   or through an ``Add``;
 * an ``Add`` operand that is a population's spikes itself (a residual identity shortcut) is an
@@ -16,8 +16,8 @@ derives both from a graph's one schedule (:func:`snnsim.graph.schedule.lower`):
 
 Layers are numbered in schedule order (the ``Add`` of an identity layer gives its place), so a
 VGG chain's layers are exactly :meth:`snnsim.arch.ArchSpec.layers`. Anything the simulator cannot
-express yet (a BatchNorm2d that is not folded, a Scale, two pools in a row, a synapse that feeds
-two nodes, non-square kernels, groups or dilation) is one :class:`GraphError` line naming the node.
+express yet (a BatchNorm2d that is not folded, a Scale, two pools in a row, a pool on the analog
+input, a synapse that feeds two nodes, non-square kernels, groups or dilation) is one :class:`GraphError` line naming the node.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ from snnsim.graph.nodes import (
     Integrator,
     MaxPool2d,
     Node,
+    SumPool2d,
 )
 from snnsim.graph.schedule import Schedule, lower
 
@@ -65,13 +66,13 @@ def _read_path(graph: Graph, name: str) -> tuple[str, str | None, int, bool]:
             return cur, pool, k, flatten
         if isinstance(node, Flatten) and not flatten and pool is None:
             flatten = True
-        elif isinstance(node, AvgPool2d | MaxPool2d) and pool is None:
+        elif isinstance(node, AvgPool2d | SumPool2d | MaxPool2d) and pool is None:
             kernel = _square(cur, node, "kernel", node.kernel_size)
             assert node.stride is not None
             if node.stride != node.kernel_size or node.padding != (0, 0):
                 raise GraphError(f"graph node {cur!r} ({node.kind}): the event simulator folds pools whose stride "
                                  f"equals the kernel and that have no padding, got {node.describe()}", _FIX)
-            pool, k = ("avg" if isinstance(node, AvgPool2d) else "max"), kernel
+            pool, k = ("avg" if isinstance(node, AvgPool2d) else "sum" if isinstance(node, SumPool2d) else "max"), kernel
         else:
             raise GraphError(f"graph node {name!r}: the event simulator reads a synapse's input from a population "
                              f"through at most one pool and a flatten, but it reads {node.kind} node {cur!r}", _FIX)

@@ -153,9 +153,9 @@ def integer_spec(model: Model, input_scale: float | None = None, input_absmax: f
         if tuple(w.shape) != tuple(info.weight_shape()):
             raise SnnsimError(f"integer weights of layer {i} have shape {tuple(w.shape)}, expected {info.weight_shape()}",
                               "re-run `snnsim quantize`")
-        kk = info.pool_kernel ** 2 if info.pool == "avg" else 1
+        kk = info.pool_kernel ** 2 if info.pool == "avg" else 1  # average pooling divides by k^2
         unit = scales[i] * (dx if i == 0 else 1.0) / kk
-        vmax = INPUT_QMAX if i == 0 else kk
+        vmax = INPUT_QMAX if i == 0 else info.pool_kernel ** 2 if info.pool in ("avg", "sum") else 1
         theta = leak_fx = None
         if info.spiking:
             theta = max(1, int(round(model.threshold(info.target).item() / unit)))
@@ -195,7 +195,7 @@ def integer_forward(model: Model, x: torch.Tensor, spec: IntegerSpec, timesteps:
         for i, lay in enumerate(spec.layers):
             info = lay.info
             v = h.to(torch.float64)
-            if info.pool == "avg":
+            if info.pool in ("avg", "sum"):
                 v = _sum_pool(v, info.pool_kernel)
             elif info.pool == "max":
                 v = F.max_pool2d(v, info.pool_kernel)

@@ -7,12 +7,12 @@ tests compare it with. Conventions shared by all kernels:
   order; a 1-D source (F,) is treated as (F, 1, 1). Spike maps are bit-packed with
   ``np.packbits`` (big-endian bit order: element ``j`` is bit ``7 - j % 8`` of byte ``j // 8``).
 * ``pool_mode``: 0 = no pooling, 1 = average pooling folded into the layer, 2 = max pooling
-  (an OR of the k x k spikes). The *pooled sites* are the (C, H // k, W // k) positions the
+  (an OR of the k x k spikes), 3 = sum pooling (average pooling without the 1/k^2). The *pooled sites* are the (C, H // k, W // k) positions the
   synapses read; a spike in a row/column that floor-pooling drops drives nothing.
 * The *multiplicity* of a pooled site is the number of events it delivers: the number of
-  spikes in its window for average pooling (each spike drives the site's synapses once, with
-  weights scaled by 1/k^2: these are ACs), 1 if any spike for max pooling, the bit itself
-  without pooling.
+  spikes in its window for average and sum pooling (each spike drives the site's synapses once,
+  with weights scaled by 1/k^2 for average pooling: these are ACs), 1 if any spike for max
+  pooling, the bit itself without pooling.
 * A fan-out map gives, per pooled site, the number of synapses an event there drives (conv:
   output positions whose kernel window covers it, exact at borders, times the output channels;
   linear: the out features); the ``_nz`` variant counts only nonzero weights.
@@ -295,7 +295,7 @@ def _tally_pooled(touched: np.ndarray, nt: int, mult: np.ndarray, pool_mode: int
         syn += m * fan[s]
         syn_nz += m * fan_nz[s]
         nb_eff += fan_nz[s]
-        if pool_mode == 1 and m != kk:
+        if (pool_mode == 1 and m != kk) or (pool_mode == 3 and m > 1):  # a value outside {0, 1}
             binary = 0
         spatial[spat[s]] = True
     return events, syn, syn_nz, nb_eff, binary

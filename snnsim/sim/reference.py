@@ -54,7 +54,7 @@ def fanout_ref(info: LayerInfo, weight: torch.Tensor | None = None) -> np.ndarra
 def multiplicity_ref(info: LayerInfo, events: torch.Tensor) -> torch.Tensor:
     """Pooled multiplicities [B, *in_shape] of source events [B, *source_shape] (float64)."""
     m = events.to(torch.float64)
-    if info.pool == "avg":
+    if info.pool in ("avg", "sum"):
         m = F.avg_pool2d(m, info.pool_kernel, divisor_override=1)
     elif info.pool == "max":
         m = F.max_pool2d(m, info.pool_kernel)
@@ -82,8 +82,8 @@ def counts_ref(info: LayerInfo, weight: torch.Tensor, events: np.ndarray, analog
         binary = ((flat == 0) | (flat == 1) | (flat == -1)).reshape(flat.shape[0], -1).all(dim=1)
     else:
         m = multiplicity_ref(info, flat)
-        kk = info.pool_kernel ** 2 if info.pool == "avg" else 1
-        binary = ((m == 0) | (m == kk)).reshape(m.shape[0], -1).all(dim=1)
+        one = info.pool_kernel ** 2 if info.pool == "avg" else 1  # the multiplicity of the value 1
+        binary = ((m == 0) | (m == one)).reshape(m.shape[0], -1).all(dim=1)
     ones = torch.ones(info.weight_shape(), dtype=torch.float64)
     nzw = (weight.detach().to(torch.float64) != 0).to(torch.float64)
     per_out = _apply(info, m, ones)

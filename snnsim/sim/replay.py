@@ -45,7 +45,7 @@ from snnsim.trace import Trace, TraceChunk, check_trace_matches, load_trace
 COUNTINGS = ("snnsim", "neurobench")
 FUNCTIONAL_MODES = ("float", "integer")
 DRIVES = ("recorded", "chained")
-_POOL_MODES = {None: 0, "avg": 1, "max": 2}
+_POOL_MODES = {None: 0, "avg": 1, "max": 2, "sum": 3}
 _CHUNK_BUDGET = 128 << 20  # bytes of working memory a chunk may use
 # Layers whose scatter weights exceed this are run with every timestep's events in one pass, so
 # their weights are read once per sample instead of once per timestep (VGG16's fc layers: 4-20 %
