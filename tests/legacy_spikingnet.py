@@ -234,3 +234,33 @@ def state_from_spikingnet(model: nn.Module) -> dict[str, torch.Tensor]:
                           "build it with build_legacy")
     return convert_spikingnet_state(model.state_dict(), [i.name for i in model.layer_infos],
                                     [i.spiking for i in model.layer_infos])
+
+
+def v1_checkpoint(spec: ArchSpec, thresholds: list[float] | torch.Tensor, leaks: list[float] | torch.Tensor,
+                  bits: int | None, dataset: dict[str, Any], provenance: dict[str, Any], seed: int = 0,
+                  timesteps: int = 3) -> tuple[dict[str, Any], SpikingNet]:
+    """A version-1 checkpoint dict as snnsim wrote it before the graph, and its legacy model:
+    the SpikingNet's state (``synapses.<i>.weight``, ``thresholds``, ``leaks``), list scales
+    and ``synapses.<i>.weight`` codes when ``bits`` is given, the v1 checksum."""
+    from snnsim.checkpoint import state_checksum
+    from snnsim.compression.quantize import dequantize, quantize_tensor
+
+    legacy = build_legacy(spec, timesteps=timesteps, seed=seed)
+    with torch.no_grad():
+        legacy.thresholds.copy_(torch.as_tensor(thresholds, dtype=torch.float32))
+        legacy.leaks.copy_(torch.as_tensor(leaks, dtype=torch.float32))
+    quant = None
+    if bits is not None:
+        scales, codes = [], {}
+        with torch.no_grad():
+            for i, syn in enumerate(legacy.synapses):
+                c, scale = quantize_tensor(syn.weight, bits)
+                syn.weight.copy_(dequantize(c, scale))
+                scales.append(scale)
+                codes[f"synapses.{i}.weight"] = c
+        quant = {"bits": bits, "scheme": "uniform-symmetric-per-layer", "scales": scales, "int_weights": codes}
+    state = {k: v.detach().clone() for k, v in legacy.state_dict().items()}
+    ckpt = {"format": "snnsim-model", "format_version": 1, "arch": spec.to_dict(), "kind": "snn",
+            "timesteps": timesteps, "state_dict": state, "quantization": quant, "dataset": dataset,
+            "provenance": provenance, "checksum": {"algorithm": "sha256", "state": state_checksum(state, quant)}}
+    return ckpt, legacy.eval()

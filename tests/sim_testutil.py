@@ -155,3 +155,21 @@ def digits_model(tmp: Path) -> tuple[Model, torch.Tensor, np.ndarray, str]:
         model.clamp_leaks()
     model.eval()
     return model, x_test, y_test, "trained in-test (40 BPTT steps)"
+
+
+def converted_resnet(x: torch.Tensor, calibrate_bn: bool = True, timesteps: int = 4, seed: int = 0) -> Model:
+    """The digits ResNet built as an ANN (``seed``), its BatchNorm statistics first updated on
+    ``x`` when ``calibrate_bn`` (no weight training; so the folded convs carry nonzero biases),
+    converted to an SNN at ``timesteps`` with thresholds balanced on ``x``; eval mode."""
+    from snnsim.graph import build_graph
+    from snnsim.training import convert_ann_to_snn
+
+    ann = build_model(build_graph("digits-resnet"), kind="ann", seed=seed)
+    if calibrate_bn:
+        ann.train()
+        with torch.no_grad():
+            for _ in range(5):
+                ann.forward_ann(x)
+    ann.eval()
+    snn = convert_ann_to_snn(ann, [(x, torch.zeros(len(x), dtype=torch.long))], timesteps=timesteps)
+    return snn.eval()

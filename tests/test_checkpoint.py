@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from legacy_spikingnet import SpikingNet, build_legacy
+from legacy_spikingnet import SpikingNet, v1_checkpoint
 from sim_testutil import leaks, set_leaks, set_thresholds, thresholds
 
 from snnsim.arch import ArchSpec, make_arch
@@ -24,7 +24,7 @@ from snnsim.checkpoint import (
     save_model,
     state_checksum,
 )
-from snnsim.compression.quantize import dequantize, quantize_model, quantize_tensor
+from snnsim.compression.quantize import quantize_model
 from snnsim.errors import CheckpointError
 from snnsim.graph import build_graph
 from snnsim.models import build_model
@@ -291,30 +291,12 @@ def test_shipped_v1_example_converts_and_matches_the_legacy_model() -> None:
 
 
 def _v1_dict(spec: ArchSpec, bits: int | None, seed: int = 4) -> tuple[dict, SpikingNet]:
-    """A version-1 checkpoint as snnsim wrote it before the graph: the legacy SpikingNet's state
-    (``synapses.<i>.weight``, ``thresholds``, ``leaks``), list scales, v1 checksum."""
-    legacy = build_legacy(spec, timesteps=3, seed=seed)
-    with torch.no_grad():
-        legacy.thresholds.copy_(torch.linspace(0.3, 0.7, len(legacy.thresholds)))
-        legacy.leaks.copy_(torch.linspace(0.8, 1.0, len(legacy.leaks)))
-    quant = None
-    if bits is not None:
-        scales, codes = [], {}
-        with torch.no_grad():
-            for i, syn in enumerate(legacy.synapses):
-                c, scale = quantize_tensor(syn.weight, bits)
-                syn.weight.copy_(dequantize(c, scale))
-                scales.append(scale)
-                codes[f"synapses.{i}.weight"] = c
-        quant = {"bits": bits, "scheme": "uniform-symmetric-per-layer", "scales": scales, "int_weights": codes}
-    state = {k: v.detach().clone() for k, v in legacy.state_dict().items()}
-    ckpt = {"format": "snnsim-model", "format_version": 1, "arch": spec.to_dict(), "kind": "snn", "timesteps": 3,
-            "state_dict": state, "quantization": quant,
-            "dataset": {"name": "synthetic", "mean": [0.5], "std": [0.5], "input_shape": list(spec.input_shape),
-                        "num_classes": spec.num_classes},
-            "provenance": {"command": "snnsim train (v1)", "seed": seed},
-            "checksum": {"algorithm": "sha256", "state": state_checksum(state, quant)}}
-    return ckpt, legacy.eval()
+    """A version-1 checkpoint as snnsim wrote it before the graph (``legacy_spikingnet.v1_checkpoint``)."""
+    n = sum(1 for info in spec.layers() if info.spiking)
+    dataset = {"name": "synthetic", "mean": [0.5], "std": [0.5], "input_shape": list(spec.input_shape),
+               "num_classes": spec.num_classes}
+    return v1_checkpoint(spec, torch.linspace(0.3, 0.7, n), torch.linspace(0.8, 1.0, n), bits, dataset,
+                         {"command": "snnsim train (v1)", "seed": seed}, seed=seed)
 
 
 @pytest.mark.parametrize("bits", [None, 4])

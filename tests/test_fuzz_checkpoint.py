@@ -37,13 +37,13 @@ from typing import Any
 
 import pytest
 import torch
-from legacy_spikingnet import build_legacy
+from legacy_spikingnet import v1_checkpoint
 
 import snnsim.checkpoint as ckpt_mod
 from snnsim.arch import ArchSpec
 from snnsim.checkpoint import FORMAT_VERSION, checkpoint_dict, load_model, state_checksum
 from snnsim.cli import main
-from snnsim.compression.quantize import dequantize, quantize_model, quantize_tensor
+from snnsim.compression.quantize import quantize_model
 from snnsim.errors import CheckpointError
 from snnsim.graph import build_graph
 from snnsim.graph.schedule import fold_batchnorm
@@ -119,25 +119,8 @@ def _float_model() -> Model:
 def _v1(bits: int | None) -> tuple[dict[str, Any], Model]:
     """A version-1 checkpoint of the legacy SpikingNet (list scales, v1 checksum), and the model
     it must load as: the same tensors under the graph's names (renamed here, not by snnsim)."""
-    legacy = build_legacy(SPEC, timesteps=3, seed=6)
-    with torch.no_grad():
-        legacy.thresholds.copy_(torch.tensor(_THRESHOLDS))
-        legacy.leaks.copy_(torch.tensor(_LEAKS))
-    quant = None
-    if bits is not None:
-        scales, codes = [], {}
-        with torch.no_grad():
-            for i, syn in enumerate(legacy.synapses):
-                c, scale = quantize_tensor(syn.weight, bits)
-                syn.weight.copy_(dequantize(c, scale))
-                scales.append(scale)
-                codes[f"synapses.{i}.weight"] = c
-        quant = {"bits": bits, "scheme": "uniform-symmetric-per-layer", "scales": scales, "int_weights": codes}
-    state = {k: v.detach().clone() for k, v in legacy.state_dict().items()}
-    ck = {"format": "snnsim-model", "format_version": 1, "arch": SPEC.to_dict(), "kind": "snn", "timesteps": 3,
-          "state_dict": state, "quantization": quant, "dataset": dict(_DATASET),
-          "provenance": copy.deepcopy(_PROVENANCE),
-          "checksum": {"algorithm": "sha256", "state": state_checksum(state, quant)}}
+    ck, _legacy = v1_checkpoint(SPEC, _THRESHOLDS, _LEAKS, bits, dict(_DATASET), copy.deepcopy(_PROVENANCE), seed=6)
+    state, quant = ck["state_dict"], ck["quantization"]
     renamed = {f"{n}.weight": state[f"synapses.{i}.weight"] for i, n in enumerate(LAYERS)}
     for i, n in enumerate(LAYERS[:-1]):
         renamed[f"{n}_lif.threshold"] = state["thresholds"][i:i + 1].clone()
@@ -147,7 +130,8 @@ def _v1(bits: int | None) -> tuple[dict[str, Any], Model]:
     if quant is not None:
         model.quantization = {"bits": bits, "scheme": quant["scheme"],
                               "scales": dict(zip(LAYERS, quant["scales"], strict=True)),
-                              "int_weights": {f"{n}.weight": codes[f"synapses.{i}.weight"] for i, n in enumerate(LAYERS)}}
+                              "int_weights": {f"{n}.weight": quant["int_weights"][f"synapses.{i}.weight"]
+                                              for i, n in enumerate(LAYERS)}}
     return ck, model
 
 

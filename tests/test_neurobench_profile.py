@@ -127,19 +127,10 @@ def test_avg_pool_pitfall_is_only_reproduced_in_the_neurobench_profile(tmp_path)
 def _resnet_snn():  # type: ignore[no-untyped-def]
     """The digits ResNet converted to an SNN (T = 4), BatchNorm statistics calibrated on random
     inputs first so its folded convs carry biases (NeuroBench excludes them)."""
-    from snnsim.graph import build_graph
-    from snnsim.training import convert_ann_to_snn
+    from sim_testutil import converted_resnet
 
     x = torch.rand((64, 1, 8, 8), generator=torch.Generator().manual_seed(0)) * 2 - 1
-    ann = build_model(build_graph("digits-resnet"), kind="ann", seed=0)
-    ann.train()
-    with torch.no_grad():
-        for _ in range(5):
-            ann.forward_ann(x)
-    ann.eval()
-    snn = convert_ann_to_snn(ann, [(x, torch.zeros(len(x), dtype=torch.long))], timesteps=4)
-    snn.eval()
-    return snn, x
+    return converted_resnet(x), x
 
 
 @pytest.mark.parametrize("batch_size", [5, 12])

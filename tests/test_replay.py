@@ -168,22 +168,12 @@ def resnet(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
     BatchNorm statistics are first updated on the inputs (no weight training), so every folded
     conv carries a nonzero bias: the biased-layer path of the simulator runs for real.
     """
-    from snnsim.graph import build_graph
-    from snnsim.models import build_model
-    from snnsim.training import convert_ann_to_snn
+    from sim_testutil import converted_resnet
 
     x = _resnet_x()
     with torch.random.fork_rng():
         torch.manual_seed(0)
-        ann = build_model(build_graph("digits-resnet"), kind="ann", seed=0)
-        if request.param == "bn-calibrated":
-            ann.train()
-            with torch.no_grad():
-                for _ in range(5):
-                    ann.forward_ann(x)
-        ann.eval()
-        snn = convert_ann_to_snn(ann, [(x, torch.zeros(len(x), dtype=torch.long))], timesteps=4)
-    snn.eval()
+        snn = converted_resnet(x, calibrate_bn=request.param == "bn-calibrated")
     trace = record_trace(snn, x[:16], tmp_path_factory.mktemp("resnet") / "t", progress=False)
     return snn, x, trace, request.param
 
