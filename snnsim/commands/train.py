@@ -372,9 +372,9 @@ def describe_checkpoint(path: str) -> str:
 
 @click.command("info")
 @click.argument("model_path", type=click.Path(dir_okay=True), required=False)
-@click.option("--arch", default=None,
-              help="Print the graph of a named architecture instead of a checkpoint's (VGGs, resnet19, resnet20, "
-                   "digits-resnet) [default: none, MODEL_PATH is read].")
+@click.option("--arch", type=click.Choice(network_names()), default=None,
+              help="Print the graph of a named architecture instead of a checkpoint's "
+                   "[default: none, MODEL_PATH is read].")
 @click.option("--input-shape", default=None,
               help="With --arch: the input as C,H,W [default: the architecture's own, e.g. 3,32,32].")
 @click.option("--classes", type=click.IntRange(1, MAX_WIDTH), default=None,
