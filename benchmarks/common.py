@@ -18,8 +18,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from snnsim.graph import build_network, fold_batchnorm
+from snnsim.graph import build_network
+from snnsim.graph.schedule import foldable_batchnorms
 from snnsim.models import Model, PopulationEvent, build_model
+from snnsim.training import folded_snn
 
 CIFAR_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR_STD = (0.2470, 0.2435, 0.2616)
@@ -114,13 +116,8 @@ def realistic_vgg(name: str = "vgg16", timesteps: int = 5, seed: int = 0, calib_
     """
     arch = build_network(name)
     model = build_model(arch, kind="snn", timesteps=timesteps, seed=seed)
-    graph, state = fold_batchnorm(model.graph, model.state_dict())  # a ResNet's batch norms
-    if graph is not model.graph:
-        folded = build_model(graph, kind="snn", timesteps=timesteps)
-        own = folded.state_dict()
-        for key, value in state.items():
-            own[key].copy_(value)
-        model = folded
+    if foldable_batchnorms(model.graph):  # a ResNet's batch norms, at their initial statistics
+        model = folded_snn(model.graph, model.state_dict(), timesteps)
     with torch.no_grad(), torch.random.fork_rng():
         torch.manual_seed(seed + 1)
         for syn in model.synapses:

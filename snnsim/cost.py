@@ -528,13 +528,14 @@ def population_touched(layers: Sequence[LayerInfo], touched: np.ndarray) -> np.n
     its size, and put on its first layer's row (the others get 0, as their ``neurons``)."""
     out = np.zeros_like(touched)
     first: dict[str, int] = {}
-    for i, (li, primary) in enumerate(zip(layers, primary_layers(layers), strict=True)):
+    primary = primary_layers(layers)
+    for i, (li, is_first) in enumerate(zip(layers, primary, strict=True)):
         key = li.target or f"#{i}"
-        if primary:
+        if is_first:
             first[key] = i
         out[first[key]] += touched[i]
-    for i, (li, primary) in enumerate(zip(layers, primary_layers(layers), strict=True)):
-        if primary:
+    for i, (li, is_first) in enumerate(zip(layers, primary, strict=True)):
+        if is_first:
             out[i] = np.minimum(out[i], float(li.neurons))
     return out
 

@@ -384,15 +384,13 @@ def check_meta(meta: Any, where: str) -> tuple[Graph, tuple[LayerInfo, ...], tup
         problem = quote(exc, 200).split("; ")[0]
         raise TraceError(f"{pre} field model.graph: {problem}", _REREC) from None
     if meta["model"]["arch"] is not None:  # the VGG spec must build exactly this graph
-        from snnsim.graph.builders import vgg_graph
-        from snnsim.graph.schedule import fold_structure
+        from snnsim.graph.builders import spec_builds
 
         try:
             spec = ArchSpec.from_dict(meta["model"]["arch"])
-            built = vgg_graph(spec)
         except (SnnsimError, TypeError, ValueError, KeyError) as exc:
             raise TraceError(f"{pre} field model.arch: {quote(exc, 200).split('; ')[0]}", _REREC) from None
-        if graph.to_dict() not in (built.to_dict(), fold_structure(built).to_dict()):
+        if not spec_builds(spec, graph):
             raise TraceError(f"{pre} field model.arch: architecture {spec.name!r} does not build model.graph "
                              f"({graph.name!r})", _REREC)
     n, steps = meta["samples"], meta["timesteps"]

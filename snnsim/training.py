@@ -480,6 +480,20 @@ def balance_thresholds(model: Model, loader: DataLoader, timesteps: int,
     return [float(net.threshold(p).detach().float().mean()) for p in spiking]
 
 
+def folded_snn(graph: Graph, state: dict[str, torch.Tensor], timesteps: int, leak: float = DEFAULT_LEAK) -> Model:
+    """A new SNN of ``graph`` with its batch norms folded (:func:`snnsim.graph.fold_batchnorm`,
+    running statistics) and the weights, biases of ``state``; thresholds start at 1 and leaks
+    at ``leak`` (the state's neuron values are not taken)."""
+    folded, folded_state = fold_batchnorm(graph, state)
+    snn = build_model(folded, kind="snn", timesteps=timesteps, leak=leak)
+    with torch.no_grad():
+        own = snn.state_dict()
+        for key, value in folded_state.items():
+            if key in own and not key.endswith((".threshold", ".leak")):
+                own[key].copy_(value)
+    return snn
+
+
 def convert_ann_to_snn(ann: Model, loader: DataLoader, timesteps: int,
                        percentile: float = DEFAULT_PERCENTILE, scale: float = 1.0,
                        leak: float = DEFAULT_LEAK, max_samples: int = 512) -> Model:
@@ -497,15 +511,8 @@ def convert_ann_to_snn(ann: Model, loader: DataLoader, timesteps: int,
         raise SnnsimError(f"convert_ann_to_snn needs an ANN, got kind {src.kind!r}")
     if not (0.0 <= leak <= 1.0):
         raise SnnsimError(f"leak must be in [0, 1], got {leak}")
-    ann_state = {k: v.detach().cpu() for k, v in src.state_dict().items()}
-    graph, state = fold_batchnorm(src.graph, ann_state)
-    snn = build_model(graph, kind="snn", timesteps=timesteps, leak=leak)
+    snn = folded_snn(src.graph, {k: v.detach().cpu() for k, v in src.state_dict().items()}, timesteps, leak)
     snn.spec = src.spec
-    with torch.no_grad():
-        own = snn.state_dict()
-        for key, value in state.items():
-            if key in own and not key.endswith((".threshold", ".leak")):
-                own[key].copy_(value)
     snn.to(_model_device(src))
     snn.dataset_info = dict(src.dataset_info)
     thresholds = balance_thresholds(snn, loader, timesteps, percentile, scale, max_samples)

@@ -193,25 +193,6 @@ class SpikingNet(nn.Module):
         assert isinstance(out_acc, torch.Tensor)
         return out_acc / steps
 
-    # ------------------------------------------------------------------ conveniences
-    def layer_table(self) -> list[dict[str, Any]]:
-        """Per-layer description rows (used by ``snnsim info`` and reports)."""
-        rows = []
-        for i, info in enumerate(self.layer_infos):
-            rows.append({
-                "layer": info.name,
-                "kind": info.kind,
-                "pool_in": info.pool or "",
-                "in_shape": "x".join(map(str, info.in_shape)),
-                "out_shape": "x".join(map(str, info.out_shape)),
-                "kernel": info.kernel if info.kind == "conv" else "",
-                "params": info.params,
-                "macs": info.macs,
-                "threshold": float(self.thresholds[i]) if info.spiking else float("nan"),
-                "leak": float(self.leaks[i]) if info.spiking else float("nan"),
-            })
-        return rows
-
 
 def build_legacy(spec: ArchSpec, kind: str = "snn", timesteps: int = 5, leak: float = DEFAULT_LEAK,
                  seed: int | None = None) -> SpikingNet:

@@ -35,12 +35,12 @@ from snnsim.graph import (
     Integrator,
     MaxPool2d,
     SumPool2d,
-    fold_batchnorm,
 )
 from snnsim.graph.graph import Graph
 from snnsim.models import build_model
 from snnsim.recording import record_trace
 from snnsim.sim.replay import replay
+from snnsim.training import folded_snn
 
 
 # ----------------------------------------------------------------------------- random graphs
@@ -118,12 +118,7 @@ def _snn(graph: Graph, seed: int) -> torch.nn.Module:
             w = torch.randn(value.shape, generator=gen) * 0.5
             w[torch.rand(value.shape, generator=gen) < 0.2] = 0.0  # pruned weights
             state[key] = w
-    folded, fstate = fold_batchnorm(graph, state)
-    snn = build_model(folded, kind="snn", timesteps=3)
-    own = snn.state_dict()
-    for key, value in fstate.items():
-        if key in own and not key.endswith((".threshold", ".leak")):
-            own[key].copy_(value)
+    snn = folded_snn(graph, state, timesteps=3)
     for p in snn.populations:
         if p.spiking:
             with torch.no_grad():

@@ -249,8 +249,9 @@ def prune_spatial(model_path: str, variance: float | None, samples: int | None, 
         measure,
         spatial_table,
     )
+    from snnsim.graph.schedule import fold_structure
     from snnsim.io import write_csv
-    from snnsim.models import build_model, describe_arch
+    from snnsim.models import build_model, describe_arch, graph_of
 
     if variance is not None and not (0.0 < variance <= 1.0):
         raise SnnsimError(f"--variance must be in (0, 1], got {variance}", "use e.g. 0.999")
@@ -285,7 +286,7 @@ def prune_spatial(model_path: str, variance: float | None, samples: int | None, 
                                for j, v in enumerate(c)])
         write_csv(curves, rdir / "pca_curves.csv")
     spec, widths_before, widths_after = _pruned_arch(model, model_path, new_widths)
-    params_after = build_model(spec, "snn", model.timesteps).param_count()
+    params_after = fold_structure(graph_of(spec)).weight_count()  # the weights its SNN will have, nothing built
     click.echo(f"\nwidths {widths_before} -> {widths_after}; parameters "
                f"{model.param_count():,} -> {params_after:,} "
                f"({model.param_count() / params_after:.2f}X)")

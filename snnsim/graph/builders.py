@@ -95,6 +95,13 @@ def vgg_graph(spec: ArchSpec) -> Graph:
     return g.build()
 
 
+def spec_builds(spec: ArchSpec, graph: Graph) -> bool:
+    """Whether the VGG ``spec`` builds exactly ``graph`` (nodes, fields, edges, name): what a
+    checkpoint's or a trace's ``arch`` entry must satisfy. A VGG has no batch norm, so its
+    folded graph is the same graph."""
+    return vgg_graph(spec).to_dict() == graph.to_dict()
+
+
 # ----------------------------------------------------------------------------- ResNets
 def _conv_bn(g: GraphBuilder, name: str, channels: int, kernel: int, stride: int, *inputs: str) -> str:
     g.add(name, Conv2d(out_channels=channels, kernel_size=kernel, stride=stride, padding=kernel // 2), *inputs)

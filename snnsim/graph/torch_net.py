@@ -57,7 +57,7 @@ from snnsim.graph.nodes import (
     Scale,
     SumPool2d,
 )
-from snnsim.graph.schedule import Schedule, fold_structure, lower
+from snnsim.graph.schedule import Schedule, fold_structure, foldable_batchnorms, lower
 
 #: Surrogate slope of the piecewise-linear ``LinearSpike`` of all the lineage's code.
 SURROGATE_GAMMA = 0.3
@@ -252,8 +252,9 @@ class GraphNet(nn.ModuleDict):
         """Refuse, in one line, an SNN the event simulator cannot replay as it runs: one with a
         BatchNorm2d still in its graph (the simulator's layers have it folded into the conv;
         an ANN is folded on conversion), or with nodes :func:`simulation_view` does not support."""
-        if fold_structure(self.graph) is not self.graph:
-            bn = next(n for n, node in self.graph.nodes.items() if isinstance(node, BatchNorm2d))
+        foldable = foldable_batchnorms(self.graph)
+        if foldable:
+            bn = foldable[0][1]
             raise GraphError(f"model {self.name!r} runs BatchNorm2d {bn!r} unfolded; the simulator needs it folded",
                              "convert the ANN with snnsim.training.convert_ann_to_snn, or fold it with "
                              "snnsim.graph.fold_batchnorm")

@@ -108,8 +108,8 @@ def check_integer_chain(model: Model) -> None:
     threshold per population). A residual graph's currents of several layers would need one
     common potential unit per population, which is not implemented."""
     prev = "input"
+    pops = {p.name: p for p in model.populations}
     for info in model.layer_infos:
-        pops = {p.name: p for p in model.populations}
         pop = pops[info.target]
         node = model.graph.nodes[info.target]
         why = None
