@@ -19,6 +19,9 @@ every checkpoint (``model.dataset_info``), so nothing downstream has to guess.
   image.
 * ``synthetic``: random but learnable (one smooth random prototype per class + pixel noise),
   any shape and class count, for fast tests. Deterministic in ``seed``.
+* ``file:PATH`` (the CLI's ``--inputs PATH``): the user's own inputs, a ``.npy`` array or a
+  ``.npz`` with ``inputs`` (and optional ``labels``), shape [N, C, H, W], fed to the model as
+  they are (already normalised the way the model expects). See :func:`load_inputs`.
 """
 
 from __future__ import annotations
@@ -36,6 +39,13 @@ from torch.utils.data.distributed import DistributedSampler
 from snnsim.errors import DataError, quote
 
 DATASET_NAMES = ("cifar10", "cifar100", "digits", "synthetic")
+#: ``load_dataset(INPUTS_PREFIX + path)`` loads a user's input file (:func:`load_inputs`).
+INPUTS_PREFIX = "file:"
+#: ``.npz`` keys of a user's input file.
+INPUTS_KEY = "inputs"
+LABELS_KEY = "labels"
+#: Largest input file read (bytes): more than any trace may hold.
+MAX_INPUTS_BYTES = 8 << 30
 NORM_MEAN = 0.5
 NORM_STD = 0.5
 DIGITS_SPLIT_SEED = 0
@@ -79,6 +89,8 @@ def load_dataset(name: str, data_dir: str | os.PathLike[str] = "data", download:
     digits split is fixed on purpose, see the module docstring). ``synthetic_size`` is
     (train, test) sample counts.
     """
+    if name.startswith(INPUTS_PREFIX):
+        return load_inputs(name[len(INPUTS_PREFIX):])
     key = name.lower()
     if key in _CIFAR_FOLDERS:
         return _load_cifar(key, Path(data_dir), download, augment)
@@ -185,6 +197,91 @@ def make_synthetic(n_train: int = 512, n_test: int = 256, shape: tuple[int, int,
                          (NORM_MEAN,) * shape[0], (NORM_STD,) * shape[0],
                          meta={"seed": int(seed), "noise": float(noise),
                                "train_size": n_train, "test_size": n_test})
+
+
+# ----------------------------------------------------------------------------- a user's inputs
+def _read_arrays(p: Path) -> tuple[np.ndarray, np.ndarray | None]:
+    """(inputs, labels or None) of a ``.npy`` / ``.npz`` file, never unpickling anything."""
+    shown = quote(str(p))
+    magic = b"PK" if p.suffix.lower() == ".npz" else b"\x93NUMPY"
+    with open(p, "rb") as fh:
+        if fh.read(len(magic)) != magic:
+            raise DataError(f"inputs file {shown} is not a {p.suffix.lower()} file (it does not start like one)",
+                            "write it with np.save (.npy) or np.savez (.npz)")
+    try:
+        with open(p, "rb") as fh:
+            if p.suffix.lower() == ".npz":
+                with np.load(fh, allow_pickle=False) as z:
+                    keys = list(z.keys())
+                    if INPUTS_KEY not in keys:
+                        raise DataError(f"inputs file {shown} has no {INPUTS_KEY!r} array (it has {', '.join(keys) or 'none'})",
+                                        f"save it with np.savez(path, {INPUTS_KEY}=x, {LABELS_KEY}=y)")
+                    return z[INPUTS_KEY], (z[LABELS_KEY] if LABELS_KEY in keys else None)
+            return np.load(fh, allow_pickle=False), None
+    except DataError:
+        raise
+    except (ValueError, OSError, EOFError) as exc:  # not an npy/npz, truncated, or pickled objects
+        raise DataError(f"inputs file {shown} is not a readable .npy/.npz array file ({quote(exc, 80)})",
+                        "write it with np.save / np.savez (numeric arrays, no pickled objects)") from None
+
+
+def load_inputs(path: str | os.PathLike[str]) -> DatasetBundle:
+    """A user's input file as a test-only :class:`DatasetBundle` (``--inputs``).
+
+    ``.npy``: an array [N, C, H, W]; ``.npz``: ``inputs`` [N, C, H, W] and optional ``labels``
+    [N] (integer classes; they give the accuracy). Values must be real and finite; they are fed
+    to the model unchanged (float32) at every timestep (direct encoding). Per-timestep inputs
+    [N, T, C, H, W] (event frames) are refused for now: the trace stores one analog input per
+    sample. The bundle's name carries the file's content hash, so the trace cache never mixes two
+    files; its class count is the labels' range (10 without labels; the model's own count is what
+    the trace checks labels against).
+    """
+    import hashlib
+
+    p = Path(path).expanduser()
+    shown = quote(str(p))
+    if p.suffix.lower() not in (".npy", ".npz"):
+        raise DataError(f"inputs file {shown} is not a .npy or .npz file", "save the inputs with np.save or np.savez")
+    if not p.is_file():
+        raise DataError(f"inputs file {shown} does not exist", "check the --inputs path")
+    if p.stat().st_size > MAX_INPUTS_BYTES:
+        raise DataError(f"inputs file {shown} is {p.stat().st_size / 2**30:.1f} GiB, more than {MAX_INPUTS_BYTES >> 30} GiB",
+                        "pass fewer samples")
+    x, labels = _read_arrays(p)
+    if x.dtype.kind not in "biuf":
+        raise DataError(f"inputs in {shown} have dtype {x.dtype}, not a real number type", "store float32 (or integer) values")
+    if x.ndim == 5:
+        raise DataError(f"inputs in {shown} have shape {list(x.shape)}: per-timestep inputs [N, T, C, H, W] are not "
+                        "supported yet", "pass one input per sample, [N, C, H, W] (it is fed at every timestep)")
+    if x.ndim != 4 or min(x.shape) < 1:
+        raise DataError(f"inputs in {shown} have shape {list(x.shape)}, not [N, C, H, W]", "store one (C, H, W) map per sample")
+    xf = np.ascontiguousarray(x, dtype=np.float32)
+    bad = np.flatnonzero(~np.isfinite(xf.reshape(xf.shape[0], -1)).all(axis=1))
+    if bad.size:
+        raise DataError(f"inputs in {shown}: sample {int(bad[0])} contains NaN or Inf "
+                        f"({bad.size} sample{'s' if bad.size > 1 else ''} in all)", "clean the inputs")
+    n = int(xf.shape[0])
+    if labels is not None:
+        if labels.dtype.kind not in "iu" or labels.ndim != 1 or labels.shape[0] != n:
+            raise DataError(f"labels in {shown} must be {n} integers (one per sample), got dtype {labels.dtype} shape "
+                            f"{list(labels.shape)}", f"save {LABELS_KEY} as an integer array of shape [{n}]")
+        if labels.size and int(labels.min()) < 0:
+            raise DataError(f"labels in {shown}: label {int(labels.min())} is negative", "use class indices 0..K-1")
+    digest = hashlib.sha256(p.read_bytes()).hexdigest()[:12]
+    name = f"inputs-{p.stem}-{digest}"
+    y = torch.from_numpy(labels.astype(np.int64)) if labels is not None else torch.full((n,), -1, dtype=torch.long)
+    test = TensorDataset(torch.from_numpy(xf), y)
+    classes = int(labels.max()) + 1 if labels is not None and labels.size else 10
+    shape = tuple(int(s) for s in xf.shape[1:])
+    return DatasetBundle(name, TensorDataset(torch.zeros((0, *shape)), torch.zeros(0, dtype=torch.long)), test,
+                         shape, max(2, classes), (0.0,) * shape[0], (1.0,) * shape[0],  # type: ignore[arg-type]
+                         meta={"file": str(p.resolve()), "sha256": digest, "labelled": labels is not None,
+                               "test_size": n, "normalised": "as given"})
+
+
+def labelled(bundle: DatasetBundle) -> bool:
+    """Whether the bundle's test items carry real labels (a user's inputs may not)."""
+    return bool(bundle.meta.get("labelled", True))
 
 
 # ----------------------------------------------------------------------------- loaders

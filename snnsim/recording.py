@@ -98,17 +98,23 @@ def _input_batches(model: Model, inputs: Any, samples: int | None, labels: Any,
         if n > n_avail:
             raise TraceError(f"asked for {n} samples but the data set holds {n_avail}", f"use --samples {n_avail} or fewer")
         ids = list(range(n)) if sample_ids is None else list(sample_ids)[:n]
+        has_labels = _labelled(ds_meta)
 
         def gen_d() -> Iterator[tuple[torch.Tensor, np.ndarray | None]]:
             for a in range(0, n, batch_size):
                 items = [inputs[int(i)] for i in range(a, min(a + batch_size, n))]
                 xs = torch.stack([torch.as_tensor(it[0]) for it in items]).float()
-                ys = np.asarray([int(it[1]) for it in items], dtype=np.int64)
+                ys = np.asarray([int(it[1]) for it in items], dtype=np.int64) if has_labels else None
                 yield xs, ys
 
         return n, gen_d(), ids, ds_meta
     raise TraceError(f"cannot record a trace from a {type(inputs).__name__}",
                      "pass a tensor (N, C, H, W), a Dataset of (image, label) or a DatasetBundle")
+
+
+def _labelled(ds_meta: dict[str, Any]) -> bool:
+    """Whether a data set's items carry real labels (a user's ``--inputs`` file may not)."""
+    return bool((ds_meta.get("meta") or {}).get("labelled", True))
 
 
 def _npy_header(shape: tuple[int, ...], dtype: np.dtype) -> bytes:
@@ -220,6 +226,8 @@ def record_trace(model: Model, inputs: Any, out_dir: str | os.PathLike[str], *,
     if dev != home:
         model.to(dev)  # moved back in the finally clause
     label_list: list[int] | None = [] if labels is not None or not isinstance(inputs, torch.Tensor | np.ndarray) else None
+    if labels is None and not _labelled(ds_meta):  # a user's inputs file without labels
+        label_list = None
     preds: list[int] = []
     absmax = 0.0
     try:
@@ -234,7 +242,8 @@ def record_trace(model: Model, inputs: Any, out_dir: str | os.PathLike[str], *,
                     b = int(xb.shape[0])
                     if tuple(xb.shape[1:]) != in_shape:
                         raise TraceError(f"input shape {tuple(xb.shape[1:])} does not match the model's {in_shape}",
-                                         "record with inputs from the data set the model was trained on")
+                                         f"pass inputs of shape [N, {', '.join(map(str, in_shape))}] (the data set the "
+                                         "model was trained on)")
                     if not torch.isfinite(xb).all():
                         raise TraceError(f"input samples {pos}..{pos + b - 1} contain NaN or Inf", "clean the inputs before tracing")
                     if label_list is not None:

@@ -59,7 +59,7 @@ def test_every_option_has_help_and_states_its_default(name: str, cmd: click.Comm
 def test_seed_and_device_where_the_command_computes(name: str, cmd: click.Command) -> None:
     """The README's promise: every command that trains, runs or records takes --seed and --device."""
     opts = {o for p in cmd.params for o in getattr(p, "opts", [])}
-    computes = name not in ("info", "report", "hw list", "hw show")
+    computes = name not in ("info", "report", "hw list", "hw show", "import", "export")
     assert computes == ("--seed" in opts and "--device" in opts), name
 
 

@@ -91,6 +91,23 @@ def data_dir_option(f: F) -> F:
                         help="Where CIFAR data sets live (torchvision layout).")(f)
 
 
+def inputs_option(f: F) -> F:
+    return click.option("--inputs", "inputs", type=click.Path(dir_okay=False), default=None,
+                        help="Your own inputs instead of a data set: a .npy [N, C, H, W], or a .npz with 'inputs' "
+                             "(and optional integer 'labels' [N], for accuracy), fed as they are at every timestep "
+                             "[default: none; the data set is used].")(f)
+
+
+def dataset_or_inputs(dataset: str | None, inputs: str | None) -> str | None:
+    """The data set name to load: ``--dataset``, or ``file:<path>`` for ``--inputs``; both is an error."""
+    from snnsim.data import INPUTS_PREFIX
+    from snnsim.errors import SnnsimError
+
+    if dataset and inputs:
+        raise SnnsimError("--dataset and --inputs both given", "pass one of them")
+    return INPUTS_PREFIX + inputs if inputs else dataset
+
+
 def engine_option(f: F) -> F:
     return click.option("--engine", type=click.Choice(ENGINES), default="torch", show_default=True,
                         help="Record traces with PyTorch's forward pass, or event by event with the simulator's "

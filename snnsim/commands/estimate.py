@@ -11,9 +11,11 @@ from snnsim.commands.common import (
     SAMPLES,
     claim_output_dir,
     data_dir_option,
+    dataset_or_inputs,
     device_option,
     engine_option,
     force_option,
+    inputs_option,
     progress_options,
     seed_option,
 )
@@ -48,18 +50,21 @@ def resolve_models(models: tuple[str, ...]) -> list[str]:
 @click.command("trace")
 @click.option("--model", "model_path", required=True, type=click.Path(), help="SNN checkpoint (.pt).")
 @click.option("--dataset", default=None, help="Data set to record on [default: the model's own].")
+@inputs_option
 @click.option("--samples", type=SAMPLES, default=None, help="Test samples to record [default: min(256, test set)].")
 @click.option("--out", "out", type=click.Path(), default=None,
               help="Trace directory [default: the trace cache, traces/<model>-<data>-T<t>-<fp>[-event]].")
 @click.option("--batch-size", type=BATCH_SIZE, default=64, show_default=True,
               help="Samples per forward pass while recording.")
+@click.option("--nirdata", type=click.Path(dir_okay=False), default=None,
+              help="Also write the recorded spikes as NIRData (HDF5, nir.write_data) to this file [default: none].")
 @engine_option
 @progress_options
 @data_dir_option
 @device_option
 @seed_option
-def trace(model_path: str, dataset: str | None, samples: int | None, out: str | None, batch_size: int,
-          engine: str, data_dir: str, device: str, seed: int) -> None:
+def trace(model_path: str, dataset: str | None, inputs: str | None, samples: int | None, out: str | None,
+          batch_size: int, nirdata: str | None, engine: str, data_dir: str, device: str, seed: int) -> None:
     """Record a model's spike trace (bit-packed input events of every layer) to disk.
 
     ``--engine event`` computes the spikes with the simulator's event-driven kernels instead of
@@ -75,14 +80,15 @@ def trace(model_path: str, dataset: str | None, samples: int | None, out: str | 
     from snnsim.trace_cache import DEFAULT_SAMPLES, trace_cache_dir
 
     seed_everything(seed)
+    source = dataset_or_inputs(dataset, inputs)
     model = load_model(model_path)
-    name = dataset or model.dataset_info.get("name")
+    name = source or model.dataset_info.get("name")
     if not name:
         raise SnnsimError("the model does not record which data set it was trained on", "pass --dataset")
     bundle = load_dataset(name, data_dir=data_dir, seed=seed, augment=False)
     n = min(DEFAULT_SAMPLES, len(bundle.test)) if samples is None else samples
     if n < 1 or n > len(bundle.test):
-        raise SnnsimError(f"--samples must be in 1..{len(bundle.test)} for the {name} test set, got {n}")
+        raise SnnsimError(f"--samples must be in 1..{len(bundle.test)} for the {bundle.name} test set, got {n}")
     dest = Path(out) if out else trace_cache_dir(model, bundle.name, engine=engine)
     dev = resolve_device(device)
     model.to(dev)
@@ -90,6 +96,11 @@ def trace(model_path: str, dataset: str | None, samples: int | None, out: str | 
         say_compiling(lambda m: progress_line(f"snnsim: {m}"), functional=True)
     tr = record_trace(model, bundle, dest, samples=n, batch_size=batch_size, split="test", device=dev, engine=engine)
     click.echo(tr.describe())
+    if nirdata:
+        from snnsim.interop.nir_io import write_nirdata
+
+        write_nirdata(tr, nirdata)
+        click.echo(f"wrote {nirdata}: spikes of {sum(p.spiking for p in tr.populations)} populations as NIRData")
 
 
 @click.command("estimate")
@@ -99,6 +110,7 @@ def trace(model_path: str, dataset: str | None, samples: int | None, out: str | 
 @click.option("--all-hw", is_flag=True, help="Use every shipped hardware config.")
 @click.option("--trace", "trace_dir", type=click.Path(), default=None, help="Replay this trace directory [default: record one, or reuse the cached one in traces/].")
 @click.option("--dataset", default=None, help="Data set to trace on [default: the model's own].")
+@inputs_option
 @click.option("--samples", type=SAMPLES, default=None, help="Test samples to trace [default: min(256, test set)].")
 @click.option("--out", "out", type=click.Path(), default=None,
               help="Report directory [default: a new reports/estimate-<model>[-N] per run].")
@@ -123,7 +135,7 @@ def trace(model_path: str, dataset: str | None, samples: int | None, out: str | 
 @device_option
 @seed_option
 def estimate(models: tuple[str, ...], hws: tuple[str, ...], all_hw: bool, trace_dir: str | None, dataset: str | None,
-             samples: int | None, out: str | None, force: bool, counting: str, baseline: str | None, first_layer: str,
+             inputs: str | None, samples: int | None, out: str | None, force: bool, counting: str, baseline: str | None, first_layer: str,
              skip_zero_weights: bool, compute_only: bool, connections: str, functional: str, plots: bool, engine: str,
              data_dir: str, device: str, seed: int) -> None:
     """Energy and latency of SNN model(s) on hardware config(s), vs the non-spiking network."""
@@ -133,6 +145,7 @@ def estimate(models: tuple[str, ...], hws: tuple[str, ...], all_hw: bool, trace_
     from snnsim.progress import progress_line
 
     seed_everything(seed)
+    dataset = dataset_or_inputs(dataset, inputs)
     model_list = resolve_models(models)
     dest = claim_output_dir(out, f"reports/estimate-{model_label(Path(model_list[0])).replace('/', '-')}", force)
     hw_list: list[str] = [str(p) for p in shipped_configs()] if all_hw else list(hws) or ["45nm"]

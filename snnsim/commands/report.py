@@ -12,9 +12,11 @@ from snnsim.commands.common import (
     SAMPLES,
     claim_output_dir,
     data_dir_option,
+    dataset_or_inputs,
     device_option,
     engine_option,
     force_option,
+    inputs_option,
     progress_options,
     seed_option,
 )
@@ -62,6 +64,7 @@ def compare_table(summary: Any) -> Any:
 @click.option("--trace", "traces", multiple=True, type=click.Path(),
               help="Trace per model, in --model order [default: record once per model, then reuse from traces/].")
 @click.option("--dataset", default=None, help="Data set to trace on [default: each model's own].")
+@inputs_option
 @click.option("--samples", type=SAMPLES, default=None, help="Test samples to trace [default: min(256, test set)].")
 @click.option("--baseline", type=click.Path(), default=None,
               help="ANN checkpoint for the non-spiking baseline [default: an ANN of each SNN's own network].")
@@ -81,7 +84,7 @@ def compare_table(summary: Any) -> Any:
 @device_option
 @seed_option
 def compare(models: tuple[str, ...], hws: tuple[str, ...], all_hw: bool, traces: tuple[str, ...],
-            dataset: str | None, samples: int | None, baseline: str | None, first_layer: str,
+            dataset: str | None, inputs: str | None, samples: int | None, baseline: str | None, first_layer: str,
             compute_only: bool, connections: str, out: str | None, force: bool, plots: bool, engine: str,
             data_dir: str, device: str, seed: int) -> None:
     """Every model on every hardware config: one compare.csv and a table sorted by energy.
@@ -96,6 +99,7 @@ def compare(models: tuple[str, ...], hws: tuple[str, ...], all_hw: bool, traces:
     from snnsim.progress import progress_line
 
     seed_everything(seed)
+    dataset = dataset_or_inputs(dataset, inputs)
     model_list = resolve_models(models)
     if traces and len(traces) != len(model_list):
         raise SnnsimError(f"got {len(traces)} --trace for {len(model_list)} --model", "pass one trace per model, or none")
