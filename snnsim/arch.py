@@ -75,6 +75,8 @@ class LayerInfo:
     kernel: int = 1
     stride: int = 1
     padding: int = 0
+    groups: int = 1  # conv: input and output channels split into this many independent groups
+    dilation: int = 1  # conv: kernel tap ky reads input offset ky * dilation
     pool: PoolKind | None = None  # pooling folded in front of this layer
     pool_kernel: int = 1
     flatten: bool = False  # input is flattened from a (C, H, W) map
@@ -98,22 +100,28 @@ class LayerInfo:
         return _prod(self.out_shape)
 
     @property
+    def group_in(self) -> int:
+        """Input channels of one conv group (C_in / groups): the weight's second axis."""
+        return self.in_shape[0] // self.groups
+
+    @property
     def params(self) -> int:
         """Weights and biases (an identity edge has none)."""
         bias = self.out_shape[0] if self.bias else 0
         if self.kind == "conv":
-            return self.kernel * self.kernel * self.in_shape[0] * self.out_shape[0] + bias
+            return self.kernel * self.kernel * self.group_in * self.out_shape[0] + bias
         if self.kind == "identity":
             return 0
         return self.in_features * self.out_features + bias
 
     @property
     def macs(self) -> int:
-        """Dense MACs of one forward pass (one timestep), by the lineage's compute_mac rule; an
+        """Dense MACs of one forward pass (one timestep), by the lineage's compute_mac rule
+        (k*k*C_in/groups*H_out*W_out*C_out: each output reads its group's channels); an
         identity edge (a residual shortcut) is one add per neuron (``docs/counting.md``)."""
         if self.kind == "conv":
             c_out, h_out, w_out = self.out_shape
-            return self.kernel * self.kernel * self.in_shape[0] * h_out * w_out * c_out
+            return self.kernel * self.kernel * self.group_in * h_out * w_out * c_out
         if self.kind == "identity":
             return self.neurons
         return self.in_features * self.out_features
@@ -126,7 +134,7 @@ class LayerInfo:
     def weight_shape(self) -> tuple[int, ...]:
         """The weight tensor's shape (torch layout); ``()`` for an identity edge (no weight)."""
         if self.kind == "conv":
-            return (self.out_shape[0], self.in_shape[0], self.kernel, self.kernel)
+            return (self.out_shape[0], self.group_in, self.kernel, self.kernel)
         if self.kind == "identity":
             return ()
         return (self.out_features, self.in_features)

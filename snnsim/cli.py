@@ -29,7 +29,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "report": ("snnsim.commands.report", "report", "Plots for a run directory."),
     "demo": ("snnsim.commands.report", "demo", "The whole pipeline offline on the bundled digits data."),
     "hw": ("snnsim.commands.hw", "hw", "List the shipped hardware configs, or show one resolved."),
-    "import": ("snnsim.commands.interop", "import_cmd", "Build an snnsim checkpoint from a NIR graph file."),
+    "import": ("snnsim.commands.interop", "import_cmd", "Build an snnsim checkpoint from a NIR graph file or a PyTorch module (--torch)."),
     "export": ("snnsim.commands.interop", "export_cmd", "Write a checkpoint's network as a NIR graph file."),
 }
 

@@ -180,7 +180,9 @@ def record_trace(model: Model, inputs: Any, out_dir: str | os.PathLike[str], *,
     existing trace at ``out_dir`` is replaced; a full disk is a one-line TraceError and leaves
     nothing behind. Returns the loaded :class:`Trace`.
     ``engine``: 'torch' (the model's PyTorch forward pass, on ``device``) or 'event' (the
-    simulator's event-driven kernels on the CPU, see :mod:`snnsim.sim.engine`).
+    simulator's event-driven kernels on the CPU, see :mod:`snnsim.sim.engine`). With 'torch', a
+    model imported from the user's PyTorch module (``snnsim import --torch``) is run as that
+    module itself, its spikes read by forward hooks (:class:`snnsim.interop.torch_import.SourceRunner`).
     """
     if model.kind != "snn":
         raise TraceError("the model is an ANN; only SNNs have spikes to trace", "convert it first (`snnsim train` produces an SNN)")
@@ -221,6 +223,11 @@ def record_trace(model: Model, inputs: Any, out_dir: str | os.PathLike[str], *,
     dev = torch.device(device) if device is not None and engine == "torch" else home
     fp = model_fingerprint(model)
     plans = layer_plans(model) if engine == "event" else None
+    runner = None
+    if engine == "torch":
+        from snnsim.interop.torch_import import source_runner
+
+        runner = source_runner(model, dev)  # None unless the model was imported with --torch
     was_training = model.training
     model.eval()
     if dev != home:
@@ -258,8 +265,9 @@ def record_trace(model: Model, inputs: Any, out_dir: str | os.PathLike[str], *,
                     absmax = max(absmax, float(np.abs(x_np).max()) if x_np.size else 0.0)
                     sl = slice(pos, pos + b)
 
-                    if plans is not None:
-                        pop_bits, logits_np = event_forward(model, x_np, steps, plans)
+                    if plans is not None or runner is not None:
+                        pop_bits, logits_np = (event_forward(model, x_np, steps, plans) if plans is not None
+                                               else runner.run(xb, steps))
                         for name, bits_p in pop_bits.items():
                             pop_mm[name][sl] = bits_p
                             spikes_mm[sl, column[name]] = popcount_packed(bits_p).sum(axis=1)

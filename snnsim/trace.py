@@ -138,9 +138,16 @@ def _structure(graph: Graph) -> dict[str, Any]:
 def model_fingerprint(model: Model) -> str:
     """SHA-256 of everything that determines the model's spikes: the graph (node kinds, sizes,
     edges; not its name or dropout), every tensor of the state dict (weights, biases,
-    thresholds, leaks) and the quantization record (bits, scales, integer weights)."""
+    thresholds, leaks) and the quantization record (bits, scales, integer weights). A model
+    imported from a PyTorch module (``provenance['imported_from']['format'] == 'torch'``) has
+    its spikes recorded by running that module's code, so the code's and the weights' SHA-256
+    are part of it too."""
     h = hashlib.sha256()
     h.update(json.dumps(_structure(model.graph), sort_keys=True).encode())
+    src = (getattr(model, "provenance", None) or {}).get("imported_from")
+    if isinstance(src, dict) and src.get("format") == "torch":
+        h.update(json.dumps({k: src.get(k) for k in ("format", "framework", "factory", "file_sha256", "weights_sha256")},
+                            sort_keys=True, default=str).encode())
     for name, tensor in sorted(model.state_dict().items()):
         arr = np.ascontiguousarray(tensor.detach().cpu().numpy())
         h.update(f"{name}|{arr.dtype.str}|{arr.shape}".encode())

@@ -103,7 +103,7 @@ def obtain_trace(model: Model, trace: str | os.PathLike[str] | None = None, data
             return tr.head(int(samples))
         say(f"using trace {str(tr.path)!r} ({tr.samples} samples, T={tr.timesteps})")
         return tr
-    from snnsim.data import load_dataset
+    from snnsim.data import INPUTS_PREFIX, load_dataset
     from snnsim.device import resolve_device
 
     name = dataset or model.dataset_info.get("name")
@@ -133,7 +133,8 @@ def obtain_trace(model: Model, trace: str | os.PathLike[str] | None = None, data
         else:
             say(f"reusing trace {shown!r}: {n} of its {tr.samples} samples (recorded earlier for this exact model)")
             return tr.head(n)
-    say(f"recording trace of {n} {name} test samples at T={model.timesteps} ({engine} engine) -> {str(cache)!r}")
+    what = f"samples of {name[len(INPUTS_PREFIX):]!r}" if name.startswith(INPUTS_PREFIX) else f"{name} test samples"
+    say(f"recording trace of {n} {what} at T={model.timesteps} ({engine} engine) -> {str(cache)!r}")
     dev = resolve_device(device)
     model.to(dev)
     try:

@@ -110,3 +110,80 @@ def test_trained_digits_model_float_and_integer(tmp_path) -> None:
     print(f"\ndigits ({source}): float torch {torch_acc:.3f} = simulator {f.accuracy:.3f}; "
           f"8-bit float-weights {q_float_acc:.3f}, integer hardware {qf.accuracy:.3f}; {qf.summary()}")
     assert qf.accuracy is not None and qf.accuracy > 0.5 * q_float_acc  # integer rounding must not wreck it
+
+
+# ----------------------------------------------------------------------------- residual integer replay
+@pytest.fixture(scope="module")
+def resnet_x() -> torch.Tensor:
+    torch.manual_seed(0)
+    return torch.rand(12, 1, 8, 8) * 2 - 0.5
+
+
+@pytest.mark.parametrize("bits", [8, 4])
+def test_integer_residual_replay_is_bit_exact(tmp_path, resnet_x: torch.Tensor, bits: int) -> None:
+    """Biased convs (folded BN), an identity shortcut and a strided 1x1 downsample: every
+    population's integer potential equals the PyTorch integer reference at every step."""
+    from sim_testutil import converted_resnet
+
+    from snnsim.compression.quantize import quantize_model
+
+    model = quantize_model(converted_resnet(resnet_x), bits)
+    assert any(i.kind == "identity" for i in model.layer_infos) and any(i.bias for i in model.layer_infos)
+    spec = integer_spec(model, timesteps=4)
+    ident = [lay for lay in spec.layers if lay.info.kind == "identity"]
+    assert ident and all(lay.identity_code == round(1 / spec.populations[lay.info.target].unit) for lay in ident)
+    ref: dict = {}
+
+    def obs(ev) -> None:
+        ref[(ev.node, ev.t)] = ev.potential.clone()
+
+    acc = integer_forward(model, resnet_x, spec, 4, obs)
+    trace = record_trace(model, resnet_x, tmp_path / "r", labels=np.arange(12) % 10, progress=False)
+    res = simulate_chunk(layer_plans(model), next(trace.iter_chunks(12)), 4, "integer", "chained", model, spec,
+                         keep_potentials=True)
+    assert res.potentials is not None
+    for pop in model.populations:
+        for t in range(4):
+            np.testing.assert_array_equal(res.potentials[pop.primary][:, t], ref[(pop.name, t)]
+                                          .reshape(12, -1).numpy(), err_msg=f"{pop.name} t {t}")
+    np.testing.assert_array_equal(res.acc, acc.numpy())
+    f = replay(trace, model, functional="integer", progress=False, chunk_size=5, input_scale=spec.input_scale).functional
+    assert f is not None and f.integer is not None
+    np.testing.assert_array_equal(f.predictions, acc.numpy().argmax(axis=1))
+    assert {p["name"] for p in f.integer["populations"]} == {p.name for p in model.populations}
+
+
+def test_quantize_gives_one_scale_per_population(resnet_x: torch.Tensor) -> None:
+    from sim_testutil import converted_resnet
+
+    from snnsim.compression.quantize import population_scales, quantize_model, scale_for
+
+    model = converted_resnet(resnet_x)
+    scales = population_scales(model, 5)
+    for pop in model.populations:
+        names = [model.layer_infos[li].name for li in pop.layers if model.layer_infos[li].kind != "identity"]
+        peak = max(float(model[n].weight.abs().max()) for n in names)
+        assert {scales[n] for n in names} == {scale_for(peak, 5)}
+    down = next(p for p in model.populations if len([li for li in p.layers if model.layer_infos[li].kind == "conv"]) == 2)
+    assert len(down.layers) == 2  # conv2 and the 1x1 downsample share one scale
+    # a VGG population has one layer: its scale is its own layer's, as before
+    vgg = spiking_model(MIXED)
+    for info in vgg.layer_infos:
+        assert population_scales(vgg, 6)[info.name] == scale_for(float(vgg[info.name].weight.abs().max()), 6)
+    q = quantize_model(model, 5)
+    assert q.quantization is not None and q.quantization["scales"] == scales
+
+
+def test_integer_refuses_layers_of_one_population_in_different_units(resnet_x: torch.Tensor) -> None:
+    """A residual model quantized per layer (before one scale per population): refused, fix named."""
+    from sim_testutil import converted_resnet
+
+    from snnsim.compression.quantize import quantize_model
+    from snnsim.errors import SnnsimError
+
+    q = quantize_model(converted_resnet(resnet_x), 8)
+    assert q.quantization is not None
+    down = next(i for i in q.layer_infos if i.name.endswith("down"))
+    q.quantization["scales"][down.name] *= 0.7  # no longer a whole multiple of its population's unit
+    with pytest.raises(SnnsimError, match="one potential unit per population.*re-quantize with `snnsim quantize`"):
+        integer_spec(q, timesteps=4)

@@ -1,13 +1,13 @@
 """Per-edge counts of the replay equal an independent dense PyTorch reference on random graphs.
 
 Hypothesis draws small graphs with residual adds (identity and 1x1-conv shortcuts), stride 2,
-biases, folded batch norm, average, sum and max pools, odd map sizes and a biased classifier. Each is
-converted to an SNN (batch norm folded with random running statistics), run by PyTorch with
-thresholds low enough to spike, recorded and replayed. The reference walks the graph itself
-(not the simulator's view): each synapse's input is its source population's recorded spikes
-through the graph's own pool / flatten nodes, and its counts are dense ``conv2d`` / ``linear``
-sums with all-ones and nonzero-weight kernels. Groups and dilation are not drawn: the event
-simulator refuses them (one line) for now.
+grouped and depthwise convs, dilation 2, biases, folded batch norm, average, sum and max pools,
+odd map sizes and a biased classifier. Each is converted to an SNN (batch norm folded with random
+running statistics), run by PyTorch with thresholds low enough to spike, recorded and replayed.
+The reference walks the graph itself (not the simulator's view): each synapse's input is its
+source population's recorded spikes through the graph's own pool / flatten nodes, and its counts
+are dense ``conv2d`` (with the node's stride, padding, dilation and groups) / ``linear`` sums with
+all-ones and nonzero-weight kernels.
 """
 
 from __future__ import annotations
@@ -44,6 +44,10 @@ from snnsim.training import folded_snn
 
 
 # ----------------------------------------------------------------------------- random graphs
+def _common_divisors(a: int, b: int) -> list[int]:
+    return [d for d in range(1, min(a, b) + 1) if a % d == 0 and b % d == 0]
+
+
 @st.composite
 def graphs(draw: st.DrawFn) -> Graph:
     """A small random network: stem, 1-3 blocks (plain, residual, pool), classifier."""
@@ -52,7 +56,9 @@ def graphs(draw: st.DrawFn) -> Graph:
     g = GraphBuilder("random", (c, side, side))
     width = draw(st.integers(2, 5))
     k = draw(st.sampled_from([1, 3]))
-    g.add("stem", Conv2d(out_channels=width, kernel_size=k, padding=k // 2, bias=draw(st.booleans())))
+    dil = draw(st.sampled_from([1, 2])) if k > 1 else 1  # same-size: padding dil * (k // 2)
+    g.add("stem", Conv2d(out_channels=width, kernel_size=k, padding=dil * (k // 2), dilation=dil,
+                         groups=draw(st.sampled_from(_common_divisors(c, width))), bias=draw(st.booleans())))
     if draw(st.booleans()):
         g.add("stem_bn", BatchNorm2d())
     g.add("stem_lif", LIF())
@@ -69,10 +75,20 @@ def graphs(draw: st.DrawFn) -> Graph:
         pad = draw(st.sampled_from([0, kk // 2])) if side >= 3 else kk // 2
         entry = g.last
         if kind == "plain":
+            groups = 1
+            if draw(st.booleans()):  # grouped: depthwise (one channel per group) or a common divisor
+                if draw(st.booleans()):
+                    out_w = groups = width
+                else:
+                    groups = draw(st.sampled_from(_common_divisors(width, out_w)))
+            dil = 1
+            if kk > 1 and draw(st.booleans()):  # dilation 2, padded to fit (or not, where the map allows)
+                dil = 2
+                pad = draw(st.sampled_from([0, 1, 2])) if side >= 5 else 2
             g.add(f"b{b}_conv", Conv2d(out_channels=out_w, kernel_size=kk, stride=stride, padding=pad,
-                                       bias=draw(st.booleans())))
+                                       dilation=dil, groups=groups, bias=draw(st.booleans())))
             g.add(f"b{b}_lif", LIF())
-            side = (side + 2 * pad - kk) // stride + 1
+            side = (side + 2 * pad - dil * (kk - 1) - 1) // stride + 1
             width = out_w
             continue
         # residual: conv-BN-LIF-conv-BN + shortcut -> Add -> LIF (same-size convs)
@@ -83,7 +99,9 @@ def graphs(draw: st.DrawFn) -> Graph:
         g.add(f"b{b}_c1", Conv2d(out_channels=out_w, kernel_size=3, stride=stride, padding=1), entry)
         g.add(f"b{b}_c1_bn", BatchNorm2d())
         g.add(f"b{b}_l1", LIF())
-        g.add(f"b{b}_c2", Conv2d(out_channels=out_w, kernel_size=3, padding=1))
+        d2 = draw(st.sampled_from([1, 2]))  # the second conv: grouped and / or dilated, same size
+        g.add(f"b{b}_c2", Conv2d(out_channels=out_w, kernel_size=3, padding=d2, dilation=d2,
+                                 groups=draw(st.sampled_from(_common_divisors(out_w, out_w)))))
         main = g.add(f"b{b}_c2_bn", BatchNorm2d())
         if stride == 1 and out_w == width:
             short = entry
@@ -158,7 +176,7 @@ def _edge_counts(node: Conv2d | Affine, weight: torch.Tensor, m: torch.Tensor) -
 
     def apply(inp: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
         if isinstance(node, Conv2d):
-            return F.conv2d(inp, w, stride=node.stride, padding=node.padding)
+            return F.conv2d(inp, w, stride=node.stride, padding=node.padding, dilation=node.dilation, groups=node.groups)
         return F.linear(inp.reshape(inp.shape[0], -1), w)
 
     per_out = apply(m, ones)
@@ -249,15 +267,20 @@ def test_the_random_graphs_cover_every_case() -> None:
             seen.add(node.kind)
             if isinstance(node, Conv2d):
                 seen.add(f"stride{node.stride[0]}")
+                seen.add(f"dilation{node.dilation[0]}")
                 if node.bias:
                     seen.add("bias")
+                if node.groups > 1:
+                    c_in = graph.info[name].in_shapes[0][0]
+                    seen.add("depthwise" if node.groups == c_in == node.out_channels else "grouped")
             if isinstance(node, Add) and any(graph.info[o].kind == "LIF" for o in graph.info[name].inputs):
                 seen.add("identity")
         side = graph.info[graph.input].out_shape[1]
         seen.add("odd" if side % 2 else "even")
 
     collect()
-    for case in ("Add", "identity", "stride2", "bias", "BatchNorm2d", "AvgPool2d", "MaxPool2d", "SumPool2d", "odd", "even"):
+    for case in ("Add", "identity", "stride2", "bias", "BatchNorm2d", "AvgPool2d", "MaxPool2d", "SumPool2d", "odd", "even",
+                 "grouped", "depthwise", "dilation2"):
         assert case in seen, case
 
 

@@ -153,15 +153,24 @@ def test_quantize_resnet_weights_and_biases(bits: int) -> None:
     # one scale per synapse node (the identity shortcut has none), keyed by name
     assert sorted(info["scales"]) == sorted(convs)
     assert set(info["int_weights"]) == {f"{n}.{p}" for n in convs for p in ("weight", "bias")}
+    # the layers that drive one population share one scale: that of their largest |weight|
+    peak_of = {}
+    for pop in m.populations:
+        names = [m.layer_infos[li].name for li in pop.layers if m.layer_infos[li].kind != "identity"]
+        for n in names:
+            peak_of[n] = max(float(m[k].weight.detach().abs().max()) for k in names)
+    assert info["scales"]["s2b1_conv2"] == info["scales"]["s2b1_down"]
     for name in convs:
         scale = info["scales"][name]
         w, b = info["int_weights"][f"{name}.weight"], info["int_weights"][f"{name}.bias"]
         assert w.dtype == int_dtype(bits) and b.dtype == torch.int32
-        assert int(w.abs().max()) == qmax(bits) and int(b.abs().max()) <= qmax(BIAS_BITS)
+        owns_peak = float(m[name].weight.detach().abs().max()) == peak_of[name]
+        assert (int(w.abs().max()) == qmax(bits)) if owns_peak else (int(w.abs().max()) <= qmax(bits))
+        assert int(b.abs().max()) <= qmax(BIAS_BITS)
         # float == int * scale exactly, for weights and biases alike (one scale: the weight's)
         assert torch.equal(q[name].weight.detach(), w.float() * torch.tensor(scale, dtype=torch.float32))
         assert torch.equal(q[name].bias.detach(), b.float() * torch.tensor(scale, dtype=torch.float32))
-        assert scale == pytest.approx(float(m[name].weight.detach().abs().max()) / qmax(bits), rel=1e-6)
+        assert scale == pytest.approx(peak_of[name] / qmax(bits), rel=1e-6)
         # a bias code is round(b / scale), within half a step of the float bias
         assert torch.equal(b.long(), torch.round(m[name].bias.detach().double() / scale).long())
         assert float((q[name].bias - m[name].bias).detach().abs().max()) <= scale / 2 * (1 + 1e-6)

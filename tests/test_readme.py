@@ -2,7 +2,8 @@
 directory, against a non-editable (wheel) install of snnsim.
 
 Every ```bash block of the README is marked: `<!-- readme-test: run -->` (run here, line by
-line), `<!-- readme-test: skip (why) -->` (needs what this machine lacks: the CIFAR download,
+line: snnsim commands only), `<!-- readme-test: script -->` (run here whole, as one bash script:
+a block that writes the files it needs, such as a user's own model), `<!-- readme-test: skip (why) -->` (needs what this machine lacks: the CIFAR download,
 a GPU), or it is one of the two set-up blocks that CI runs itself (`ci:main`, `ci:test`). An
 unmarked block fails the test, so no command can slip in untried.
 
@@ -28,7 +29,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 README = REPO / "README.md"
-MARK = re.compile(r"<!--\s*(readme-test:\s*(run|skip[^>]*)|ci:(main|test))\s*-->")
+MARK = re.compile(r"<!--\s*(readme-test:\s*(run|script|skip[^>]*)|ci:(main|test))\s*-->")
 
 
 def readme_blocks() -> list[tuple[str, list[str]]]:
@@ -129,3 +130,20 @@ def test_readme_commands_run_as_written(wheel_env: dict[str, str], tmp_path: Pat
     assert ran >= 15
     assert (tmp_path / "runs" / "digits" / "quant" / "snn_5bit.pt").is_file()
     assert any((tmp_path / "reports").glob("estimate-snn_T2*/summary.csv"))
+
+
+def test_readme_scripts_run_whole(wheel_env: dict[str, str], tmp_path: Path) -> None:
+    """Each `script` block as one ``bash -e`` script, from its own empty directory."""
+    scripts = [body for marker, body in readme_blocks() if marker == "script"]
+    assert scripts, "the README has no script block (Bring your own model)"
+    for k, body in enumerate(scripts):
+        where = tmp_path / f"script{k}"
+        where.mkdir()
+        done = subprocess.run(["bash", "-e", "-o", "pipefail", "-c", "\n".join(body)], cwd=where, env=wheel_env,
+                              capture_output=True, text=True, timeout=1800)
+        assert done.returncode == 0, f"README script {k} failed ({done.returncode}):\n{done.stderr[-3000:]}"
+        assert "Traceback" not in done.stderr
+    byom = tmp_path / "script0"
+    for name in ("nir_snn.pt", "torch_snn.pt", "spikes.h5", "roundtrip.nir", "report_mine/summary.csv",
+                 "report_nir/summary.csv", "report_torch/summary.csv"):
+        assert (byom / name).is_file(), name

@@ -100,7 +100,8 @@ def trace(model_path: str, dataset: str | None, inputs: str | None, samples: int
         from snnsim.interop.nir_io import write_nirdata
 
         write_nirdata(tr, nirdata)
-        click.echo(f"wrote {nirdata}: spikes of {sum(p.spiking for p in tr.populations)} populations as NIRData")
+        count = sum(p.spiking for p in tr.populations)
+        click.echo(f"wrote {nirdata}: spikes of {count} population{'s' if count != 1 else ''} as NIRData")
 
 
 @click.command("estimate")

@@ -6,7 +6,10 @@ paper.md §2.11):
 
 * **uniform, symmetric, per layer**: ``Δ_l = max|W_l| / (2^(k-1) - 1)``,
   ``q_l = clamp(round(W_l / Δ_l), -(2^(k-1)-1), 2^(k-1)-1)``, ``W_q = Δ_l * q_l``, one scale per
-  synapse node (conv / affine). The range is symmetric (the code ``-2^(k-1)`` is unused) so that zero is exact and the
+  synapse node (conv / affine). The layers that drive one population (a residual block's conv and
+  its 1x1 downsample) share one scale, that of the largest |weight| among them, so that their
+  currents add in one integer unit (:func:`population_scales`); a VGG has one layer per
+  population, so its scales are per layer. The range is symmetric (the code ``-2^(k-1)`` is unused) so that zero is exact and the
   integer simulator needs no zero point. An asymmetric scheme is *not* offered: SNN weights are
   centred on zero, and a zero point would break the ``float = int * scale`` layout the integer
   simulator relies on.
@@ -88,12 +91,36 @@ def quantize_tensor(w: torch.Tensor, bits: int, scale: float | None = None) -> t
     if not torch.isfinite(wd).all():
         raise SnnsimError("weights contain NaN or Inf", "retrain, or restore an earlier checkpoint")
     if scale is None:
-        peak = float(wd.abs().max()) if wd.numel() else 0.0
-        scale = float(torch.tensor(peak / q, dtype=torch.float32)) if peak > 0 else 1.0
-        if scale == 0.0:  # peak / q underflows float32 (denormal weights): treat as zero layer
-            scale = 1.0
+        scale = scale_for(float(wd.abs().max()) if wd.numel() else 0.0, bits)
     codes = torch.clamp(torch.round(wd / scale), -q, q).to(int_dtype(bits))
     return codes, scale
+
+
+def scale_for(peak: float, bits: int) -> float:
+    """Δ = ``peak / (2^(k-1)-1)`` rounded to float32; 1.0 for an all-zero tensor (or one whose
+    Δ underflows float32: denormal weights are treated as zero)."""
+    scale = float(torch.tensor(peak / qmax(bits), dtype=torch.float32)) if peak > 0 else 1.0
+    return scale if scale != 0.0 else 1.0
+
+
+def population_scales(model: Model, bits: int) -> dict[str, float]:
+    """One Δ per synapse node: the layers that drive one population share the scale of their
+    largest |weight| (``max_l max|W_l| / qmax``), so that their currents add in one integer unit
+    (:mod:`snnsim.sim.integer`). A population driven by one layer (every VGG layer) gets exactly
+    its per-layer scale."""
+    infos = list(model.layer_infos)
+    synapses = list(model.synapses)
+    scales: dict[str, float] = {}
+    for pop in model.populations:
+        mine = [li for li in pop.layers if synapses[li] is not None]
+        for li in mine:
+            if not torch.isfinite(synapses[li].weight.detach()).all():  # type: ignore[union-attr]
+                raise SnnsimError("weights contain NaN or Inf", "retrain, or restore an earlier checkpoint")
+        peak = max((float(synapses[li].weight.detach().abs().max()) for li in mine  # type: ignore[union-attr]
+                    if synapses[li].weight.numel()), default=0.0)  # type: ignore[union-attr]
+        for li in mine:
+            scales[infos[li].name] = scale_for(peak, bits)
+    return scales
 
 
 def dequantize(codes: torch.Tensor, scale: float) -> torch.Tensor:
@@ -112,13 +139,13 @@ def quantize_model(model: Model, bits: int) -> Model:
     if bits == FLOAT_BITS:
         out.quantization = None
         return out
-    scales: dict[str, float] = {}
+    scales = population_scales(out, bits)
     int_weights: dict[str, torch.Tensor] = {}
     with torch.no_grad():
         for info, syn in zip(out.layer_infos, out.synapses, strict=True):
             if syn is None:  # an identity edge has no weight
                 continue
-            codes, scale = quantize_tensor(syn.weight, bits)
+            codes, scale = quantize_tensor(syn.weight, bits, scales[info.name])
             syn.weight.copy_(dequantize(codes, scale).to(syn.weight.device))
             scales[info.name] = scale
             int_weights[f"{info.name}.weight"] = codes.cpu()

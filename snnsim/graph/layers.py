@@ -8,7 +8,9 @@ derives both from a graph's one schedule (:func:`snnsim.graph.schedule.lower`):
   spikes of one ``source`` population (or the analog ``input``) through at most one pooling
   node (average, sum or max, stride = kernel, no padding: folded into the layer, ``docs/counting.md``)
   and a ``Flatten``, and its current (plus its bias) drives one ``target`` population, directly
-  or through an ``Add``;
+  or through an ``Add``; a conv keeps its ``groups`` (each output channel reads the input
+  channels of its group only) and its ``dilation`` (tap ``ky`` reads input offset
+  ``ky * dilation``);
 * an ``Add`` operand that is a population's spikes itself (a residual identity shortcut) is an
   ``identity`` layer: each spike adds 1 to the neuron at the same position of the target;
 * a population fed by an ``Add`` sums the currents of all its layers (``PopulationInfo.layers``,
@@ -17,7 +19,8 @@ derives both from a graph's one schedule (:func:`snnsim.graph.schedule.lower`):
 Layers are numbered in schedule order (the ``Add`` of an identity layer gives its place), so a
 VGG chain's layers are exactly :meth:`snnsim.arch.ArchSpec.layers`. Anything the simulator cannot
 express yet (a BatchNorm2d that is not folded, a Scale, two pools in a row, a pool on the analog
-input, a synapse that feeds two nodes, non-square kernels, groups or dilation) is one :class:`GraphError` line naming the node.
+input, a synapse that feeds two nodes, a non-square kernel, stride, padding or dilation) is one
+:class:`GraphError` line naming the node.
 """
 
 from __future__ import annotations
@@ -88,13 +91,12 @@ def _synapse_layer(graph: Graph, name: str, target: str, spiking: bool) -> Layer
                   spiking=spiking, analog_input=isinstance(graph.nodes[source], Input), source=source,
                   target=target, bias=bool(node.bias))  # type: ignore[attr-defined]
     if isinstance(node, Conv2d):
-        if node.groups != 1 or node.dilation != (1, 1):
-            raise GraphError(f"graph node {name!r} (Conv2d): the event simulator does not support groups or dilation "
-                             f"yet ({node.describe()})", "use groups=1 and dilation=1")
         kernel = _square(name, node, "kernel", node.kernel_size)
         stride = _square(name, node, "stride", node.stride)
         padding = _square(name, node, "padding", node.padding)
-        return LayerInfo(index=0, kind="conv", kernel=kernel, stride=stride, padding=padding, **common)  # type: ignore[arg-type]
+        dilation = _square(name, node, "dilation", node.dilation)
+        return LayerInfo(index=0, kind="conv", kernel=kernel, stride=stride, padding=padding, groups=node.groups,  # type: ignore[arg-type]
+                         dilation=dilation, **common)
     assert isinstance(node, Affine)
     return LayerInfo(index=0, kind="linear", **common)  # type: ignore[arg-type]
 

@@ -361,22 +361,28 @@ def _whole(value: Any, what: str, source: str) -> int:
     return int(arr[0])
 
 
-def _channels(values: np.ndarray, shape: Shape, what: str, source: str) -> np.ndarray:
+def channel_values(values: np.ndarray, shape: Shape, what: str) -> np.ndarray:
     """``values`` (broadcastable to the population ``shape``) as one value (shape (1,)) if
     uniform, or one per channel (``(C,)``, ``C = shape[0]``) if uniform within each channel;
-    values that vary within a channel are refused."""
+    values that vary within a channel are refused (``what`` names them in the message). Shared
+    with :mod:`snnsim.interop.torch_import`."""
     try:
         full = np.broadcast_to(values, shape)
     except ValueError:
-        raise SnnsimError(f"NIR file {source}: {what} has shape {list(values.shape)}, which does not fit its "
+        raise SnnsimError(f"{what} has shape {list(values.shape)}, which does not fit its "
                           f"population's {list(shape)}", "give neuron parameters the neuron's shape") from None
     rows = full.reshape(shape[0], -1)
     if np.all(rows == rows.flat[0]):
         return np.array([rows.flat[0]], dtype=np.float64)
     if np.all(rows == rows[:, :1]):
         return rows[:, 0].astype(np.float64)
-    raise SnnsimError(f"NIR file {source}: {what} varies within a channel (per-element values)",
+    raise SnnsimError(f"{what} varies within a channel (per-element values)",
                       "snnsim takes one value per population or one per channel")
+
+
+def _channels(values: np.ndarray, shape: Shape, what: str, source: str) -> np.ndarray:
+    """:func:`channel_values` of a NIR node's field, the message naming the file."""
+    return channel_values(values, shape, f"NIR file {source}: {what}")
 
 
 def _uniform(values: np.ndarray) -> np.ndarray:
@@ -516,9 +522,10 @@ class NirImport:
     reset: str | None
 
 
-def _safe_name(name: str, used: set[str]) -> str:
+def safe_name(name: str, used: set[str]) -> str:
     """A valid, unused snnsim node name for ``name`` (unchanged when it already is one): '.'
-    becomes '_', names that clash with a GraphNet attribute or start with '_' get a suffix."""
+    becomes '_', names that clash with a GraphNet attribute or start with '_' get a suffix.
+    Shared with :mod:`snnsim.interop.torch_import`."""
     from snnsim.graph.torch_net import GraphNet
 
     base = name.replace(".", "_") or "node"
@@ -557,7 +564,7 @@ class _Builder:
                 continue
             proto = self.protos[name]
             wanted = proto.meta.get("add") if isinstance(proto.meta.get("add"), str) else f"{name}_add"
-            add = _safe_name(wanted, used)
+            add = safe_name(wanted, used)
             self.protos = _insert_before(self.protos, name, add,
                                          _Proto("Add", {}, {}, f"fan-in of {proto.label}", "fan-in", {}))
             self.edges = [(a, add) if b == name else (a, b) for a, b in self.edges] + [(add, name)]
@@ -779,7 +786,7 @@ def nir_to_model(graph: Any, timesteps: int | None = None, dt: float | None = No
 
     b = _Builder(source, dt_used, reset, warnings)
     used: set[str] = set()
-    names = {n: _safe_name(n, used) for n in order}
+    names = {n: safe_name(n, used) for n in order}
     for n in order:
         b.protos[names[n]] = _proto(flat.path[n], flat.nodes[n], source, warnings)
     b.edges = [(names[a], names[c]) for a, c in flat.edges]

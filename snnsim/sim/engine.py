@@ -8,7 +8,12 @@ its layers' source populations, so the cost of the forward pass scales with
 the number of events instead of the number of synapses. On VGG16 at about 10 % spike rates it
 is 2-3x cheaper than PyTorch's dense forward pass on the CPU (``benchmarks/perf_results.md``).
 
-**What it agrees with.** The LIF update is bit-for-bit the model's. The synaptic currents are
+**What it agrees with.** The LIF update is bit-for-bit the model's, in every neuron variant a
+population driven by one bias-free layer can have (soft or hard reset to ``v_reset``, ``>`` or
+``>=`` firing, one threshold and leak or one per channel: :func:`snnsim.sim.kernels.lif_step`);
+grouped and dilated convs scatter into their group's channels through their dilated taps. The
+summed-currents path (a residual or biased population) runs soft-reset, ``>``-firing neurons
+with one threshold and refuses others in one line. The synaptic currents are
 float32 sums in event order, while PyTorch sums in its convolution algorithm's order, so a
 neuron whose potential lies within float32 rounding of its threshold can fire in one and not
 in the other. This is the same kind of difference PyTorch has with itself: the same model run
@@ -24,6 +29,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from snnsim.errors import SnnsimError
 from snnsim.models import Model
 from snnsim.sim.replay import LayerPlan, layer_plans, layer_values, run_population
 
@@ -48,7 +54,8 @@ def event_forward(model: Model, x: np.ndarray, steps: int, plans: list[LayerPlan
     plans = plans if plans is not None else layer_plans(model)
     pops = model.populations
     if not pops or pops[-1].spiking:
-        raise ValueError("the model must end in a non-spiking output integrator")
+        raise SnnsimError(f"model {model.name!r} does not end in a non-spiking output integrator; the event engine "
+                          "reads its predictions from one", "end the graph in an Integrator (NIR: I or LI)")
     n = int(x.shape[0])
     analog = np.ascontiguousarray(x, dtype=np.float32).reshape(n, -1)
     spikes = {p.name: np.empty((n, steps, (p.neurons + 7) // 8), dtype=np.uint8) for p in pops if p.spiking}

@@ -14,21 +14,39 @@ tests compare it with. Conventions shared by all kernels:
   with weights scaled by 1/k^2 for average pooling: these are ACs), 1 if any spike for max
   pooling, the bit itself without pooling.
 * A fan-out map gives, per pooled site, the number of synapses an event there drives (conv:
-  output positions whose kernel window covers it, exact at borders, times the output channels;
-  linear: the out features); the ``_nz`` variant counts only nonzero weights.
+  output positions whose kernel window covers it through a real tap, exact at borders, times
+  the output channels of its group, C_out / groups; linear: the out features); the ``_nz``
+  variant counts only nonzero weights.
+* Conv geometry: ``k`` x ``k`` taps, ``stride``, ``padding``, ``dilation`` (tap ``ky`` reads
+  input offset ``ky * dilation``) and ``groups`` (input channel ``c`` drives only the
+  C_out / groups output channels of its group ``c // (C_in / groups)``). Every conv kernel
+  takes ``groups`` and ``dilation`` as trailing arguments that default to 1; with both 1 the
+  scatter and touched-neuron loops are the ones of before they existed (``scatter_conv``'s
+  stride-1 fast path included) and every count and float is the same (the VGG path); grouped
+  or dilated convs run :func:`scatter_grouped` and :func:`touched_dilated`.
 * Conv output buffers inside the functional kernels are (H_out, W_out, C_out) so the innermost
-  scatter loop is contiguous; everything returned is in (C, H, W) order.
+  scatter loop is contiguous; everything returned is in (C, H, W) order. Conv weights are
+  laid out (C_in, k, k, C_out / groups): input channel ``c``'s tap (ky, kx) holds the weights
+  to its group's output channels, contiguous.
 * One kernel serves float32 and int64 arrays: numba compiles it once per argument type. An
-  optional argument passed as ``None`` (``frac_bits`` of a float layer, ``divisor``, ``b``)
-  removes its branch at compile time.
+  optional argument passed as ``None`` (``frac_bits`` of a float layer, ``divisor``, ``b``,
+  ``v_reset`` of a soft reset) removes its branch at compile time.
+* Neurons (:func:`lif_step`): ``leak`` and ``theta`` are one value for the whole population or
+  one per neuron (1-D arrays in the kernel's neuron order); ``v_reset`` None is the soft reset
+  (subtract the threshold), a value the hard reset to it; ``fire_ge`` fires at ``u >= theta``
+  instead of ``u > theta``. The defaults are soft reset, ``>``, and the float path is
+  bit-for-bit the PyTorch model's LIF step (``snnsim.graph.torch_net``) in every variant.
 
 Everything is compiled with ``cache=True`` so the compile cost is paid once per machine.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
-from numba import njit, prange
+from numba import njit, prange, types
+from numba.extending import overload
 
 # Number of set bits of every byte value.
 POPCOUNT8 = np.array([bin(i).count("1") for i in range(256)], dtype=np.int64)
@@ -47,7 +65,8 @@ N_COLS = 7
 # ---------------------------------------------------------------------------- conv geometry
 @njit(inline="always")
 def _taps(y: int, padding: int, k: int, stride: int, n_out: int) -> tuple[int, int, int]:
-    """The taps of input coordinate ``y`` along one conv axis, as ``(first, count, o_first)``.
+    """The taps of input coordinate ``y`` along one conv axis without dilation, as
+    ``(first, count, o_first)``.
 
     Tap ``first + i * stride`` (i < count) reaches output ``o_first - i``; these are exactly the
     ``ky`` in [0, k) with ``(y + padding - ky) / stride`` an integer in [0, n_out), in ascending
@@ -64,27 +83,62 @@ def _taps(y: int, padding: int, k: int, stride: int, n_out: int) -> tuple[int, i
     return first, count, (a - first) // stride
 
 
+@njit(inline="always")
+def _tap_steps(stride: int, dilation: int) -> tuple[int, int]:
+    """``(tap step, output step)`` between consecutive taps of one input coordinate of a
+    dilated conv: taps ``ky`` and ``ky + stride / g`` reach outputs ``dilation / g`` apart,
+    ``g = gcd(stride, dilation)`` (``(stride, 1)`` without dilation). Computed once per call."""
+    a, b = stride, dilation
+    while b:
+        a, b = b, a % b
+    return stride // a, dilation // a
+
+
+@njit(inline="always")
+def _dilated_taps(y: int, padding: int, k: int, stride: int, n_out: int, dilation: int,
+                  tstep: int) -> tuple[int, int, int]:
+    """:func:`_taps` for any dilation: tap ``first + i * tstep`` (i < count) reaches output
+    ``o_first - i * ostep`` (``tstep``, ``ostep`` from :func:`_tap_steps`); these are exactly
+    the ``ky`` in [0, k) with ``(y + padding - ky * dilation) / stride`` an integer in
+    [0, n_out), in ascending order. Dilation 1 gives :func:`_taps`' taps (slower)."""
+    a = y + padding
+    # ky * dilation in [a - stride * (n_out - 1), a] and congruent to a modulo stride
+    last = min(k - 1, a // dilation)
+    low = a - stride * (n_out - 1)
+    first = 0 if low <= 0 else (low + dilation - 1) // dilation
+    for _ in range(tstep):  # the congruent taps are tstep apart: the first is among tstep candidates
+        if (a - first * dilation) % stride == 0:
+            break
+        first += 1
+    if first > last or (a - first * dilation) % stride != 0:
+        return first, 0, 0
+    return first, (last - first) // tstep + 1, (a - first * dilation) // stride
+
+
 @njit(cache=True)
 def conv_fanout(col_count: np.ndarray, h_in: int, w_in: int, h_out: int, w_out: int,
-                stride: int, padding: int) -> np.ndarray:
+                stride: int, padding: int, dilation: int = 1) -> np.ndarray:
     """Fan-out per input site of a conv: ``fan[c, y, x] = sum over valid taps of col_count``.
 
     ``col_count[c, ky, kx]`` is the number of output channels an event at input channel ``c``
-    reaches through tap (ky, kx): C_out for all weights, the nonzero count for ``_nz``. A tap
-    is valid when ``oy = (y + padding - ky) / stride`` is an integer in [0, h_out) (and the
-    same for x). Returns int64 of shape (C, h_in, w_in), flattened.
+    reaches through tap (ky, kx): C_out / groups (its group's) for all weights, the nonzero
+    count among them for ``_nz``. A tap is valid when ``oy = (y + padding - ky * dilation) /
+    stride`` is an integer in [0, h_out) (and the same for x). Returns int64 of shape
+    (C, h_in, w_in), flattened. (Built once per layer plan, with :func:`_dilated_taps` for
+    every dilation.)
     """
     c_in, k, _ = col_count.shape
+    tstep, _ostep = _tap_steps(stride, dilation)
     fan = np.zeros(c_in * h_in * w_in, dtype=np.int64)
     for c in range(c_in):
         for y in range(h_in):
-            ky0, nky, _oy0 = _taps(y, padding, k, stride, h_out)
+            ky0, nky, _oy0 = _dilated_taps(y, padding, k, stride, h_out, dilation, tstep)
             for x in range(w_in):
-                kx0, nkx, _ox0 = _taps(x, padding, k, stride, w_out)
+                kx0, nkx, _ox0 = _dilated_taps(x, padding, k, stride, w_out, dilation, tstep)
                 total = 0
                 for i in range(nky):
                     for j in range(nkx):
-                        total += col_count[c, ky0 + i * stride, kx0 + j * stride]
+                        total += col_count[c, ky0 + i * tstep, kx0 + j * tstep]
                 fan[(c * h_in + y) * w_in + x] = total
     return fan
 
@@ -200,9 +254,9 @@ def touched_conv(spatial: np.ndarray, hp: int, wp: int, h_out: int, w_out: int, 
                  stride: int, padding: int, outmark: np.ndarray) -> int:
     """Number of conv output positions whose window holds at least one marked input position.
 
-    ``spatial`` (bool, hp*wp) marks input positions carrying an event in any channel;
-    ``outmark`` (bool, h_out*w_out) is scratch. This is the dilation of the event map by the
-    kernel, exact at borders and for any stride.
+    ``spatial`` (bool, hp*wp) marks input positions carrying an event in any channel (of one
+    group); ``outmark`` (bool, h_out*w_out) is scratch. This is the dilation of the event map by
+    the kernel, exact at borders and for any stride (a dilated conv: :func:`touched_dilated`).
     """
     outmark[:] = False
     for y in range(hp):
@@ -221,14 +275,47 @@ def touched_conv(spatial: np.ndarray, hp: int, wp: int, h_out: int, w_out: int, 
     return count
 
 
+@njit(cache=True)
+def touched_dilated(spatial: np.ndarray, hp: int, wp: int, h_out: int, w_out: int, k: int,
+                    stride: int, padding: int, dilation: int, outmark: np.ndarray) -> int:
+    """:func:`touched_conv` of a dilated conv: the output positions with a marked input position
+    on one of their real taps (input offset ``ky * dilation``)."""
+    outmark[:] = False
+    tstep, ostep = _tap_steps(stride, dilation)
+    for y in range(hp):
+        _ky0, nky, oy0 = _dilated_taps(y, padding, k, stride, h_out, dilation, tstep)
+        for x in range(wp):
+            if not spatial[y * wp + x]:
+                continue
+            _kx0, nkx, ox0 = _dilated_taps(x, padding, k, stride, w_out, dilation, tstep)
+            for iy in range(nky):
+                orow = (oy0 - iy * ostep) * w_out + ox0
+                for ix in range(nkx):
+                    outmark[orow - ix * ostep] = True
+    count = 0
+    for i in range(outmark.shape[0]):
+        if outmark[i]:
+            count += 1
+    return count
+
+
+@njit(inline="always")
+def _touched(spatial: np.ndarray, hp: int, wp: int, h_out: int, w_out: int, k: int, stride: int,
+             padding: int, dilation: int, outmark: np.ndarray) -> int:
+    if dilation == 1:
+        return touched_conv(spatial, hp, wp, h_out, w_out, k, stride, padding, outmark)
+    return touched_dilated(spatial, hp, wp, h_out, w_out, k, stride, padding, dilation, outmark)
+
+
 @njit(inline="always")
 def _store_counts(row: np.ndarray, events: int, syn: int, syn_nz: int, nb_eff: int, binary: int,
                   sites: int, spatial: np.ndarray, hp: int, wp: int, is_conv: bool, h_out: int,
                   w_out: int, ksize: int, stride: int, padding: int, n_out: int,
-                  outmark: np.ndarray) -> None:
+                  outmark: np.ndarray, groups: int, dilation: int) -> None:
     """Write one (sample, timestep)'s counts into ``row[0:7]``; the touched neurons are the
-    output positions reached from ``spatial`` times C_out for a conv, every output for a linear
-    layer (none without events)."""
+    output positions reached from ``spatial`` times C_out for a conv (grouped: per group, the
+    positions reached from its block ``spatial[g*hp*wp:(g+1)*hp*wp]`` times C_out / groups),
+    every output for a linear layer (none without events)."""
     row[COL_EVENTS] = events
     row[COL_SYN] = syn
     row[COL_SYN_NZ] = syn_nz
@@ -237,9 +324,16 @@ def _store_counts(row: np.ndarray, events: int, syn: int, syn_nz: int, nb_eff: i
     row[COL_SITES] = sites
     if events == 0:
         row[COL_TOUCHED] = 0
+    elif is_conv and groups == 1:
+        row[COL_TOUCHED] = n_out * _touched(spatial, hp, wp, h_out, w_out, ksize, stride, padding,
+                                            dilation, outmark)
     elif is_conv:
-        row[COL_TOUCHED] = n_out * touched_conv(spatial, hp, wp, h_out, w_out, ksize, stride,
-                                                padding, outmark)
+        hw_p = hp * wp
+        total = 0
+        for g in range(groups):
+            total += _touched(spatial[g * hw_p:(g + 1) * hw_p], hp, wp, h_out, w_out, ksize, stride,
+                              padding, dilation, outmark)
+        row[COL_TOUCHED] = (n_out // groups) * total
     else:
         row[COL_TOUCHED] = n_out
 
@@ -248,7 +342,7 @@ def _store_counts(row: np.ndarray, events: int, syn: int, syn_nz: int, nb_eff: i
 def _count_unpooled(bits: np.ndarray, n_src: int, spat: np.ndarray, fan: np.ndarray,
                     fan_nz: np.ndarray, spatial: np.ndarray) -> tuple[int, int, int]:
     """Events, synaptic ops and nonzero-weight ops of one unpooled packed map in a single pass
-    over its bits; marks ``spatial`` (cleared here) at each event's position.
+    over its bits; marks ``spatial`` (cleared here) at each event's position ``spat[j]``.
 
     Not folded into :func:`_collect_sites` (with ``mult = 1`` per event): that second pass
     over the events made counting unpooled layers 1.6x slower.
@@ -305,14 +399,14 @@ def _tally_pooled(touched: np.ndarray, nt: int, mult: np.ndarray, pool_mode: int
 def count_packed_layer(packed: np.ndarray, c: int, h: int, w: int, pool_mode: int, k: int,
                        fan: np.ndarray, fan_nz: np.ndarray, is_conv: bool, h_out: int,
                        w_out: int, ksize: int, stride: int, padding: int,
-                       n_out: int) -> np.ndarray:
+                       n_out: int, groups: int = 1, dilation: int = 1) -> np.ndarray:
     """Per-sample, per-timestep counts of one spiking-input layer -> int64 [n, T, 7].
 
     ``packed`` is [n, T, nbytes] (the trace layout); ``fan``/``fan_nz`` are pooled-site
-    fan-out maps; ``n_out`` is C_out for a conv (touched = positions x C_out) or out_features
-    for a linear layer (every output is touched once any event arrives). An unpooled map takes
-    one pass over its bits; a pooled one a pass over its bits plus one over the pooled sites
-    that received an event (not a scan of every pooled site).
+    fan-out maps; ``n_out`` is C_out for a conv (touched = positions x C_out, per group for a
+    grouped conv) or out_features for a linear layer (every output is touched once any event
+    arrives). An unpooled map takes one pass over its bits; a pooled one a pass over its bits
+    plus one over the pooled sites that received an event (not a scan of every pooled site).
     """
     n, steps, _ = packed.shape
     hp = h // k
@@ -321,11 +415,15 @@ def count_packed_layer(packed: np.ndarray, c: int, h: int, w: int, pool_mode: in
     n_sites_p = c * hw_p
     kk = k * k
     site_of, spat = site_tables(c, h, w, k)  # once per call: no divisions per event below
+    if groups > 1:  # an event marks the position in its own group's block: group * hw_p + position
+        per_group = (c // groups) * hw_p
+        for s in range(n_sites_p):
+            spat[s] += (s // per_group) * hw_p
     out = np.zeros((n, steps, N_COLS), dtype=np.int64)
     for i in prange(n):
         mult = np.zeros(n_sites_p, dtype=np.int32)
         touched = np.zeros(n_sites_p, dtype=np.int32)
-        spatial = np.zeros(hw_p, dtype=np.bool_)
+        spatial = np.zeros(groups * hw_p, dtype=np.bool_)
         outmark = np.zeros(max(h_out * w_out, 1), dtype=np.bool_)
         for t in range(steps):
             if pool_mode == 0:
@@ -337,14 +435,15 @@ def count_packed_layer(packed: np.ndarray, c: int, h: int, w: int, pool_mode: in
                 events, syn, syn_nz, nb_eff, binary = _tally_pooled(touched, sites, mult, pool_mode,
                                                                     kk, fan, fan_nz, spat, spatial)
             _store_counts(out[i, t], events, syn, syn_nz, nb_eff, binary, sites, spatial, hp, wp,
-                          is_conv, h_out, w_out, ksize, stride, padding, n_out, outmark)
+                          is_conv, h_out, w_out, ksize, stride, padding, n_out, outmark, groups,
+                          dilation)
     return out
 
 
 @njit(cache=True, parallel=True)
 def count_analog_layer(x: np.ndarray, h: int, w: int, fan: np.ndarray, fan_nz: np.ndarray,
                        is_conv: bool, h_out: int, w_out: int, ksize: int, stride: int,
-                       padding: int, n_out: int) -> np.ndarray:
+                       padding: int, n_out: int, groups: int = 1, dilation: int = 1) -> np.ndarray:
     """Per-sample counts of the analog (direct-input) layer -> int64 [n, 7] (same every step).
 
     ``x`` is [n, C*H*W] float32. Zero inputs are skipped (no MAC is needed for them); the
@@ -352,26 +451,30 @@ def count_analog_layer(x: np.ndarray, h: int, w: int, fan: np.ndarray, fan_nz: n
     """
     n, n_sites = x.shape
     hw = h * w
+    per_group = n_sites // groups  # sites of one group's input channels
     out = np.zeros((n, N_COLS), dtype=np.int64)
     for i in prange(n):
-        spatial = np.zeros(hw, dtype=np.bool_)
+        spatial = np.zeros(groups * hw, dtype=np.bool_)
         outmark = np.zeros(max(h_out * w_out, 1), dtype=np.bool_)
         events = 0
         syn = 0
         syn_nz = 0
         binary = 1
-        for j in range(n_sites):
-            v = x[i, j]
-            if v == 0:
-                continue
-            events += 1
-            syn += fan[j]
-            syn_nz += fan_nz[j]
-            spatial[j % hw] = True
-            if v != 1 and v != -1:
-                binary = 0
+        for g in range(groups):  # one pass over all sites without groups
+            marks = spatial[g * hw:(g + 1) * hw]  # the positions reached by group g's channels
+            for j in range(g * per_group, (g + 1) * per_group):
+                v = x[i, j]
+                if v == 0:
+                    continue
+                events += 1
+                syn += fan[j]
+                syn_nz += fan_nz[j]
+                marks[j % hw] = True
+                if v != 1 and v != -1:
+                    binary = 0
         _store_counts(out[i], events, syn, syn_nz, syn_nz, binary, events, spatial, h, w,
-                      is_conv, h_out, w_out, ksize, stride, padding, n_out, outmark)
+                      is_conv, h_out, w_out, ksize, stride, padding, n_out, outmark, groups,
+                      dilation)
     return out
 
 
@@ -404,13 +507,14 @@ def _axpy(dst: np.ndarray, src: np.ndarray, v) -> None:
 @njit(cache=True)
 def scatter_conv(vals: np.ndarray, wt: np.ndarray, cur: np.ndarray, c_in: int, h_in: int,
                  w_in: int, c_out: int, h_out: int, w_out: int, k: int, stride: int,
-                 padding: int) -> int:
+                 padding: int, groups: int = 1, dilation: int = 1) -> int:
     """Event-driven conv: for every nonzero input site add ``v * W[:, c, ky, kx]`` to the outputs.
 
     ``vals`` [R, C_in*H*W] holds R rows of input values (R timesteps, or one), ``cur`` the R
     matching (H_out, W_out, C_out) accumulators [R, H_out*W_out*C_out] (not cleared here), ``wt``
     the weights as (C_in, k, k, C_out) flattened. Float32 in, float32 arithmetic; int64 in,
-    exact integer arithmetic. Returns the number of synaptic ops performed.
+    exact integer arithmetic. Returns the number of synaptic ops performed. A grouped or
+    dilated conv runs :func:`scatter_grouped` (``wt`` then (C_in, k, k, C_out / groups)).
 
     The rows are visited inside the input-channel loop, so channel ``c``'s weight slice is read
     from cache for every row: with R = T, a layer whose weights exceed the cache streams them
@@ -418,6 +522,9 @@ def scatter_conv(vals: np.ndarray, wt: np.ndarray, cur: np.ndarray, c_in: int, h
     order and taps in (ky, kx) order, so every row's float sums are those of the plain loop,
     whatever R is.
     """
+    if groups != 1 or dilation != 1:
+        return scatter_grouped(vals, wt, cur, c_in, h_in, w_in, c_out, h_out, w_out, k, stride,
+                               padding, groups, dilation)
     ops = 0
     rows = vals.shape[0]
     # Nested loops instead of decoding s = (c, y, x) with divisions, and the valid taps computed
@@ -459,6 +566,44 @@ def scatter_conv(vals: np.ndarray, wt: np.ndarray, cur: np.ndarray, c_in: int, h
 
 
 @njit(cache=True)
+def scatter_grouped(vals: np.ndarray, wt: np.ndarray, cur: np.ndarray, c_in: int, h_in: int,
+                    w_in: int, c_out: int, h_out: int, w_out: int, k: int, stride: int,
+                    padding: int, groups: int, dilation: int) -> int:
+    """:func:`scatter_conv` of a grouped and / or dilated conv: an event at input channel ``c``
+    adds ``v * W[g*C_out/groups:(g+1)*C_out/groups, c % (C_in/groups), ky, kx]`` into the
+    output channels of its group ``g`` only, through the taps whose input offset
+    ``ky * dilation`` is in bounds. ``wt`` is (C_in, k, k, C_out / groups) flattened. Events
+    are visited in (c, y, x) order and taps in (ky, kx) order, as in :func:`scatter_conv`.
+    """
+    ops = 0
+    rows = vals.shape[0]
+    opg = c_out // groups  # output channels of one group
+    cpg = c_in // groups
+    tstep, ostep = _tap_steps(stride, dilation)
+    for c in range(c_in):
+        g0 = (c // cpg) * opg  # the first output channel of c's group
+        for r in range(rows):
+            vrow = vals[r]
+            crow = cur[r]
+            for y in range(h_in):
+                ky0, nky, oy0 = _dilated_taps(y, padding, k, stride, h_out, dilation, tstep)
+                for x in range(w_in):
+                    v = vrow[(c * h_in + y) * w_in + x]
+                    if v == 0:
+                        continue
+                    kx0, nkx, ox0 = _dilated_taps(x, padding, k, stride, w_out, dilation, tstep)
+                    for iy in range(nky):
+                        wrow = (c * k + ky0 + iy * tstep) * k + kx0
+                        orow = (oy0 - iy * ostep) * w_out + ox0
+                        for ix in range(nkx):
+                            wbase = (wrow + ix * tstep) * opg
+                            obase = (orow - ix * ostep) * c_out + g0
+                            _axpy(crow[obase:obase + opg], wt[wbase:wbase + opg], v)
+                    ops += nky * nkx * opg
+    return ops
+
+
+@njit(cache=True)
 def scatter_linear(vals: np.ndarray, wt: np.ndarray, cur: np.ndarray, n_in: int,
                    n_out: int) -> int:
     """Event-driven linear layer: ``cur[r] += v * W[:, i]`` for every nonzero input ``vals[r, i]``.
@@ -479,30 +624,56 @@ def scatter_linear(vals: np.ndarray, wt: np.ndarray, cur: np.ndarray, n_in: int,
     return ops
 
 
+def _at(x: np.ndarray | np.generic, j: int) -> np.generic:
+    """``x[j]`` of a per-neuron array, ``x`` itself for one value per population (the pure
+    Python form, for ``NUMBA_DISABLE_JIT``; jitted code uses the overload below)."""
+    return x[j] if isinstance(x, np.ndarray) else x
+
+
+@overload(_at, inline="always")
+def _at_overload(x, j) -> Callable[..., object]:  # no parameter hints: numba matches them to the lambdas'
+    """Resolved at compile time (``x``, ``j`` are numba types): an array is indexed, a scalar
+    passes through (no cost)."""
+    if isinstance(x, types.Array):
+        return lambda x, j: x[j]
+    return lambda x, j: x
+
+
 @njit(cache=True)
-def lif_step(u: np.ndarray, cur: np.ndarray, leak, theta, frac_bits, spikes: np.ndarray) -> int:
+def lif_step(u: np.ndarray, cur: np.ndarray, leak, theta, frac_bits, spikes: np.ndarray,
+             v_reset=None, fire_ge: bool = False) -> int:
     """One LIF step over all neurons; float32 when ``frac_bits`` is None, else int64.
 
-    float32: ``u <- leak*u + cur`` (two float32 roundings, like torch's mul then add); fire iff
-    ``float32(u / theta) - 1 > 0``: bit-for-bit the PyTorch model's arithmetic.
-    int64: ``u <- ((u * leak) >> frac_bits) + cur`` with ``leak`` the fixed-point leak and ``>>``
-    an arithmetic shift (floor); fire iff ``u > theta``.
+    ``leak``, ``theta``: one value, or one per neuron (arrays). float32: ``u <- leak*u + cur``
+    (two float32 roundings, like torch's mul then add); fire iff ``float32(u / theta) - 1 > 0``
+    (``>= 0`` with ``fire_ge``); hard reset ``u*(1 - s) + v_reset*s`` in float32: bit-for-bit
+    the PyTorch model's arithmetic. int64: ``u <- ((u * leak) >> frac_bits) + cur`` with
+    ``leak`` the fixed-point leak and ``>>`` an arithmetic shift (floor); fire iff ``u > theta``
+    (``>=`` with ``fire_ge``); hard reset to ``v_reset``.
     Both: potentials before reset are left in ``cur`` (for inspection), ``u`` gets the soft
-    reset ``u - theta*s``. Returns the number of neurons whose potential changed over the step
-    (NeuroBench's membrane-update rule).
+    reset ``u - theta*s`` (``v_reset`` None) or the hard reset. Returns the number of neurons
+    whose potential changed over the step (NeuroBench's membrane-update rule).
     """
     changed = 0
     for j in range(u.shape[0]):
         old = u[j]
+        th = _at(theta, j)
         if frac_bits is None:
-            v = leak * old + cur[j]
-            s = v / theta - np.float32(1.0) > np.float32(0.0)
+            v = _at(leak, j) * old + cur[j]
+            z = v / th - np.float32(1.0)
+            s = z >= np.float32(0.0) if fire_ge else z > np.float32(0.0)
         else:
-            v = ((old * leak) >> frac_bits) + cur[j]
-            s = v > theta
+            v = ((old * _at(leak, j)) >> frac_bits) + cur[j]
+            s = v >= th if fire_ge else v > th
         spikes[j] = s
         cur[j] = v
-        new = v - theta if s else v
+        if v_reset is None:
+            new = v - th if s else v
+        elif frac_bits is None:  # torch: u * (1 - s) + v_reset * s, each op rounded to float32
+            sf = np.float32(1.0) if s else np.float32(0.0)
+            new = v * (np.float32(1.0) - sf) + v_reset * sf
+        else:
+            new = v_reset if s else v
         if new != old:
             changed += 1
         u[j] = new
@@ -559,7 +730,8 @@ def to_chw(src: np.ndarray, dst: np.ndarray, is_conv: bool, c_out: int, h_out: i
 def functional_layer(vals: np.ndarray, steps: int, wt: np.ndarray, is_conv: bool, c_in: int,
                      h_in: int, w_in: int, c_out: int, h_out: int, w_out: int, k: int,
                      stride: int, padding: int, spiking: bool, leak, theta, frac_bits,
-                     keep_potentials: bool, all_steps: bool = False):
+                     keep_potentials: bool, all_steps: bool = False, groups: int = 1,
+                     dilation: int = 1, v_reset=None, fire_ge: bool = False):
     """Run one layer of neurons over all timesteps, event by event, in ``vals``' dtype.
 
     ``vals`` [n, Tv, S] are the values the synapses read at each pooled site (Tv = 1 for the
@@ -569,6 +741,9 @@ def functional_layer(vals: np.ndarray, steps: int, wt: np.ndarray, is_conv: bool
     weight slice read once per sample, for layers whose weights do not fit in cache) instead of
     one timestep at a time (a single current buffer, for layers with small weights and large
     maps). The currents are the same floats either way; only the memory traffic differs.
+    ``groups``, ``dilation``: the conv's (:func:`scatter_conv`). ``leak``, ``theta``,
+    ``v_reset``, ``fire_ge``: the neurons' (:func:`lif_step`; per-neuron arrays in the internal
+    (H_out, W_out, C_out) order of a conv).
     Returns ``(out_bits [n, T, ceil(N/8)] uint8, potentials [n, T, N] (empty unless
     ``keep_potentials``), changed [n, T] int64, acc [n, N] (the output layer's accumulated
     currents; [n, 0] for a spiking layer))``.
@@ -600,12 +775,12 @@ def functional_layer(vals: np.ndarray, steps: int, wt: np.ndarray, is_conv: bool
                 buf[:] = 0
                 if is_conv:
                     scatter_conv(vals[i, lo:lo + rows], wt, buf, c_in, h_in, w_in, c_out, h_out,
-                                 w_out, k, stride, padding)
+                                 w_out, k, stride, padding, groups, dilation)
                 else:
                     scatter_linear(vals[i, lo:lo + rows], wt, buf, n_in, c_out)
             cur[:] = buf[src if all_steps else 0]
             if spiking:
-                changed[i, t] = lif_step(u, cur, leak, theta, frac_bits, spk)
+                changed[i, t] = lif_step(u, cur, leak, theta, frac_bits, spk, v_reset, fire_ge)
                 pack_hwc(spk, is_conv, c_out, h_out, w_out, out_bits[i, t])
                 if keep_potentials:
                     to_chw(cur, pot[i, t], is_conv, c_out, h_out, w_out)
@@ -621,7 +796,7 @@ def functional_layer(vals: np.ndarray, steps: int, wt: np.ndarray, is_conv: bool
 @njit(cache=True, parallel=True)
 def layer_currents(vals: np.ndarray, steps: int, wt: np.ndarray, is_conv: bool, c_in: int, h_in: int,
                    w_in: int, c_out: int, h_out: int, w_out: int, k: int, stride: int, padding: int,
-                   bias=None) -> np.ndarray:
+                   bias=None, groups: int = 1, dilation: int = 1) -> np.ndarray:
     """One layer's synaptic current at every timestep, event by event: ``[n, T, N]`` in (C, H, W)
     order, in ``vals``' dtype (see :func:`functional_layer` for ``vals``).
 
@@ -629,7 +804,7 @@ def layer_currents(vals: np.ndarray, steps: int, wt: np.ndarray, is_conv: bool, 
     :func:`scatter_linear`) plus ``bias`` (per output channel / feature; ``None``: no bias), added
     after the events as a conv with bias does. Populations driven by several layers (a residual
     ``Add``) or by a biased layer sum these currents and run :func:`population_steps`; a constant
-    input (Tv = 1) is scattered once.
+    input (Tv = 1) is scattered once. ``groups``, ``dilation``: the conv's (:func:`scatter_conv`).
     """
     n = vals.shape[0]
     tv = vals.shape[1]
@@ -644,7 +819,7 @@ def layer_currents(vals: np.ndarray, steps: int, wt: np.ndarray, is_conv: bool, 
                 buf[:] = 0
                 if is_conv:
                     scatter_conv(vals[i, src:src + 1], wt, buf, c_in, h_in, w_in, c_out, h_out, w_out, k, stride,
-                                 padding)
+                                 padding, groups, dilation)
                 else:
                     scatter_linear(vals[i, src:src + 1], wt, buf, n_in, c_out)
                 if bias is not None:
@@ -655,9 +830,12 @@ def layer_currents(vals: np.ndarray, steps: int, wt: np.ndarray, is_conv: bool, 
 
 
 @njit(cache=True, parallel=True)
-def population_steps(current: np.ndarray, spiking: bool, leak, theta, frac_bits, keep_potentials: bool):
+def population_steps(current: np.ndarray, spiking: bool, leak, theta, frac_bits, keep_potentials: bool,
+                     v_reset=None, fire_ge: bool = False):
     """Run one population over all timesteps on its summed input ``current`` [n, T, N] ((C, H, W)
-    order): :func:`lif_step` for a spiking population, accumulation for the output integrator.
+    order): :func:`lif_step` for a spiking population (``leak``, ``theta``, ``v_reset``,
+    ``fire_ge`` as there; per-neuron arrays in (C, H, W) order), accumulation for the output
+    integrator.
 
     Returns what :func:`functional_layer` returns: ``(out_bits [n, T, ceil(N/8)], potentials
     [n, T, N] (empty unless ``keep_potentials``), changed [n, T], acc [n, N] ([n, 0] when
@@ -676,7 +854,7 @@ def population_steps(current: np.ndarray, spiking: bool, leak, theta, frac_bits,
         for t in range(steps):
             cur[:] = current[i, t]
             if spiking:
-                changed[i, t] = lif_step(u, cur, leak, theta, frac_bits, spk)
+                changed[i, t] = lif_step(u, cur, leak, theta, frac_bits, spk, v_reset, fire_ge)
                 pack_hwc(spk, False, n_neurons, 1, 1, out_bits[i, t])
                 if keep_potentials:
                     pot[i, t] = cur

@@ -40,23 +40,25 @@ LEAKY_NEURON_OPS = 4  # NeuroBench's cost table: Leaky, subtract or zero reset
 
 def inbounds_connections(info: LayerInfo) -> int:
     """NeuroBench ``Dense`` of one layer, per sample per timestep (in-bounds connections; an
-    identity edge connects each source neuron to one target neuron)."""
+    identity edge connects each source neuron to one target neuron). A conv connects each output
+    channel to the C_in / groups input channels of its group, through the taps whose dilated
+    input position ``o * stride - padding + kk * dilation`` is in bounds."""
     if info.kind == "identity":
         return info.neurons
     if info.kind == "linear":
         return info.in_features * info.out_features
-    c_in, h, w = info.in_shape
+    _c_in, h, w = info.in_shape
     c_out, h_out, w_out = info.out_shape
 
     def taps(n_in: int, n_out: int) -> int:
         total = 0
         for o in range(n_out):
             for kk in range(info.kernel):
-                pos = o * info.stride - info.padding + kk
+                pos = o * info.stride - info.padding + kk * info.dilation
                 total += 0 <= pos < n_in
         return total
 
-    return c_in * c_out * taps(h, h_out) * taps(w, w_out)
+    return info.group_in * c_out * taps(h, h_out) * taps(w, w_out)
 
 
 def architecture_metrics(layers: list[LayerInfo], timesteps: int) -> dict[str, Any]:

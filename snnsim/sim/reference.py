@@ -6,8 +6,10 @@ They compute the same quantities the dense way, sharing no code with the kernels
 * pooled multiplicities by sum pooling (average pooling) or max pooling of the unpacked spikes;
 * per-layer counts by convolving the multiplicity map with an all-ones kernel (synaptic ops per
   output, summed = syn_ops), with the nonzero-weight mask (syn_ops_nz), and thresholding the
-  all-ones result (touched neurons);
-* functional steps with torch ops in the model's own arithmetic;
+  all-ones result (touched neurons); every conv is ``F.conv2d`` with the layer's stride,
+  padding, ``dilation`` and ``groups``, so a grouped output channel sees its group's events only;
+* functional steps with torch ops in the model's own arithmetic (every LIF / IF variant: soft or
+  hard reset, ``>`` or ``>=``, one threshold or one per neuron);
 * a layer's currents (:func:`layer_currents_ref`) as a float64 ``conv2d`` / ``linear`` with its
   bias, and a population's run over all timesteps (:func:`population_steps_ref`) as a loop of
   the reference LIF step.
@@ -42,7 +44,7 @@ def fanout_ref(info: LayerInfo, weight: torch.Tensor | None = None) -> np.ndarra
     x = torch.zeros((1, *shape), dtype=torch.float64, requires_grad=True)
     if info.kind == "conv":
         w = torch.ones(info.weight_shape(), dtype=torch.float64) if weight is None else (weight != 0).to(torch.float64)
-        out = F.conv2d(x, w, stride=info.stride, padding=info.padding)
+        out = F.conv2d(x, w, stride=info.stride, padding=info.padding, dilation=info.dilation, groups=info.groups)
     else:
         w = torch.ones(info.weight_shape(), dtype=torch.float64) if weight is None else (weight != 0).to(torch.float64)
         out = F.linear(x.reshape(1, -1), w)
@@ -63,7 +65,7 @@ def multiplicity_ref(info: LayerInfo, events: torch.Tensor) -> torch.Tensor:
 
 def _apply(info: LayerInfo, m: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
     if info.kind == "conv":
-        return F.conv2d(m, w, stride=info.stride, padding=info.padding)
+        return F.conv2d(m, w, stride=info.stride, padding=info.padding, dilation=info.dilation, groups=info.groups)
     return F.linear(m.reshape(m.shape[0], -1), w)
 
 
@@ -99,20 +101,29 @@ def counts_ref(info: LayerInfo, weight: torch.Tensor, events: np.ndarray, analog
     return {k: v.round().to(torch.int64).reshape(*lead).numpy() for k, v in out.items()}
 
 
-def lif_step_ref(u: torch.Tensor, cur: torch.Tensor, leak: torch.Tensor, theta: torch.Tensor
-                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """The model's float LIF step in torch: (potential before reset, spikes, new potential)."""
+def lif_step_ref(u: torch.Tensor, cur: torch.Tensor, leak: torch.Tensor, theta: torch.Tensor,
+                 v_reset: float | None = None, fire: str = ">") -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The model's float LIF step in torch, written as ``GraphNet.forward_snn`` writes it:
+    (potential before reset, spikes, new potential). ``leak`` / ``theta`` broadcast (one value
+    or one per neuron); ``fire`` '>' or '>='; ``v_reset`` None: soft reset ``u - theta*s``,
+    else the hard reset ``u*(1 - s) + v_reset*s``."""
     v = leak * u + cur
-    s = ((v / theta - 1.0) > 0).to(v.dtype)
-    return v, s, v - theta * s
+    z = v / theta - 1.0
+    s = (z >= 0 if fire == ">=" else z > 0).to(v.dtype)
+    if v_reset is None:
+        return v, s, v - theta * s
+    return v, s, v * (1.0 - s) + float(v_reset) * s
 
 
-def lif_step_int_ref(u: torch.Tensor, cur: torch.Tensor, leak_fx: int, frac_bits: int, theta: int
-                     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """The integer LIF step in torch int64: (potential before reset, spikes, new potential)."""
+def lif_step_int_ref(u: torch.Tensor, cur: torch.Tensor, leak_fx: int, frac_bits: int, theta: int,
+                     v_reset: int | None = None, fire: str = ">") -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The integer LIF step in torch int64: (potential before reset, spikes, new potential);
+    ``fire`` and ``v_reset`` as in :func:`lif_step_ref` (the hard reset sets ``v_reset``)."""
     v = torch.bitwise_right_shift(u * leak_fx, frac_bits) + cur
-    s = v > theta
-    return v, s, v - theta * s.to(torch.int64)
+    s = v >= theta if fire == ">=" else v > theta
+    if v_reset is None:
+        return v, s, v - theta * s.to(torch.int64)
+    return v, s, torch.where(s, torch.full_like(v, int(v_reset)), v)
 
 
 def scatter_ref(info: LayerInfo, vals: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
@@ -144,7 +155,8 @@ def layer_currents_ref(info: LayerInfo, weight: torch.Tensor | np.ndarray | None
         w = torch.as_tensor(np.asarray(weight)).to(torch.float64)
         b = None if bias is None else torch.as_tensor(np.asarray(bias)).to(torch.float64)
         if info.kind == "conv":
-            cur = F.conv2d(flat, w, b, stride=info.stride, padding=info.padding)
+            cur = F.conv2d(flat, w, b, stride=info.stride, padding=info.padding, dilation=info.dilation,
+                           groups=info.groups)
         else:
             cur = F.linear(flat.reshape(n * tv, -1), w, b)
     out = cur.reshape(n, tv, -1)
@@ -153,12 +165,14 @@ def layer_currents_ref(info: LayerInfo, weight: torch.Tensor | np.ndarray | None
     return out.contiguous().numpy()
 
 
-def population_steps_ref(current: np.ndarray | torch.Tensor, leak, theta, spiking: bool, frac_bits: int | None = None
+def population_steps_ref(current: np.ndarray | torch.Tensor, leak, theta, spiking: bool, frac_bits: int | None = None,
+                         v_reset: float | None = None, fire: str = ">"
                          ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Reference of :func:`snnsim.sim.kernels.population_steps`: one population over all
     timesteps of its summed current [n, T, N], step by step with :func:`lif_step_ref` (float,
-    ``frac_bits`` None: ``leak``/``theta`` in the current's dtype) or :func:`lif_step_int_ref`
-    (int64: ``leak`` the fixed-point leak), or accumulated for the output integrator.
+    ``frac_bits`` None: ``leak``/``theta`` in the current's dtype, one value or one per neuron)
+    or :func:`lif_step_int_ref` (int64: ``leak`` the fixed-point leak), or accumulated for the
+    output integrator; ``v_reset`` / ``fire`` as there.
 
     Returns ``(spikes bool [n, T, N] (all False for the integrator), potentials [n, T, N]
     (before reset; the running sum for the integrator), changed int64 [n, T] (neurons whose
@@ -179,9 +193,11 @@ def population_steps_ref(current: np.ndarray | torch.Tensor, leak, theta, spikin
             pots[:, t] = u
             continue
         if frac_bits is None:
-            v, s, new = lif_step_ref(u, cur[:, t], torch.tensor(leak, dtype=cur.dtype), torch.tensor(theta, dtype=cur.dtype))
+            v, s, new = lif_step_ref(u, cur[:, t], torch.tensor(leak, dtype=cur.dtype), torch.tensor(theta, dtype=cur.dtype),
+                                     v_reset, fire)
         else:
-            v, s, new = lif_step_int_ref(u, cur[:, t], int(leak), int(frac_bits), int(theta))
+            v, s, new = lif_step_int_ref(u, cur[:, t], int(leak), int(frac_bits), int(theta),
+                                         None if v_reset is None else int(v_reset), fire)
         spikes[:, t] = s != 0
         pots[:, t] = v
         changed[:, t] = (new != u).sum(dim=1)

@@ -9,7 +9,7 @@ bits per layer and timestep, exact at borders, with average pooling folded (each
 its pooled site's synapses: ACs) and max pooling as an OR.
 
 ``functional='float'`` (or ``True``) also *runs* the network event by event: every input event
-scatters its weight column into the output potentials, then leak, threshold and soft reset, in
+scatters its weight column into the output potentials, then leak, threshold and reset (soft or hard), in
 float32 exactly like the PyTorch model; a population driven by several layers (a residual add)
 integrates the sum of their currents (and biases). By default each layer is driven by the
 *recorded* spikes of its source population and each population's spikes are compared with its
@@ -38,7 +38,7 @@ from snnsim.arch import LayerInfo, PopulationInfo, primary_layers
 from snnsim.errors import SnnsimError, TraceError
 from snnsim.models import Model
 from snnsim.sim import kernels as K
-from snnsim.sim.integer import IntegerSpec, float_logits, integer_spec
+from snnsim.sim.integer import IntegerLayer, IntegerSpec, float_logits, integer_spec
 from snnsim.sim.neurobench import NeuroBenchCounts, aggregate, inbounds_connections
 from snnsim.trace import Trace, TraceChunk, check_trace_matches, load_trace
 
@@ -192,13 +192,29 @@ class LayerPlan:
         return self.c_out
 
     @property
+    def groups(self) -> int:
+        """The conv's groups (1 for every other layer)."""
+        return self.info.groups if self.is_conv else 1
+
+    @property
+    def dilation(self) -> int:
+        """The conv's dilation (1 for every other layer)."""
+        return self.info.dilation if self.is_conv else 1
+
+    @property
     def dense_inbounds(self) -> int:
         return int(self.fan.sum())
 
     def transposed(self, weight: np.ndarray) -> np.ndarray:
-        """Weights in the scatter layout: (C_in, k, k, C_out) for conv, (in, out) for linear."""
+        """Weights in the scatter layout: (C_in, k, k, C_out / groups) for conv (input channel
+        ``c``'s taps hold the weights to its group's output channels), (in, out) for linear."""
         if self.is_conv:
-            return np.ascontiguousarray(weight.transpose(1, 2, 3, 0)).reshape(-1)
+            if self.groups == 1:
+                return np.ascontiguousarray(weight.transpose(1, 2, 3, 0)).reshape(-1)
+            g, k = self.groups, self.ksize
+            # (C_out, C_in/g, k, k) -> (g, C_out/g, C_in/g, k, k) -> (g, C_in/g, k, k, C_out/g)
+            per_group = weight.reshape(g, self.c_out // g, self.cp // g, k, k)
+            return np.ascontiguousarray(per_group.transpose(0, 2, 3, 4, 1)).reshape(-1)
         # torch's blocked transpose: 0.05 s for VGG16's 4096x4096 layer, numpy's 0.15 s
         return torch.from_numpy(np.ascontiguousarray(weight)).t().contiguous().numpy().reshape(-1)
 
@@ -231,10 +247,12 @@ def plan_for(info: LayerInfo, weight: np.ndarray | None, bias: np.ndarray | None
         c_out, h_out, w_out = info.out_shape
         if (cp, hp, wp) != tuple(info.in_shape):
             raise SnnsimError(f"layer {info.name}: pooled source {(cp, hp, wp)} does not match its input {info.in_shape}")
-        full = np.full((cp, info.kernel, info.kernel), c_out, dtype=np.int64)
-        cnt = nz.sum(axis=0).astype(np.int64)
-        fan = K.conv_fanout(full, hp, wp, h_out, w_out, info.stride, info.padding)
-        fan_nz = K.conv_fanout(cnt, hp, wp, h_out, w_out, info.stride, info.padding)
+        g, ks = info.groups, info.kernel
+        # an event at input channel c drives the C_out / groups output channels of its group
+        full = np.full((cp, ks, ks), c_out // g, dtype=np.int64)
+        cnt = nz.reshape(g, c_out // g, cp // g, ks, ks).sum(axis=1).reshape(cp, ks, ks).astype(np.int64)
+        fan = K.conv_fanout(full, hp, wp, h_out, w_out, info.stride, info.padding, info.dilation)
+        fan_nz = K.conv_fanout(cnt, hp, wp, h_out, w_out, info.stride, info.padding, info.dilation)
         return LayerPlan(info, c, h, w, _POOL_MODES[info.pool], k, cp, hp, wp, True, c_out, h_out, w_out,
                          info.kernel, info.stride, info.padding, fan, fan_nz, weight, _bias(info, bias))
     n_in = cp * hp * wp
@@ -307,12 +325,12 @@ def _count_layer(plan: LayerPlan, bits: np.ndarray | None, analog: np.ndarray | 
     if analog is not None:
         x = np.ascontiguousarray(analog, dtype=np.float32).reshape(analog.shape[0], -1)
         c = K.count_analog_layer(x, plan.h, plan.w, plan.fan, plan.fan_nz, plan.is_conv, plan.h_out, plan.w_out,
-                                 plan.ksize, plan.stride, plan.padding, plan.n_out)
+                                 plan.ksize, plan.stride, plan.padding, plan.n_out, plan.groups, plan.dilation)
         return np.repeat(c[:, None, :], steps, axis=1)
     assert bits is not None
     return K.count_packed_layer(np.ascontiguousarray(bits), plan.c, plan.h, plan.w, plan.pool_mode, plan.k,
                                 plan.fan, plan.fan_nz, plan.is_conv, plan.h_out, plan.w_out, plan.ksize,
-                                plan.stride, plan.padding, plan.n_out)
+                                plan.stride, plan.padding, plan.n_out, plan.groups, plan.dilation)
 
 
 def layer_values(plan: LayerPlan, bits: np.ndarray | None, analog: np.ndarray | None, mode: str,
@@ -333,16 +351,32 @@ def layer_values(plan: LayerPlan, bits: np.ndarray | None, analog: np.ndarray | 
     return K.site_values(packed, plan.c, plan.h, plan.w, plan.pool_mode, plan.k, np.float32, div)
 
 
-def _float_neuron(model: Model, pop: PopulationInfo) -> tuple[np.float32, np.float32]:
-    """(leak, theta) of a population as float32 scalars, for the float kernels."""
+def _float_neuron(model: Model, pop: PopulationInfo, layout: str) -> tuple[Any, ...]:
+    """A population's neuron model as the float kernels take it (:func:`kernels.lif_step`):
+    ``(leak, theta, v_reset, fire_ge)`` for every LIF / IF variant. ``layout`` ``'chw'`` (the
+    order of :func:`kernels.population_steps`) or ``'hwc'`` (a conv's order inside
+    :func:`kernels.functional_layer`): leak and threshold are float32 scalars, or per-neuron
+    float32 arrays in that order for a per-channel population; ``v_reset`` None (soft reset) or
+    float32; ``fire_ge`` for ``>=``. The output integrator gets ones (unused).
+    """
+    one = np.float32(1.0)
     if not pop.spiking:
-        return np.float32(1.0), np.float32(1.0)
+        return one, one, None, False
+    if layout not in ("chw", "hwc"):
+        raise ValueError(f"unknown neuron layout {layout!r}")
     node = model.graph.nodes[pop.name]
-    if getattr(node, "per_channel", False) or getattr(node, "reset", "subtract") != "subtract" \
-            or getattr(node, "fire", ">") != ">":
-        raise SnnsimError(f"population {pop.name!r}: functional replay runs soft-reset, '>'-firing neurons with one "
-                          "threshold per population", "replay without --functional (counting needs no neuron model)")
-    return np.float32(model.leak(pop.name).item()), np.float32(model.threshold(pop.name).item())
+    reset, fire = getattr(node, "reset", "subtract"), getattr(node, "fire", ">")
+    leak = model.leak(pop.name).detach().cpu().numpy().astype(np.float32).reshape(-1)
+    theta = model.threshold(pop.name).detach().cpu().numpy().astype(np.float32).reshape(-1)
+    per_pos = int(np.prod(pop.shape[1:]))  # positions per channel (1 for a vector population)
+
+    def spread(values: np.ndarray) -> np.float32 | np.ndarray:  # one value, or one per neuron
+        if values.size == 1:
+            return values[0]
+        return np.repeat(values, per_pos) if layout == "chw" else np.tile(values, per_pos)
+
+    v_reset = None if reset == "subtract" else np.float32(getattr(node, "v_reset", 0.0))
+    return spread(leak), spread(theta), v_reset, fire == ">="
 
 
 def run_layer(plan: LayerPlan, li: int, vals: np.ndarray, steps: int, mode: str, model: Model,
@@ -361,21 +395,31 @@ def run_layer(plan: LayerPlan, li: int, vals: np.ndarray, steps: int, mode: str,
     all_steps = wt.nbytes > ALL_STEPS_WEIGHT_BYTES
     if mode == "float":
         pop = next(p for p in model.populations if p.name == plan.info.target)
-        leak, theta = _float_neuron(model, pop)
-        return K.functional_layer(*args, leak, theta, None, keep_potentials, all_steps)
+        leak, theta, v_reset, fire_ge = _float_neuron(model, pop, "hwc" if plan.is_conv else "chw")
+        return K.functional_layer(*args, leak, theta, None, keep_potentials, all_steps, plan.groups, plan.dilation,
+                                  v_reset, fire_ge)
     assert ispec is not None
     lay = ispec.layers[li]
     return K.functional_layer(*args, np.int64(lay.leak_fx or 0), np.int64(lay.theta or 1),
-                              np.int64(ispec.frac_bits), keep_potentials, all_steps)
+                              np.int64(ispec.frac_bits), keep_potentials, all_steps, plan.groups, plan.dilation)
 
 
-def _layer_current(plan: LayerPlan, vals: np.ndarray, steps: int) -> np.ndarray:
-    """One layer's float32 current [n, T, N] ((C, H, W) order) from its site values."""
+def _layer_current(plan: LayerPlan, vals: np.ndarray, steps: int, mode: str = "float",
+                   lay: IntegerLayer | None = None) -> np.ndarray:
+    """One layer's current [n, T, N] ((C, H, W) order) from its site values: float32 (the
+    model's weights and bias), or in integer mode int64 in its population's unit (``lay``'s
+    weights x ratio, bias and shortcut code; :mod:`snnsim.sim.integer`)."""
     if plan.info.kind == "identity":  # the source's spikes (or input values) themselves
-        return np.ascontiguousarray(np.broadcast_to(vals, (vals.shape[0], steps, vals.shape[2])), dtype=np.float32)
-    wt = plan.scatter_weights("float", plan.weight)
+        dtype = np.float32 if mode == "float" else np.int64
+        cur = np.ascontiguousarray(np.broadcast_to(vals, (vals.shape[0], steps, vals.shape[2])), dtype=dtype)
+        return cur if lay is None else cur * lay.identity_code
+    if mode == "float":
+        wt, bias = plan.scatter_weights("float", plan.weight), plan.bias
+    else:
+        assert lay is not None
+        wt, bias = plan.scatter_weights("integer", lay.weight), lay.bias
     return K.layer_currents(vals, steps, wt, plan.is_conv, plan.cp, plan.hp, plan.wp, plan.c_out, plan.h_out,
-                            plan.w_out, plan.ksize, plan.stride, plan.padding, plan.bias)
+                            plan.w_out, plan.ksize, plan.stride, plan.padding, bias, plan.groups, plan.dilation)
 
 
 def run_population(pop: PopulationInfo, plans: list[LayerPlan], vals: dict[int, np.ndarray], steps: int,
@@ -388,16 +432,19 @@ def run_population(pop: PopulationInfo, plans: list[LayerPlan], vals: dict[int, 
     first = plans[pop.primary]
     if len(pop.layers) == 1 and first.info.kind != "identity" and not first.info.bias:
         return run_layer(first, pop.primary, vals[pop.primary], steps, mode, model, ispec, keep_potentials)
-    if mode != "float":
-        raise SnnsimError(f"population {pop.name!r}: integer replay covers chains of bias-free layers",
-                          "use --functional float for this model")
     total: np.ndarray | None = None
     for li in pop.layers:
-        cur = _layer_current(plans[li], vals[li], steps)
+        cur = _layer_current(plans[li], vals[li], steps, mode, None if ispec is None else ispec.layers[li])
         total = cur if total is None else total + cur
     assert total is not None
-    leak, theta = _float_neuron(model, pop)
-    return K.population_steps(np.ascontiguousarray(total), pop.spiking, leak, theta, None, keep_potentials)
+    if mode == "float":
+        leak, theta, v_reset, fire_ge = _float_neuron(model, pop, "chw")
+        return K.population_steps(np.ascontiguousarray(total), pop.spiking, leak, theta, None, keep_potentials,
+                                  v_reset, fire_ge)
+    assert ispec is not None
+    ip = ispec.populations[pop.name]
+    return K.population_steps(np.ascontiguousarray(total), pop.spiking, np.int64(ip.leak_fx or 0),
+                              np.int64(ip.theta or 1), np.int64(ispec.frac_bits), keep_potentials)
 
 
 def simulate_chunk(plans: list[LayerPlan], chunk: TraceChunk, steps: int, functional: str | None = None,
