@@ -53,7 +53,7 @@ from snnsim.arch import ArchSpec, plain_data_problem, show_value
 from snnsim.errors import CheckpointError, SnnsimError, quote
 from snnsim.graph.graph import Graph
 from snnsim.graph.torch_net import GraphNet, convert_spikingnet_state
-from snnsim.io import atomic_path
+from snnsim.io import atomic_path, existing_file
 from snnsim.limits import MAX_TIMESTEPS
 from snnsim.models import Model, build_model
 
@@ -545,12 +545,9 @@ def _unpickle(p: Path, source: str) -> Any:
 def _read(path: str | os.PathLike[str]) -> tuple[dict[str, Any], Graph]:
     """Read, CRC-check, unpickle and validate a checkpoint file: ``(checkpoint dict, its graph)``;
     a version-1 dict comes back converted to version 2."""
-    p = Path(path)
+    p = existing_file(path, "model file", "check the path, or train one with `snnsim train`",
+                      dir_fix="pass the .pt file inside it", error=CheckpointError)
     source = repr(str(p))
-    if not p.exists():
-        raise CheckpointError(f"model file {source} does not exist", "check the path, or train one with `snnsim train`")
-    if p.is_dir():
-        raise CheckpointError(f"model path {source} is a directory", "pass the .pt file inside it")
     if p.stat().st_size == 0:
         raise CheckpointError(f"model file {source} is empty", "re-save or re-train the model")
     _check_file(p, source)

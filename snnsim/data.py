@@ -37,6 +37,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler, TensorDataset
 from torch.utils.data.distributed import DistributedSampler
 
 from snnsim.errors import DataError, quote
+from snnsim.io import existing_file
 
 DATASET_NAMES = ("cifar10", "cifar100", "digits", "synthetic")
 #: ``load_dataset(INPUTS_PREFIX + path)`` loads a user's input file (:func:`load_inputs`).
@@ -238,12 +239,9 @@ def load_inputs(path: str | os.PathLike[str]) -> DatasetBundle:
     """
     import hashlib
 
-    p = Path(path).expanduser()
+    p = existing_file(path, "inputs file", "check the --inputs path", suffixes=(".npy", ".npz"),
+                      suffix_fix="save the inputs with np.save or np.savez", error=DataError)
     shown = quote(str(p))
-    if p.suffix.lower() not in (".npy", ".npz"):
-        raise DataError(f"inputs file {shown} is not a .npy or .npz file", "save the inputs with np.save or np.savez")
-    if not p.is_file():
-        raise DataError(f"inputs file {shown} does not exist", "check the --inputs path")
     if p.stat().st_size > MAX_INPUTS_BYTES:
         raise DataError(f"inputs file {shown} is {p.stat().st_size / 2**30:.1f} GiB, more than {MAX_INPUTS_BYTES >> 30} GiB",
                         "pass fewer samples")

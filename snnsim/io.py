@@ -1,4 +1,5 @@
-"""Atomic file output: every file and directory snnsim writes goes through this module.
+"""Atomic file output: every file and directory snnsim writes goes through this module; and
+the one check of an input file a user names (:func:`existing_file`).
 
 A destination is written as a temporary beside it, then renamed onto it, so nothing
 half-written is ever left at the destination path, even if the process is killed mid-write.
@@ -234,3 +235,21 @@ def write_text(text: str, path: str | os.PathLike[str]) -> Path:
     with atomic_open(path, "w", encoding="utf-8") as fh:
         fh.write(text)
     return Path(path)
+
+
+def existing_file(path: str | os.PathLike[str], what: str, fix: str = "check the path",
+                  suffixes: tuple[str, ...] = (), suffix_fix: str = "", dir_fix: str = "pass the file, not its folder",
+                  error: type[SnnsimError] = SnnsimError) -> Path:
+    """The path of an input file the user named (``~`` expanded), or one line naming ``what``
+    and the fix: a name without one of ``suffixes`` (case-insensitive; any when empty), a path
+    that does not exist, a directory. ``error`` is the :class:`SnnsimError` subclass raised."""
+    p = Path(path).expanduser()
+    shown = repr(str(p))
+    if suffixes and p.suffix.lower() not in suffixes:
+        kinds = " or ".join(suffixes)
+        raise error(f"{what} {shown} is not a {kinds} file", suffix_fix or f"pass a {kinds} file")
+    if not p.exists():
+        raise error(f"{what} {shown} does not exist", fix)
+    if p.is_dir():
+        raise error(f"{what} {shown} is a directory", dir_fix)
+    return p

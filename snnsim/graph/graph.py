@@ -57,6 +57,24 @@ def _field_problem(default: Any, value: Any) -> str | None:
     return None
 
 
+def stable_topological_order(preds: Mapping[str, list[str]], succs: Mapping[str, list[str]],
+                             rank: Mapping[str, int]) -> list[str]:
+    """Kahn's algorithm with ties broken by ``rank`` (stable, deterministic). Nodes on or behind a
+    cycle never become ready: the result is shorter than ``preds`` exactly when there is one."""
+    waiting = {n: len(p) for n, p in preds.items()}
+    ready = sorted((n for n, k in waiting.items() if k == 0), key=rank.__getitem__)
+    order: list[str] = []
+    while ready:
+        n = ready.pop(0)
+        order.append(n)
+        for m in succs[n]:
+            waiting[m] -= 1
+            if waiting[m] == 0:
+                ready.append(m)
+                ready.sort(key=rank.__getitem__)
+    return order
+
+
 @dataclass(frozen=True)
 class NodeInfo:
     """A node of a valid graph with everything inferred about it."""
@@ -143,21 +161,8 @@ class Graph:
         return self._neighbours(incoming=False)
 
     def _topological_order(self) -> tuple[str, ...]:
-        """Kahn's algorithm, ties broken by the order nodes were given (stable, deterministic)."""
-        preds = self.predecessors
-        succs = self.successors
-        waiting = {n: len(p) for n, p in preds.items()}
-        rank = {n: i for i, n in enumerate(self.nodes)}
-        ready = sorted((n for n, k in waiting.items() if k == 0), key=rank.__getitem__)
-        order: list[str] = []
-        while ready:
-            n = ready.pop(0)
-            order.append(n)
-            for m in succs[n]:
-                waiting[m] -= 1
-                if waiting[m] == 0:
-                    ready.append(m)
-                    ready.sort(key=rank.__getitem__)
+        """:func:`stable_topological_order` by the order nodes were given; a cycle is refused."""
+        order = stable_topological_order(self.predecessors, self.successors, {n: i for i, n in enumerate(self.nodes)})
         if len(order) != len(self.nodes):
             stuck = next(n for n in self.nodes if n not in set(order))
             raise GraphError(f"graph {self.name!r}: node {stuck!r} is on a cycle",
