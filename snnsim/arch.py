@@ -148,7 +148,7 @@ class PopulationInfo:
 
     index: int
     name: str
-    kind: str  # 'LIF' | 'IF' | 'Integrator'
+    kind: str  # 'LIF' | 'IF' | 'CubaLIF' | 'Integrator'
     shape: tuple[int, ...]
     layers: tuple[int, ...]
 

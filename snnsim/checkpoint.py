@@ -338,9 +338,10 @@ def validate_checkpoint(ckpt: Any, source: str = "checkpoint") -> Graph:
         if (key == "thresholds" or key.endswith(".threshold")) and t.numel() and not bool((t > 0).all()):
             s.fail(f"thresholds must all be > 0, got {float(t.min()):.7g} in {key!r}",
                    "retrain, or restore an earlier checkpoint")
-        if (key == "leaks" or key.endswith(".leak")) and t.numel() and not bool(((t >= 0) & (t <= 1)).all()):
-            bad = next(float(v) for v in t if not 0 <= float(v) <= 1)
-            s.fail(f"leaks must all be in [0, 1], got {bad:.7g} in {key!r}", "retrain, or restore an earlier checkpoint")
+        decay = "leaks" if key == "leaks" or key.endswith(".leak") else "synaptic decays (alpha)" if key.endswith(".alpha") else None
+        if decay and t.numel() and not bool(((t >= 0) & (t <= 1)).all()):
+            bad = next(float(v) for v in t.reshape(-1) if not 0 <= float(v) <= 1)
+            s.fail(f"{decay} must all be in [0, 1], got {bad:.7g} in {key!r}", "retrain, or restore an earlier checkpoint")
     if quant is not None:
         _check_quantization_values(s, quant, state, weight_keys, version)
     if version == 1:

@@ -12,7 +12,9 @@ Input is a :class:`~snnsim.sim.replay.SimCounts` (see ``docs/ARCHITECTURE.md``: 
   read-modify-write per op or per update; spikes read per input event, written per spike),
   value-width-scaled access energy of the level;
 * neuron: updates (clock-driven = neurons x T, event-driven = neurons that received input)
-  x (update + leak + compare) + spikes x reset;
+  x (update + leak + compare) + spikes x reset; a CubaLIF neuron has two state variables
+  (potential and synaptic current): each update reads and writes both and decays both (two
+  leaks), its synaptic ops accumulate into the current (docs/counting.md);
 * routing: spikes x (spike_pj + hops x hop_pj); static: power x chips x latency.
 
 The ANN baseline (:func:`ann_baseline`) costs the same-spec ANN on the config's baseline
@@ -387,9 +389,13 @@ def snn_cost(counts: CountsLike, hw: HardwareConfig, first_layer: FirstLayer = "
             cnt[:, 0] = params
         bits = np.full(n_layers, pl.bits or nb.weight_bits)
         traffic.append(_Traffic("weights", lv, "read", bits, cnt))
+    # neuron state per update: the potential, and a CubaLIF's synaptic current too (SimCounts.state_variables)
+    state_vars = getattr(counts, "state_variables", None)
+    states = np.ones(n_layers) if state_vars is None else np.asarray(state_vars, dtype=np.float64)
+    state_updates = updates * states[:, None]
     for pl in ds.potentials:
         lv = hw.memory.level(pl.level)
-        cnt = ops + updates if pl.access == "per_synop" else updates.copy()
+        cnt = ops + state_updates if pl.access == "per_synop" else state_updates.copy()
         bits = np.full(n_layers, pl.bits or nb.potential_bits)
         traffic.append(_Traffic("potentials", lv, "read", bits, cnt))
         traffic.append(_Traffic("potentials", lv, "write", bits, cnt.copy()))
@@ -440,7 +446,7 @@ def snn_cost(counts: CountsLike, hw: HardwareConfig, first_layer: FirstLayer = "
         leak_pj = hc.leak_pj if h.neuron.leak != "none" else 0.0
         upd_pj = h.neuron.update_pj
         upd_idle_pj = upd_pj if h.neuron.update_inactive_pj is None else h.neuron.update_inactive_pj
-        extra = np.where(spiking, leak_pj + hc.compare_pj, 0.0)
+        extra = np.where(spiking, leak_pj * states + hc.compare_pj, 0.0)  # one decay per state variable
         return (active.sum(axis=1) * (upd_pj + extra) + inactive.sum(axis=1) * (upd_idle_pj + extra)
                 + spikes.sum(axis=1) * np.where(spiking, hc.reset_pj, 0.0))
 
@@ -470,8 +476,8 @@ def snn_cost(counts: CountsLike, hw: HardwareConfig, first_layer: FirstLayer = "
     first_w = ds.weights[0] if ds.weights else None
     first_p = ds.potentials[0] if ds.potentials else None
     w_reads = next((t.counts for t in traffic if t.dataspace == "weights"), ops) if first_w else ops
-    p_reads = next((t.counts for t in traffic if t.dataspace == "potentials"), ops + updates) \
-        if first_p else ops + updates
+    p_reads = next((t.counts for t in traffic if t.dataspace == "potentials"), ops + state_updates) \
+        if first_p else ops + state_updates
     w_col, p_col = w_reads.sum(axis=1), p_reads.sum(axis=1)
     in_col, out_col = events.sum(axis=1), spikes.sum(axis=1)
     cycles_col = np.asarray(lat["layer_cycles"], dtype=np.float64).copy()

@@ -235,7 +235,7 @@ class PopulationMeta(_Strict):
 
     index: Annotated[int, Field(ge=0, le=1 << 20)]
     name: Text
-    kind: Literal["LIF", "IF", "Integrator"]
+    kind: Literal["LIF", "IF", "CubaLIF", "Integrator"]
     shape: Shape
     layers: Annotated[list[Annotated[int, Field(ge=0, le=1 << 20)]], Field(max_length=4096)]
     file: Text | None

@@ -441,6 +441,11 @@ def balance_thresholds(model: Model, loader: DataLoader, timesteps: int,
     net = _unwrap(model)
     if net.kind != "snn":
         raise SnnsimError("balance_thresholds needs an SNN model (kind 'snn')")
+    cuba = [p.name for p in net.populations if p.kind == "CubaLIF"]
+    if cuba:  # its membrane integrates a filtered current, not the input current balancing measures
+        raise SnnsimError(f"threshold balancing sets LIF / IF thresholds from their input current; population "
+                          f"{cuba[0]!r} is a CubaLIF, whose synaptic current is not that current",
+                          "train it by BPTT from its own thresholds (snnsim.training.train_snn), or import it trained")
     if not (0 < percentile <= 100):
         raise SnnsimError(f"threshold percentile must be in (0, 100], got {percentile}")
     if not (scale > 0 and math.isfinite(scale)):

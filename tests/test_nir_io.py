@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import nir
 import numpy as np
@@ -105,11 +106,36 @@ def residual_graph(seed: int = 1, nested: bool = False) -> nir.NIRGraph:
     return nir.NIRGraph(nodes=nodes, edges=edges, type_check=True)
 
 
+def cuba_lif(shape: tuple[int, ...], tau_syn: np.ndarray | float, tau_mem: np.ndarray | float, r: float, w_in: float,
+             threshold: float, v_leak: float = 0.0) -> nir.CubaLIF:
+    """A NIR CubaLIF of ``shape`` (time constants per channel or one value)."""
+    def full(v: np.ndarray | float) -> np.ndarray:
+        a = np.asarray(v, dtype=np.float64)
+        return np.broadcast_to(a.reshape(-1, *([1] * (len(shape) - 1))) if a.ndim else a, shape).copy()
+
+    return nir.CubaLIF(tau_syn=full(tau_syn), tau_mem=full(tau_mem), r=_full(shape, r), v_leak=_full(shape, v_leak),
+                       v_threshold=_full(shape, threshold), v_reset=np.zeros(shape), w_in=_full(shape, w_in))
+
+
+def cuba_chain_graph() -> nir.NIRGraph:
+    """chain_graph with its LIF a CubaLIF: per-channel tau_syn and tau_mem, r = 3, w_in = 1.5."""
+    return _with(chain_graph(), lif=cuba_lif((4, 8, 8), np.array([3e-4, 5e-4, 2e-4, 1e-3]),
+                                             np.array([1e-3, 2e-3, 5e-4, 1e-3]), 3.0, 1.5, 0.1))
+
+
+def cuba_residual_graph() -> nir.NIRGraph:
+    """residual_graph with its fan-in IF a CubaLIF (the identity operand keeps the gain in the
+    threshold) and lif1 a CubaLIF too."""
+    return _with(residual_graph(), lif1=cuba_lif((4, 8, 8), 4e-4, 2e-4, 1.0, 2.0, 0.2),
+                 if2=cuba_lif((4, 8, 8), 5e-4, 1e-3, 0.8, 1.0, 0.3))
+
+
 def euler_reference(g: nir.NIRGraph, x: torch.Tensor, steps: int, reset: str = "value"
                     ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
     """NIR's equations stepped by forward Euler, straight from the NIR nodes (float64, a flat
     graph): every spiking node's spikes [T, B, ...], and the output integrator's value over T.
-    LI is integrated without its leak, as snnsim's integrator (documented) does."""
+    LI is integrated without its leak, as snnsim's integrator (documented) does. A CubaLIF steps
+    its synaptic current J first and its v from the new J (snnTorch's and snnsim's order)."""
     order: list[str] = []
     preds = {n: [a for a, b in g.edges if b == n] for n in g.nodes}
     while len(order) < len(g.nodes):
@@ -117,6 +143,7 @@ def euler_reference(g: nir.NIRGraph, x: torch.Tensor, steps: int, reset: str = "
     t64 = {n: {k: torch.as_tensor(np.asarray(v, dtype=np.float64)) for k, v in vars(node).items()
                if isinstance(v, np.ndarray) and k not in ("input_type", "output_type")} for n, node in g.nodes.items()}
     state: dict[str, torch.Tensor | float] = {n: 0.0 for n in g.nodes}
+    current: dict[str, torch.Tensor | float] = {n: 0.0 for n in g.nodes}  # a CubaLIF's J
     spikes: dict[str, list[torch.Tensor]] = {}
     final = torch.zeros(0)
     for _ in range(steps):
@@ -138,15 +165,18 @@ def euler_reference(g: nir.NIRGraph, x: torch.Tensor, steps: int, reset: str = "
                 h = F.avg_pool2d(h, k, k, divisor_override=1 if isinstance(node, nir.SumPool2d) else None)
             elif isinstance(node, nir.Flatten):
                 h = h.flatten(int(node.start_dim) + 1)
-            elif isinstance(node, nir.LIF | nir.IF | nir.LI | nir.I):
+            elif isinstance(node, nir.LIF | nir.IF | nir.LI | nir.I | nir.CubaLIF):
                 v = state[n]
-                if isinstance(node, nir.LIF):
+                if isinstance(node, nir.CubaLIF):
+                    current[n] = current[n] + DT / p["tau_syn"] * (-current[n] + p["w_in"] * h)
+                    v = v + DT / p["tau_mem"] * (p["v_leak"] - v + p["r"] * current[n])
+                elif isinstance(node, nir.LIF):
                     v = v + DT / p["tau"] * (p["v_leak"] - v + p["r"] * h)
                 elif isinstance(node, nir.LI):
                     v = v + DT / p["tau"] * (p["v_leak"] + p["r"] * h)  # the leak (-v) dropped
                 else:
                     v = v + DT * p["r"] * h
-                if isinstance(node, nir.LIF | nir.IF):
+                if isinstance(node, nir.LIF | nir.IF | nir.CubaLIF):
                     s = (v > p["v_threshold"]).double()
                     v = v - p["v_threshold"] * s if reset == "subtract" else v * (1 - s) + p["v_reset"] * s
                     spikes.setdefault(n, []).append(s)
@@ -181,8 +211,10 @@ def digits_x(n: int = 8) -> torch.Tensor:
 
 
 # ----------------------------------------------------------------------------- discretisation
-@pytest.mark.parametrize("make,reset", [(chain_graph, "value"), (chain_graph, "subtract"), (residual_graph, "value")],
-                         ids=["chain", "chain-subtract", "residual"])
+@pytest.mark.parametrize("make,reset", [(chain_graph, "value"), (chain_graph, "subtract"), (residual_graph, "value"),
+                                        (cuba_chain_graph, "value"), (cuba_chain_graph, "subtract"),
+                                        (cuba_residual_graph, "value")],
+                         ids=["chain", "chain-subtract", "residual", "cuba-chain", "cuba-chain-subtract", "cuba-residual"])
 def test_imported_dynamics_equal_euler_reference(make: Callable[[], nir.NIRGraph], reset: str) -> None:
     """Every population's spikes and the logits equal NIR's equations stepped by forward Euler
     (run from the NIR nodes themselves), including the gains folded into weights, the v_leak
@@ -217,6 +249,66 @@ def test_groups_and_dilation_are_carried() -> None:
         _check_against_reference(g)
 
 
+def _dense_counts(model, spikes: dict[str, torch.Tensor], x: torch.Tensor) -> dict[str, dict[str, float]]:  # type: ignore[no-untyped-def]
+    """Per-edge counts (summed over samples and timesteps) from spike maps [T, B, ...] alone:
+    events x fan-out by dense conv2d / linear sums over the graph's own nodes (the helpers of
+    tests/test_graph_counting.py), not through the simulator's view."""
+    from test_graph_counting import _edge_counts, _multiplicity, _source_path
+
+    from snnsim.graph import Add, Affine, Conv2d
+
+    graph = model.graph
+    steps = next(iter(spikes.values())).shape[0]
+    edges: dict[str, dict[str, float]] = {}
+    for name in graph.order:
+        node = graph.nodes[name]
+        if isinstance(node, Conv2d | Affine):
+            source, between = _source_path(graph, name)
+            weight = model[name].weight.detach().double()
+            total: dict[str, float] = {}
+            for t in range(steps):
+                m = (x != 0).double() if source == graph.input else _multiplicity(graph, between, spikes[source][t])
+                for key, v in _edge_counts(node, weight, m).items():  # dense_ops_inbounds: one pass's
+                    total[key] = v if key == "dense_ops_inbounds" else total.get(key, 0.0) + v
+            edges[name] = total
+        elif isinstance(node, Add):  # an identity operand: one op per spike, on one neuron
+            for op in graph.info[name].inputs:
+                if op in spikes:
+                    s = float(spikes[op].sum())
+                    edges[f"{name}.{op}"] = {"input_events": s, "syn_ops": s, "syn_ops_nz": s, "touched_neurons": s}
+    return edges
+
+
+@pytest.mark.parametrize("make", [chain_graph, residual_graph], ids=["chain", "residual"])
+def test_event_engine_equals_euler_reference_and_dense_counts(make: Callable[[], nir.NIRGraph], tmp_path: Path) -> None:
+    """A graph written by nir, imported with the default hard reset: the event engine's spikes
+    are the float64 Euler reference's, and the replayed counts of its trace equal dense counts
+    (events x fan-out, per edge) computed from the reference's spikes."""
+    from snnsim.recording import record_trace
+    from snnsim.sim.replay import replay
+
+    g, steps = make(), 6
+    x = digits_x(16).double()
+    model = nir_to_model(g, timesteps=steps).model
+    assert {model.graph.nodes[p.name].reset for p in model.populations if p.spiking} == {"value"}
+    ref_spikes, _ = euler_reference(g, x, steps)
+    trace = record_trace(model, x.float(), tmp_path / "tr", engine="event", progress=False)
+    assert trace.meta["engine"] == "event"
+    for name, ref in ref_spikes.items():
+        pop = trace.population(name)
+        got = np.unpackbits(np.asarray(trace.spikes(name)), axis=-1, count=pop.neurons).astype(bool)
+        want = ref.transpose(0, 1).reshape(x.shape[0], steps, -1).numpy().astype(bool)
+        assert 0 < want.mean() < 1, name
+        assert int((got != want).sum()) == 0, (name, int((got != want).sum()))  # no float32 flips on these graphs
+    counts = replay(trace, model, progress=False)
+    want_edges = _dense_counts(model, ref_spikes, x)
+    assert sorted(i.name for i in counts.layers) == sorted(want_edges)
+    for li, info in enumerate(counts.layers):
+        for key, value in want_edges[info.name].items():
+            assert float(getattr(counts, key)[li].sum()) == value, (info.name, key)
+    assert counts.syn_ops.sum() > 0
+
+
 def test_chain_mapping_values() -> None:
     """The stated discretisation, value by value: leak = 1 - dt/tau per channel, gain r*dt/tau
     folded into the conv's weights, (dt/tau)*v_leak into its bias; LI warned about."""
@@ -237,6 +329,52 @@ def test_chain_mapping_values() -> None:
     other = nir_to_model(g, timesteps=3, dt=2.5e-4)  # --dt: only dt/tau and r*dt change
     np.testing.assert_allclose(other.model.leak("lif").detach().numpy(), (1 - 2.5 * a).astype(np.float32))
     assert other.dt_source == "given" and not any("dt =" in w for w in other.warnings)
+
+
+def test_cubalif_mapping_values() -> None:
+    """CubaLIF, value by value: alpha = 1 - dt/tau_syn and leak = 1 - dt/tau_mem per channel, the
+    gain w_in (dt/tau_syn) r (dt/tau_mem) folded into the conv; v_leak folded and warned about."""
+    g = cuba_chain_graph()
+    m = nir_to_model(g, timesteps=3).model
+    node = m.graph.nodes["lif"]
+    assert node.kind == "CubaLIF" and node.per_channel and node.reset == "value"
+    a_syn = DT / np.array([3e-4, 5e-4, 2e-4, 1e-3])
+    a_mem = DT / np.array([1e-3, 2e-3, 5e-4, 1e-3])
+    np.testing.assert_allclose(m.alpha("lif").detach().numpy(), (1 - a_syn).astype(np.float32))
+    np.testing.assert_allclose(m.leak("lif").detach().numpy(), (1 - a_mem).astype(np.float32))
+    gain = 1.5 * a_syn * 3.0 * a_mem
+    np.testing.assert_allclose(m["conv"].weight.detach().numpy(),
+                               (g.nodes["conv"].weight * gain.reshape(4, 1, 1, 1)).astype(np.float32), rtol=1e-6)
+    np.testing.assert_allclose(m["conv"].bias.detach().numpy(), (g.nodes["conv"].bias * gain).astype(np.float32),
+                               rtol=1e-6)
+    leaky = nir_to_model(_with(g, lif=cuba_lif((4, 8, 8), 3e-4, 1e-3, 3.0, 1.5, 0.1, v_leak=0.05)), timesteps=3)
+    np.testing.assert_allclose(leaky.model["conv"].bias.detach().numpy(),
+                               (g.nodes["conv"].bias * 1.5 * 3.0 * (DT / 3e-4) * (DT / 1e-3)
+                                + (DT / 3e-4) * (DT / 1e-3) * 0.05).astype(np.float32), rtol=1e-6)
+    assert any("CubaLIF" in w and "v_leak" in w for w in leaky.warnings)
+    with pytest.raises(SnnsimError, match="tau_syn .* shorter than dt"):
+        nir_to_model(_with(g, lif=cuba_lif((4, 8, 8), 5e-5, 1e-3, 1.0, 1.0, 0.1)), timesteps=2)
+
+
+def test_cubalif_exports_and_imports_back_identically(tmp_path: Path) -> None:
+    """snnsim -> NIR -> snnsim on CubaLIF populations: NIR's CubaLIF with tau_syn = dt/(1 - alpha)
+    and unit gain, then the same graph and state bit for bit, and the same dynamics."""
+    model = nir_to_model(cuba_residual_graph(), timesteps=4).model
+    model.dataset_info = {"name": "digits", "mean": [0.5], "std": [0.5], "input_shape": [1, 8, 8], "num_classes": 10}
+    path = tmp_path / "cuba.nir"
+    export_nir(model, path)
+    g = nir.read(path)
+    node = g.nodes["if2"]
+    assert isinstance(node, nir.CubaLIF)
+    alpha = np.float64(model.alpha("if2").detach().numpy()[0])
+    np.testing.assert_allclose(node.tau_syn, DT / (1 - alpha))
+    np.testing.assert_allclose(node.w_in * DT / node.tau_syn * node.r * DT / node.tau_mem, 1.0)
+    back = import_nir(path).model
+    assert back.graph.to_dict() == model.graph.to_dict()
+    a, b = model.state_dict(), back.state_dict()
+    assert set(a) == set(b) and all(torch.equal(a[k], b[k]) for k in a)
+    x = digits_x(4)
+    assert torch.equal(back(x), model(x))
 
 
 def test_nested_graph_imports_as_its_flat_form() -> None:
@@ -393,6 +531,52 @@ def test_snntorch_exported_chain_imports_and_costs(run_cli: Run, tmp_path: Path,
     assert (tmp_path / "rep" / "summary.csv").is_file()
 
 
+def test_spikingjelly_exported_chain_imports_spikes_alike_and_costs(run_cli: Run, tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """SpikingJelly 2.0's exporter (torch.fx) on a conv-IF-avgpool-flatten-linear-IF chain: the
+    file imports (hard reset, gain 1) and the first population spikes exactly as SpikingJelly's
+    own IFNode does on the same inputs; the model costs."""
+    monkeypatch.chdir(tmp_path)
+    pytest.importorskip("spikingjelly")
+    from spikingjelly.activation_based import functional, layer, neuron
+    from spikingjelly.activation_based.nir_exchange.to_nir import export_to_nir
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(layer.Conv2d(1, 4, 3, padding=1), neuron.IFNode(v_reset=0.0), layer.AvgPool2d(2),
+                              layer.Flatten(), layer.Linear(64, 10), neuron.IFNode(v_reset=0.0))
+    functional.set_step_mode(net, "s")
+    path = tmp_path / "sj.nir"
+    nir.write(path, export_to_nir(net, torch.rand(1, 1, 8, 8)))
+    code, _, err = run_cli("import", path, "--timesteps", 4, "--out", tmp_path / "sj.pt")
+    assert code == 0, err
+    from snnsim.checkpoint import load_model
+
+    m = load_model(tmp_path / "sj.pt")
+    x = torch.rand(16, 1, 8, 8, generator=torch.Generator().manual_seed(3)) * 2
+    seen: list[torch.Tensor] = []
+    hook = net[1].register_forward_hook(lambda _m, _i, out: seen.append(out.detach().clone()))
+    functional.reset_net(net)
+    with torch.no_grad():
+        for _ in range(4):
+            net(x)
+    hook.remove()
+    theirs = torch.stack(seen, 1).reshape(16, 4, -1).numpy()
+    first = next(p.name for p in m.populations if p.spiking)
+    ours: list[np.ndarray] = []
+
+    def observe(ev: Any) -> None:
+        if ev.node == first:
+            ours.append(ev.spikes.reshape(16, -1).numpy())
+
+    with torch.no_grad():
+        m.forward_snn(x, 4, observe)
+    assert theirs.sum() > 0
+    np.testing.assert_array_equal(np.stack(ours, 1), theirs)
+    code, _, err = run_cli("estimate", "--model", tmp_path / "sj.pt", "--dataset", "digits", "--samples", 8, "--out",
+                           tmp_path / "rep", "--quiet")
+    assert code == 0, err
+
+
 # ----------------------------------------------------------------------------- NIRData
 def test_write_nirdata_holds_the_trace_spikes(tmp_path: Path) -> None:
     from snnsim.recording import record_trace
@@ -422,10 +606,10 @@ def _bad_files(tmp: Path) -> dict[str, tuple[Path, str]]:
     """name -> (file, a word the one-line error must contain)."""
     files: dict[str, tuple[Path, str]] = {}
     g = chain_graph()
-    cuba = nir.CubaLIF(tau_syn=_full((4, 8, 8), 2e-4), tau_mem=_full((4, 8, 8), 1e-3), r=_full((4, 8, 8), 1.0),
-                       v_leak=np.zeros((4, 8, 8)), v_threshold=_full((4, 8, 8), 0.1))
-    files["cubalif"] = (tmp / "cuba.nir", "'lif' (CubaLIF)")
-    nir.write(files["cubalif"][0], _with(g, lif=cuba))
+    cuba_li = nir.CubaLI(tau_syn=_full((10,), 2e-4), tau_mem=_full((10,), 1e-3), r=_full((10,), 1.0),
+                         v_leak=np.zeros(10))
+    files["cubali"] = (tmp / "cubali.nir", "'li' (CubaLI)")
+    nir.write(files["cubali"][0], _with(g, li=cuba_li))
     files["delay"] = (tmp / "delay.nir", "'pool' (Delay)")
     nir.write(files["delay"][0], _with(g, pool=nir.Delay(delay=np.ones((4, 8, 8)))))
     rec = chain_graph()

@@ -85,6 +85,46 @@ def zero_reset():
     return net
 '''
 
+SYNAPTIC_NETS = '''
+import torch
+import snntorch as snn
+from torch import nn
+
+
+class SynapticCNN(nn.Module):
+    """conv - Synaptic - avgpool - conv - Synaptic - flatten - linear, per-step call with explicit
+    state (spk, syn, mem = lif(x)); beta = 1 with the subtract reset: snnsim's CubaLIF exactly."""
+
+    def __init__(self, beta=1.0, reset="subtract"):
+        super().__init__()
+        torch.manual_seed(4)
+        self.conv1 = nn.Conv2d(1, 6, 3, padding=1)
+        self.lif1 = snn.Synaptic(alpha=0.7, beta=beta, threshold=1.0, reset_mechanism=reset)
+        self.pool = nn.AvgPool2d(2)
+        self.conv2 = nn.Conv2d(6, 6, 3, padding=1)
+        self.lif2 = snn.Synaptic(alpha=0.5, beta=beta, threshold=0.8, reset_mechanism=reset)
+        self.fc = nn.Linear(6 * 4 * 4, 10)
+        with torch.no_grad():
+            self.conv2.weight.mul_(3.0)
+
+    def forward(self, x):
+        spk1, syn1, mem1 = self.lif1(self.conv1(x))
+        spk2, syn2, mem2 = self.lif2(self.conv2(self.pool(spk1)))
+        return self.fc(spk2.flatten(1))
+
+
+def synaptic_cnn():
+    return SynapticCNN()
+
+
+def synaptic_leaky():
+    return SynapticCNN(beta=0.8)
+
+
+def synaptic_zero():
+    return SynapticCNN(beta=1.0, reset="zero")
+'''
+
 SPIKINGJELLY_NETS = '''
 import torch
 from torch import nn
@@ -354,6 +394,52 @@ def test_exact_mappings_give_the_frameworks_spikes(factory: str, tmp_path: Path)
         assert np.array_equal(ours[pop], want[pop]), pop
 
 
+def test_synaptic_maps_to_cubalif_and_its_spikes_are_the_users(tmp_path: Path) -> None:
+    """snnTorch's Synaptic (beta = 1, subtract reset) is snnsim's CubaLIF exactly: the spikes the
+    trace records by running the user's module (SourceRunner) equal snnsim's own PyTorch forward
+    and the hooked module's; alpha, beta and the threshold are carried over."""
+    pytest.importorskip("snntorch")
+    import snntorch.utils
+
+    from snnsim.interop.torch_import import SourceRunner, import_torch
+
+    path = write_module(tmp_path, SYNAPTIC_NETS)
+    result = import_torch(f"{path}:synaptic_cnn", (1, 8, 8), T)
+    model = result.model
+    assert not result.warnings or not any("Synaptic" in w for w in result.warnings)
+    nodes = {p.name: model.graph.nodes[p.name] for p in model.populations if p.spiking}
+    assert set(nodes) == {"lif1", "lif2"} and all(n.kind == "CubaLIF" and n.reset == "subtract" for n in nodes.values())
+    assert torch.allclose(model.alpha("lif1"), torch.tensor([0.7])) and torch.allclose(model.alpha("lif2"), torch.tensor([0.5]))
+    assert torch.equal(model.leak("lif1"), torch.ones(1)) and torch.allclose(model.threshold("lif2"), torch.tensor([0.8]))
+    x = inputs(10, seed=5)
+    bits, _ = SourceRunner(model).run(x, T)
+    ours = snnsim_spikes(model, x, T)
+    net = load_factory(path, "synaptic_cnn")
+    want = hooked_spikes(net, x, T, {"lif1": "lif1", "lif2": "lif2"}, lambda: snntorch.utils.reset(net))
+    for pop in ("lif1", "lif2"):
+        recorded = np.unpackbits(bits[pop], axis=-1, count=ours[pop].shape[2]).astype(bool)
+        assert 0 < want[pop].mean() < 1, pop
+        assert np.array_equal(recorded, want[pop]) and np.array_equal(ours[pop], want[pop]), pop
+
+
+@pytest.mark.parametrize(("factory", "word"), [("synaptic_leaky", "subtract reset"), ("synaptic_zero", "zero reset")])
+def test_synaptic_resets_snnsim_cannot_say_are_warned(factory: str, word: str, tmp_path: Path) -> None:
+    """beta < 1 with the subtract reset, and the zero reset: a warning naming the difference,
+    and snnsim's own neuron indeed differs from the module's spikes."""
+    pytest.importorskip("snntorch")
+    import snntorch.utils
+
+    from snnsim.interop.torch_import import import_torch
+
+    path = write_module(tmp_path, SYNAPTIC_NETS)
+    result = import_torch(f"{path}:{factory}", (1, 8, 8), T)
+    assert any(word in w and "lif1" in w for w in result.warnings), result.warnings
+    net = load_factory(path, factory)
+    x = inputs(10, seed=5)
+    want = hooked_spikes(net, x, T, {"lif1": "lif1"}, lambda: snntorch.utils.reset(net))
+    assert want["lif1"].any() and not np.array_equal(snnsim_spikes(result.model, x, T)["lif1"], want["lif1"])
+
+
 def test_functional_replay_reports_the_neuron_model_difference(run_cli: Run, tmp_path: Path,
                                                                monkeypatch: pytest.MonkeyPatch) -> None:
     """The trace has snnTorch's spikes; functional replay runs snnsim's neuron on the recorded
@@ -532,9 +618,9 @@ def looped():
     return Looped()
 
 
-def synaptic():
-    return nn.Sequential(nn.Flatten(), nn.Linear(64, 10), snn.Synaptic(alpha=0.8, beta=0.9, init_hidden=True,
-                                                                       output=True))
+def alpha_neuron():
+    return nn.Sequential(nn.Flatten(), nn.Linear(64, 10), snn.Alpha(alpha=0.8, beta=0.7, init_hidden=True,
+                                                                    output=True))
 
 
 def relu():
@@ -551,7 +637,7 @@ def plain():
     ("branchy", (), ["cannot be traced", "line LINE", "`if x.sum() > 0:`", "control flow"]),
     ("concat", (), ["torch.cat", "is not an operation snnsim maps"]),
     ("looped", (), ["earlier call", "loops over timesteps"]),
-    ("synaptic", (), ["Synaptic", "second state"]),
+    ("alpha_neuron", (), ["Alpha", "Leaky and Synaptic"]),
     ("relu", (), ["ReLU", "does not map"]),
     ("plain", (), ["no spiking neuron"]),
     ("cnn", ("--input-shape", "3,8,8"), ["does not run on input shape", "--input-shape"]),

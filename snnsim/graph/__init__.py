@@ -22,11 +22,13 @@ from snnsim.graph.nodes import (
     IF,
     LIF,
     NODE_TYPES,
+    SPIKING,
     Add,
     Affine,
     AvgPool2d,
     BatchNorm2d,
     Conv2d,
+    CubaLIF,
     Flatten,
     GraphError,
     Input,
@@ -41,7 +43,7 @@ from snnsim.graph.schedule import Schedule, fold_batchnorm, fold_structure, lowe
 from snnsim.graph.torch_net import GraphNet, convert_spikingnet_state
 
 __all__ = [
-    "GRAPH_BUILDERS", "IF", "LIF", "NODE_TYPES", "Add", "Affine", "AvgPool2d", "BatchNorm2d", "Conv2d", "Flatten",
+    "GRAPH_BUILDERS", "IF", "LIF", "NODE_TYPES", "SPIKING", "Add", "Affine", "AvgPool2d", "BatchNorm2d", "Conv2d", "CubaLIF", "Flatten",
     "Graph", "GraphBuilder", "GraphError", "GraphNet", "Input", "Integrator", "MaxPool2d", "Node", "NodeInfo", "Output",
     "Scale", "Schedule", "SumPool2d", "build_graph", "build_network", "convert_spikingnet_state", "digits_resnet",
     "fold_batchnorm", "fold_structure", "lower", "network_names", "resnet19", "resnet20", "simulation_view", "vgg_graph",

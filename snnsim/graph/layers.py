@@ -1,7 +1,7 @@
 """The simulator's view of a graph: synapse layers (edges into populations) and populations.
 
-The event simulator, the trace and the cost model see a network as *populations* (LIF / IF
-neurons that spike, and the output Integrator) driven by *synapse layers*. :func:`simulation_view`
+The event simulator, the trace and the cost model see a network as *populations* (LIF / IF /
+CubaLIF neurons that spike, and the output Integrator) driven by *synapse layers*. :func:`simulation_view`
 derives both from a graph's one schedule (:func:`snnsim.graph.schedule.lower`):
 
 * every ``Conv2d`` / ``Affine`` node is a layer (:class:`~snnsim.arch.LayerInfo`): it reads the
@@ -28,6 +28,7 @@ from __future__ import annotations
 from snnsim.arch import LayerInfo, PopulationInfo
 from snnsim.graph.graph import Graph
 from snnsim.graph.nodes import (
+    SPIKING,
     SYNAPSES,
     Add,
     Affine,
@@ -62,7 +63,7 @@ def _read_path(graph: Graph, name: str) -> tuple[str, str | None, int, bool]:
     while True:
         info = graph.info[cur]
         node = info.node
-        if info.kind in ("LIF", "IF") or isinstance(node, Input):
+        if info.kind in SPIKING or isinstance(node, Input):
             if isinstance(node, Input) and pool is not None:
                 raise GraphError(f"graph node {name!r}: the event simulator does not pool the analog input "
                                  f"(pool in front of the first synapse)", "pool after the first population instead")
@@ -121,7 +122,7 @@ def simulation_view(graph_or_schedule: Graph | Schedule) -> tuple[tuple[LayerInf
                                      "simulator needs each synapse to drive one population", _FIX)
                 found.append((step_of[op], pos, _synapse_layer(graph, op, pop.name, spiking)))
                 owner[op] = pop.name
-            elif isinstance(feed_node, Add) and (op_info.kind in ("LIF", "IF") or isinstance(op_info.node, Input)):
+            elif isinstance(feed_node, Add) and (op_info.kind in SPIKING or isinstance(op_info.node, Input)):
                 if op_info.out_shape != pop.shape:
                     raise GraphError(f"graph node {feed!r} (Add): operand {op!r} has shape {list(op_info.out_shape)}, "
                                      f"not its population's {list(pop.shape)}")

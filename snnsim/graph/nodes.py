@@ -21,6 +21,7 @@ snnsim node        NIR                          notes
 ``Scale``          ``Scale``                    per channel (or one value)
 ``LIF``            ``LIF``                      discrete time: ``u <- leak*u + I``
 ``IF``             ``IF``                       ``LIF`` without leak
+``CubaLIF``        ``CubaLIF``                  ``i <- alpha*i + I``, ``u <- leak*u + i``
 ``Integrator``     ``I``                        non-spiking output: accumulates its input
 =================  ===========================  ==============================================
 
@@ -408,6 +409,21 @@ class IF(_Neuron):
 
 
 @dataclass(frozen=True)
+class CubaLIF(_Neuron):
+    """Current-based LIF (NIR ``CubaLIF``, snnTorch ``Synaptic``): a LIF whose input passes
+    through a decaying synaptic current, so each neuron has two states, discrete time:
+    ``i <- alpha * i + I`` (``I`` the step's summed synaptic input, biases included), then
+    ``u <- leak * u + i``; fire ``u (fire) theta``; reset ``u`` by subtracting ``theta`` or to
+    ``v_reset`` (``i`` is not reset). Threshold, leak and ``alpha`` (the synaptic decay, kept in
+    [0, 1] like the leak) are trained."""
+
+    kind: ClassVar[str] = "CubaLIF"
+
+    def params(self, in_shape: Shape, out_shape: Shape) -> int:
+        return 3 * self._values(in_shape)
+
+
+@dataclass(frozen=True)
 class Integrator(Node):
     """The non-spiking output population: accumulates its input over the timesteps; the logits
     are the mean over T (NIR ``I``)."""
@@ -421,8 +437,10 @@ class Integrator(Node):
 #: Every node type by its kind name (for serialisation).
 NODE_TYPES: dict[str, type[Node]] = {t.kind: t for t in (Input, Output, Conv2d, Affine, AvgPool2d, SumPool2d,
                                                          MaxPool2d, Flatten, Add, BatchNorm2d, Scale, LIF, IF,
-                                                         Integrator)}
+                                                         CubaLIF, Integrator)}
 #: Node kinds that are synapses (hold a weight and drive a population).
 SYNAPSES = ("Conv2d", "Affine")
+#: Node kinds that are spiking neuron populations.
+SPIKING = ("LIF", "IF", "CubaLIF")
 #: Node kinds that are neuron populations.
-NEURONS = ("LIF", "IF", "Integrator")
+NEURONS = (*SPIKING, "Integrator")

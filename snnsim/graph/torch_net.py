@@ -4,7 +4,7 @@
 ``<node>.<param>`` (the graph's convention): ``<conv>.weight`` (``.bias``), ``<affine>.weight``
 (``.bias``), ``<bn>.weight/.bias/.running_mean/.running_var`` (an ``nn.BatchNorm2d``),
 ``<scale>.scale``, ``<lif>.threshold`` and ``<lif>.leak`` (shape ``(1,)``, or ``(C,)`` with
-``per_channel``; an ``IF`` has no leak). Nodes without values (pools, flatten, add, the
+``per_channel``; an ``IF`` has no leak; a ``CubaLIF`` also has ``<node>.alpha``, same shape). Nodes without values (pools, flatten, add, the
 integrator) have no module.
 
 It runs the one schedule of :func:`snnsim.graph.schedule.lower`, as an ANN (neurons are ReLU,
@@ -14,6 +14,8 @@ the integrator the identity) or as the SNN of :mod:`snnsim.models` generalised t
 * LIF: ``u <- leak * u + I``, ``s = spike(u / theta - 1)`` with the ``LinearSpike`` surrogate
   (``fire='>'``: strict; ``'>='``: ``z >= 0``, same surrogate); reset ``'subtract'``:
   ``u <- u - theta * s``, ``'value'``: ``u <- u * (1 - s) + v_reset * s``; IF: leak 1;
+* CubaLIF: a second state, the synaptic current: ``i <- alpha * i + I``, then the LIF step on
+  ``i`` (``u <- leak * u + i``, fire and reset as LIF; ``i`` is not reset); in the ANN a ReLU;
 * the Integrator accumulates its input (and passes the accumulated value on); the logits are
   its value over T (the mean current); a graph whose output is not an Integrator's returns
   the mean of its output over T;
@@ -49,6 +51,7 @@ from snnsim.graph.nodes import (
     AvgPool2d,
     BatchNorm2d,
     Conv2d,
+    CubaLIF,
     Flatten,
     GraphError,
     Integrator,
@@ -63,6 +66,8 @@ from snnsim.graph.schedule import Schedule, fold_structure, foldable_batchnorms,
 SURROGATE_GAMMA = 0.3
 #: Initial leak of every LIF population (DCT-SNN, the paper's authors).
 DEFAULT_LEAK = 0.9901
+#: Initial synaptic decay ``alpha`` of a CubaLIF population (snnTorch's tutorials' Synaptic).
+DEFAULT_ALPHA = 0.9
 #: A checkpoint holds the ANN (ReLU) or the SNN (spiking) view of one graph.
 MODEL_KINDS = ("ann", "snn")
 
@@ -118,13 +123,16 @@ Observer = Callable[[PopulationEvent], None]
 
 
 class NeuronParams(nn.Module):
-    """A LIF/IF population's trainable values: ``threshold`` and (LIF only) ``leak``."""
+    """A spiking population's trainable values: ``threshold``, ``leak`` (LIF, CubaLIF) and
+    ``alpha`` (CubaLIF: the synaptic decay)."""
 
-    def __init__(self, size: int, leak: float | None) -> None:
+    def __init__(self, size: int, leak: float | None, alpha: float | None = None) -> None:
         super().__init__()
         self.threshold = nn.Parameter(torch.ones(size))
         if leak is not None:
             self.leak = nn.Parameter(torch.full((size,), float(leak)))
+        if alpha is not None:
+            self.alpha = nn.Parameter(torch.full((size,), float(alpha)))
 
 
 class ScaleParams(nn.Module):
@@ -196,6 +204,8 @@ class GraphNet(nn.ModuleDict):
             return nn.BatchNorm2d(in_shape[0], eps=node.eps)
         if isinstance(node, Scale):
             return ScaleParams(in_shape[0] if node.per_channel else 1)
+        if isinstance(node, CubaLIF):
+            return NeuronParams(in_shape[0] if node.per_channel else 1, leak, DEFAULT_ALPHA)
         if isinstance(node, LIF | IF):
             return NeuronParams(in_shape[0] if node.per_channel else 1, leak if isinstance(node, LIF) else None)
         return None
@@ -241,7 +251,7 @@ class GraphNet(nn.ModuleDict):
 
     @property
     def populations(self) -> tuple[PopulationInfo, ...]:
-        """The neuron populations (LIF / IF / the output Integrator), in schedule order."""
+        """The neuron populations (LIF / IF / CubaLIF / the output Integrator), in schedule order."""
         return self._simulation_view()[1]
 
     @property
@@ -293,17 +303,21 @@ class GraphNet(nn.ModuleDict):
         return [p for m in self.values() if not isinstance(m, NeuronParams) for p in m.parameters()]
 
     def neuron_parameters(self) -> list[nn.Parameter]:
-        """Thresholds and leaks of every LIF / IF population, in schedule order."""
+        """Thresholds, leaks and synaptic decays of every spiking population, in schedule order."""
         return [p for m in self.values() if isinstance(m, NeuronParams) for p in m.parameters()]
 
     def threshold(self, population: str) -> torch.Tensor:
-        """The threshold of a LIF / IF population: shape (1,) or (C,) (``per_channel``)."""
+        """The threshold of a spiking population: shape (1,) or (C,) (``per_channel``)."""
         return self[population].threshold
 
     def leak(self, population: str) -> torch.Tensor:
-        """The leak of a population: its parameter for a LIF, ones for an IF."""
+        """The leak of a population: its parameter for a LIF / CubaLIF, ones for an IF."""
         m = self[population]
         return m.leak if hasattr(m, "leak") else torch.ones_like(m.threshold)
+
+    def alpha(self, population: str) -> torch.Tensor | None:
+        """The synaptic decay of a CubaLIF population (shape as its leak); None for a LIF / IF."""
+        return getattr(self[population], "alpha", None)
 
     def neuron_table(self) -> list[dict[str, Any]]:
         """Per LIF / IF population: name, kind, threshold and leak (means for per-channel ones)."""
@@ -335,13 +349,16 @@ class GraphNet(nn.ModuleDict):
         return rows
 
     def clamp_leaks(self) -> None:
-        """Keep leaks in [0, 1] and thresholds positive (call after each optimiser step)."""
+        """Keep leaks and synaptic decays in [0, 1] and thresholds positive (call after each
+        optimiser step)."""
         with torch.no_grad():
             for m in self.values():
                 if isinstance(m, NeuronParams):
                     m.threshold.clamp_(min=1e-3)
                     if hasattr(m, "leak"):
                         m.leak.clamp_(0.0, 1.0)
+                    if hasattr(m, "alpha"):
+                        m.alpha.clamp_(0.0, 1.0)
 
     # ------------------------------------------------------------------ ops
     def _check_input(self, x: torch.Tensor) -> None:
@@ -384,14 +401,14 @@ class GraphNet(nn.ModuleDict):
         return self.forward_snn(x, timesteps, observer)
 
     def forward_ann(self, x: torch.Tensor, activations: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
-        """ANN pass; if ``activations`` is a dict, each LIF/IF population's ReLU output is
+        """ANN pass; if ``activations`` is a dict, each spiking population's ReLU output is
         stored under its node name (before dropout)."""
         self._check_input(x)
         sched = self.schedule
         values: dict[str, torch.Tensor] = {sched.input: x}
         for k, (name, node, inputs, _shape) in enumerate(sched.steps):
             args = [values[i] for i in inputs]
-            if isinstance(node, LIF | IF):
+            if isinstance(node, LIF | IF | CubaLIF):
                 h = F.relu(args[0])
                 if activations is not None:
                     activations[name] = h
@@ -416,6 +433,7 @@ class GraphNet(nn.ModuleDict):
         sched = self.schedule
         pop_index = {p.name: p.index for p in sched.populations}
         state: dict[str, torch.Tensor | float] = {p.name: 0.0 for p in sched.populations}
+        syn: dict[str, torch.Tensor | float] = {}  # a CubaLIF population's synaptic current
         masks: dict[str, torch.Tensor] = {}
         src = sched.output_source
         src_integrates = isinstance(self.graph.nodes[src], Integrator)
@@ -424,11 +442,15 @@ class GraphNet(nn.ModuleDict):
             values: dict[str, torch.Tensor] = {sched.input: x}
             for k, (name, node, inputs, shape) in enumerate(sched.steps):
                 args = [values[i] for i in inputs]
-                if isinstance(node, LIF | IF):
+                if isinstance(node, LIF | IF | CubaLIF):
                     cur = args[0]
                     params = self[name]
                     theta = _broadcast(params.threshold, shape)
-                    if isinstance(node, LIF):
+                    if isinstance(node, CubaLIF):
+                        i_syn = _broadcast(params.alpha, shape) * syn.get(name, 0.0) + cur
+                        syn[name] = i_syn
+                        u = _broadcast(params.leak, shape) * state[name] + i_syn
+                    elif isinstance(node, LIF):
                         u = _broadcast(params.leak, shape) * state[name] + cur
                     else:
                         u = state[name] + cur

@@ -12,10 +12,10 @@ Node mapping (``docs/interop.md`` has the full table): ``Input``, ``Output``, ``
 numbers, ``'valid'``, or ``'same'`` where it is symmetric; groups and dilation carried over),
 ``Affine``, ``Linear`` (an ``Affine`` without bias), ``Flatten`` (its ``start_dim``/``end_dim``:
 NIR shapes have no batch dimension, like snnsim's), ``SumPool2d``, ``AvgPool2d`` (scalar or pair
-kernel), ``Scale`` (folded), ``LIF``, ``IF``, ``LI`` and ``I`` (both as the output ``Integrator``).
-Refused in one line naming the node and its type: every other node type (``Conv1d``, ``Delay``,
-``Threshold``, ``CubaLI``, ``CubaLIF``: a synaptic current with its own time constant is a second
-state no snnsim node has), recurrent edges (cycles), and values snnsim cannot hold (below).
+kernel), ``Scale`` (folded), ``LIF``, ``IF``, ``CubaLIF``, ``LI`` and ``I`` (both as the output
+``Integrator``). Refused in one line naming the node and its type: every other node type
+(``Conv1d``, ``Delay``, ``Threshold``, ``CubaLI``: a non-spiking synaptic current has no snnsim
+node), recurrent edges (cycles), and values snnsim cannot hold (below).
 
 **Discretisation.** NIR neurons are continuous-time; snnsim's step ``u <- leak * u + I`` once per
 timestep of length ``dt``. snnsim uses forward Euler, ``v(t + dt) = v(t) + dt * dv/dt``:
@@ -28,6 +28,16 @@ IF     dv/dt = r I                     IF:  u <- u + (r dt) I
 LI     tau dv/dt = (v_leak - v) + r I  Integrator: u <- u + (r dt/tau) I + (dt/tau) v_leak
 I      dv/dt = r I                     Integrator: u <- u + (r dt) I
 =====  ==============================  ==================================================
+
+CubaLIF (``tau_syn dJ/dt = -J + w_in I``, ``tau_mem dv/dt = (v_leak - v) + r J``) becomes
+snnsim's CubaLIF: ``i <- (1 - dt/tau_syn) i + g I + c``, ``u <- (1 - dt/tau_mem) u + i`` with the
+gain ``g = w_in (dt/tau_syn) r (dt/tau_mem)`` folded into the driving synapses like a LIF's and
+``c = (dt/tau_syn)(dt/tau_mem) v_leak`` into their bias. It is stepped as snnTorch and snnsim
+step it: the synaptic current ``J`` first, then ``v``
+from the new ``J``; snnsim's ``i`` is NIR's ``(r dt/tau_mem) J + (dt/tau_mem) v_leak``, so
+``alpha = 1 - dt/tau_syn`` and ``leak = 1 - dt/tau_mem``. That is exact for ``v_leak = 0``; with
+``v_leak != 0`` snnsim's ``i`` starts at 0 where NIR's would start at ``(dt/tau_mem) v_leak``, so
+the first steps differ (it converges to the same steady state; a warning says so).
 
 So ``leak = 1 - dt/tau`` (a ``tau`` shorter than ``dt`` is refused: Euler would be unstable), and
 the input gain ``g`` (``r dt/tau``, or ``r dt``) is folded into the weights and bias of the
@@ -72,7 +82,7 @@ import numpy as np
 import torch
 
 from snnsim.errors import SnnsimError, quote
-from snnsim.graph.graph import Graph
+from snnsim.graph.graph import Graph, stable_topological_order
 from snnsim.graph.nodes import (
     IF,
     LIF,
@@ -82,6 +92,7 @@ from snnsim.graph.nodes import (
     AvgPool2d,
     BatchNorm2d,
     Conv2d,
+    CubaLIF,
     Flatten,
     Input,
     Integrator,
@@ -92,6 +103,7 @@ from snnsim.graph.nodes import (
     Shape,
     SumPool2d,
 )
+from snnsim.io import existing_file
 from snnsim.models import Model
 
 #: The time step used when neither ``--dt`` nor the file's metadata gives one (seconds): the
@@ -104,12 +116,11 @@ RESETS = ("value", "subtract")
 GAIN_SNAP = 1e-6
 #: NIR node types snnsim maps (the others that NIR 1.0 defines are refused by name).
 SUPPORTED = ("Input", "Output", "Affine", "Linear", "Conv2d", "Flatten", "SumPool2d", "AvgPool2d", "Scale",
-             "LIF", "IF", "LI", "I", "NIRGraph")
-_NEURONS = ("LIF", "IF", "LI", "I")
+             "LIF", "IF", "CubaLIF", "LI", "I", "NIRGraph")
+_NEURONS = ("LIF", "IF", "CubaLIF", "LI", "I")
 _META_KEY = "snnsim"
 _FIX_FILE = "pass a graph written by nir.write (NIR 1.0)"
 _WHY: dict[str, str] = {
-    "CubaLIF": "its synaptic current has its own time constant (tau_syn), a second state no snnsim neuron has",
     "CubaLI": "its synaptic current has its own time constant (tau_syn), a second state no snnsim node has",
     "Conv1d": "snnsim's convolutions are 2-D",
     "Delay": "snnsim has no delay node",
@@ -163,12 +174,8 @@ def read_nir(path: str | os.PathLike[str]) -> Any:
     import h5py
 
     nir = _nir()
-    p = Path(path)
+    p = existing_file(path, "NIR file", dir_fix="pass the .nir file")
     source = repr(str(p))
-    if not p.exists():
-        raise SnnsimError(f"NIR file {source} does not exist", "check the path")
-    if p.is_dir():
-        raise SnnsimError(f"NIR path {source} is a directory", "pass the .nir file")
     if not h5py.is_hdf5(p):
         raise SnnsimError(f"{source} is not a NIR file (NIR graphs are HDF5 files, this is not one)", _FIX_FILE)
     known = {n for n in nir.ir.__all__ if isinstance(getattr(nir, n, None), type) and n != "NIRNode"}
@@ -297,17 +304,7 @@ def _order(flat: _Flat, source: str) -> list[str]:
     for a, b in flat.edges:
         succs[a].append(b)
         preds[b].append(a)
-    waiting = {n: len(p) for n, p in preds.items()}
-    ready = sorted((n for n, k in waiting.items() if k == 0), key=rank.__getitem__)
-    order: list[str] = []
-    while ready:
-        n = ready.pop(0)
-        order.append(n)
-        for m in succs[n]:
-            waiting[m] -= 1
-            if waiting[m] == 0:
-                ready.append(m)
-                ready.sort(key=rank.__getitem__)
+    order = stable_topological_order(preds, succs, rank)
     if len(order) != len(flat.nodes):
         done = set(order)
 
@@ -474,7 +471,9 @@ def _proto(path: str, node: Any, source: str, warnings: list[str]) -> _Proto:
         return _Proto("Flatten", fields, {}, label, kind, meta)
     if isinstance(node, nir.Scale):
         return _Proto("Scale", {}, {"scale": arr("scale")}, label, kind, meta)
-    if isinstance(node, nir.LIF):
+    if isinstance(node, nir.CubaLIF):
+        names = ("tau_syn", "tau_mem", "r", "v_leak", "v_threshold", "v_reset", "w_in")
+    elif isinstance(node, nir.LIF):
         names = ("tau", "r", "v_leak", "v_threshold", "v_reset")
     elif isinstance(node, nir.IF):
         names = ("r", "v_threshold", "v_reset")
@@ -485,8 +484,8 @@ def _proto(path: str, node: Any, source: str, warnings: list[str]) -> _Proto:
     else:  # read_nir refused every other type already
         raise SnnsimError(f"NIR file {source}: {label} is not supported", "snnsim imports NIR 1.0 feed-forward graphs")
     params = {n: arr(n) if getattr(node, n, None) is not None else np.zeros(1) for n in names}
-    spiking = kind in ("LIF", "IF")
-    return _Proto(("LIF" if kind == "LIF" else "IF") if spiking else "Integrator", {}, params, label, kind, meta)
+    spiking = kind in ("LIF", "IF", "CubaLIF")
+    return _Proto(kind if spiking else "Integrator", {}, params, label, kind, meta)
 
 
 def _conv_padding(padding: Any, kernel: tuple[int, int], stride: tuple[int, int], dilation: tuple[int, int],
@@ -641,21 +640,37 @@ class _Builder:
 
         for key, values in raw.items():  # every field must fit the population, per channel at most
             per(key, values)
-        if "tau" in raw:
-            tau = per("tau", raw["tau"])
+
+        def euler_step(field: str) -> np.ndarray:  # dt/tau, checked
+            tau = per(field, raw[field])
             if np.any(tau <= 0):
-                raise SnnsimError(f"NIR file {src}: {proto.label} has tau <= 0", "time constants must be positive")
-            step = dt / tau  # LIF / LI: dt/tau
-            if np.any(step > 1):
-                raise SnnsimError(f"NIR file {src}: {proto.label} has tau {float(tau.min()):.4g} shorter than dt "
+                raise SnnsimError(f"NIR file {src}: {proto.label} has {field} <= 0", "time constants must be positive")
+            if np.any(dt / tau > 1):
+                raise SnnsimError(f"NIR file {src}: {proto.label} has {field} {float(tau.min()):.4g} shorter than dt "
                                   f"{dt:.4g}, where forward Euler is unstable", "pass a smaller --dt")
+            return dt / tau
+
+        syn_step = euler_step("tau_syn") if "tau_syn" in raw else None  # CubaLIF: dt/tau_syn
+        if "tau" in raw or "tau_mem" in raw:
+            step = euler_step("tau" if "tau" in raw else "tau_mem")  # LIF / LI / CubaLIF: dt/tau
         else:
             step = np.full(1, dt)  # IF / I: dv/dt = r I
         r = per("r", raw["r"])
         if np.any(r <= 0):
             raise SnnsimError(f"NIR file {src}: {proto.label} has r <= 0", "the input resistance must be positive")
-        gain = _snap(r * step)
         const = step * per("v_leak", raw["v_leak"]) if "v_leak" in raw else np.zeros(1)
+        if syn_step is None:
+            gain = _snap(r * step)
+        else:  # the synaptic current's gain w_in dt/tau_syn in front of the membrane's r dt/tau_mem
+            w_in = per("w_in", raw["w_in"])
+            if np.any(w_in == 0):
+                raise SnnsimError(f"NIR file {src}: {proto.label} has w_in = 0, so nothing drives it",
+                                  "give the input current weight w_in a nonzero value")
+            gain = _snap(r * step * syn_step * w_in)
+            const = syn_step * const
+            if np.any(const != 0):
+                self.warnings.append(f"{proto.label} (CubaLIF) has v_leak != 0: snnsim's synaptic current starts at "
+                                     "0, so its first steps differ from NIR's (the same steady state)")
         pred = self.preds(name)[0]
         operands = self.preds(pred) if self.protos[pred].kind == "Add" else [pred]
         reader = pred if self.protos[pred].kind == "Add" else name
@@ -688,10 +703,12 @@ class _Builder:
         if proto.kind == "Integrator":
             proto.params = {}
             return
-        self._neuron_values(proto, per, step, units, shape)
+        self._neuron_values(proto, per, step, units, shape, syn_step)
 
-    def _neuron_values(self, proto: _Proto, per: Any, step: np.ndarray, units: np.ndarray, shape: Shape) -> None:
-        """Threshold, leak, v_reset and the flags of a LIF / IF population."""
+    def _neuron_values(self, proto: _Proto, per: Any, step: np.ndarray, units: np.ndarray, shape: Shape,
+                       syn_step: np.ndarray | None = None) -> None:
+        """Threshold, leak (alpha: ``1 - syn_step``), v_reset and the flags of a LIF / IF /
+        CubaLIF population."""
         src, raw, meta = self.source, proto.params, proto.meta
         theta = _uniform(per("v_threshold", raw["v_threshold"]) / units)
         if np.any(theta <= 0):
@@ -704,17 +721,22 @@ class _Builder:
         reset = self.reset or (meta.get("reset") if meta.get("reset") in RESETS else "value")
         if reset == "subtract" and float(v_reset[0]) != 0:
             self.warnings.append(f"{proto.label}: v_reset = {float(v_reset[0]):.6g} is not used by the subtract reset")
-        leak = 1.0 - step if "tau" in raw else None
+        leak = 1.0 - step if ("tau" in raw or "tau_mem" in raw) else None
+        alpha = None if syn_step is None else 1.0 - syn_step
+        cuba = proto.kind == "CubaLIF"
         as_lif = proto.kind == "LIF" or meta.get("kind") == "LIF"
         if as_lif and leak is None:
             leak = np.ones(1)
-        per_channel = bool(theta.size > 1 or (leak is not None and leak.size > 1) or meta.get("per_channel") is True)
+        per_channel = bool(theta.size > 1 or (leak is not None and leak.size > 1)
+                           or (alpha is not None and alpha.size > 1) or meta.get("per_channel") is True)
         width = shape[0] if per_channel else 1
         values = {"threshold": np.broadcast_to(theta, (width,)).copy()}
         if leak is not None:
             values["leak"] = np.broadcast_to(leak, (width,)).copy()
+        if alpha is not None:
+            values["alpha"] = np.broadcast_to(alpha, (width,)).copy()
         dropout = meta.get("dropout", 0.0)
-        proto.kind = "LIF" if as_lif else "IF"
+        proto.kind = "CubaLIF" if cuba else "LIF" if as_lif else "IF"
         proto.fields = {"per_channel": per_channel, "reset": reset, "v_reset": float(v_reset[0]),
                         "fire": meta.get("fire") if meta.get("fire") in (">", ">=") else ">",
                         "dropout": float(dropout) if isinstance(dropout, int | float) and 0 <= dropout < 1 else 0.0}
@@ -958,14 +980,16 @@ def _export_node(name: str, node: Node, in_shape: Shape, out_shape: Shape, state
                           "fold it into its conv first (snnsim.graph.fold_batchnorm; an SNN checkpoint has it folded)")
     if isinstance(node, Integrator):
         return nir.I(r=np.full(out_shape, 1.0 / dt))
-    if isinstance(node, LIF | IF):
+    if isinstance(node, LIF | IF | CubaLIF):
         return _export_neuron(name, node, out_shape, state, dt, meta)
     raise SnnsimError(f"node {name!r} is a {node.kind}, which snnsim cannot export to NIR")
 
 
-def _export_neuron(name: str, node: LIF | IF, shape: Shape, state: Mapping[str, torch.Tensor], dt: float,
+def _export_neuron(name: str, node: LIF | IF | CubaLIF, shape: Shape, state: Mapping[str, torch.Tensor], dt: float,
                    meta: dict[str, Any]) -> Any:
-    """A LIF / IF population as NIR's LIF or IF (``meta``: soft reset, ``>=``, dropout, flags)."""
+    """A LIF / IF / CubaLIF population as NIR's LIF, IF or CubaLIF (``meta``: soft reset, ``>=``,
+    dropout, flags). A CubaLIF gets ``tau_syn = dt/(1 - alpha)``, ``tau_mem = dt/(1 - leak)`` and
+    unit gain (``w_in = tau_syn/dt``, ``r = tau_mem/dt``), the inverse of the import."""
     nir = _nir()
     theta = _full(state[f"{name}.threshold"], shape)
     v_reset = np.full(shape, float(node.v_reset))
@@ -980,6 +1004,15 @@ def _export_neuron(name: str, node: LIF | IF, shape: Shape, state: Mapping[str, 
     if isinstance(node, IF):
         return nir.IF(r=np.full(shape, 1.0 / dt), v_threshold=theta, v_reset=v_reset)
     leak = state[f"{name}.leak"].detach().cpu().double()
+    if isinstance(node, CubaLIF):
+        alpha = state[f"{name}.alpha"].detach().cpu().double()
+        for what, value in (("leak", leak), ("alpha", alpha)):
+            if bool((value == 1).any()):
+                raise SnnsimError(f"node {name!r} (CubaLIF) has {what} exactly 1; NIR's CubaLIF cannot say it "
+                                  "(its time constant would be infinite)", f"set {what} below 1")
+        tau_mem, tau_syn = _full(dt / (1.0 - leak), shape), _full(dt / (1.0 - alpha), shape)
+        return nir.CubaLIF(tau_syn=tau_syn, tau_mem=tau_mem, r=tau_mem / dt, v_leak=np.zeros(shape),
+                           v_threshold=theta, v_reset=v_reset, w_in=tau_syn / dt)
     if bool((leak == 1).all()):
         meta["kind"] = "LIF"
         return nir.IF(r=np.full(shape, 1.0 / dt), v_threshold=theta, v_reset=v_reset)

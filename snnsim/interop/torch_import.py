@@ -37,8 +37,17 @@ Neurons (fx: one snnsim population per *call*, so a module called twice is two p
   ``v_reset = 0``: exact. ``'subtract'`` -> ``reset='subtract'``: snnsim subtracts before the
   leak (``u <- leak*(u - theta*s) + I``), snnTorch after it, so snnsim's own neuron differs by
   ``(1 - beta)*theta`` per spike (a warning; the trace has snnTorch's spikes). ``reset_delay=False``
-  is approximated the same way. Refused: ``'none'``, ``inhibition``, ``state_quant``, graded spikes,
-  ``Synaptic`` and the other snnTorch neurons.
+  is approximated the same way. Refused: ``'none'``, ``inhibition``, ``state_quant``, graded spikes
+  and the snnTorch neurons other than ``Leaky`` and ``Synaptic``.
+* snnTorch ``Synaptic(alpha, beta, threshold, reset_mechanism)``: ``syn <- alpha*syn + I``, then
+  ``mem <- beta*mem + syn - theta*s_prev`` (``'subtract'``) or ``mem <- (1 - s_prev)*(beta*mem + syn)``
+  (``'zero'``: the whole step after a spike is zeroed, its input too; ``syn`` is never reset), fire
+  ``mem > theta``. -> ``CubaLIF(alpha = clamp(alpha, 0, 1), leak = clamp(beta, 0, 1), threshold)``,
+  fire ``'>'``. ``'subtract'`` -> ``reset='subtract'``: exact where ``beta = 1``, else the
+  ``(1 - beta)*theta`` per spike of ``Leaky`` (a warning). ``'zero'`` -> ``reset='value'``,
+  ``v_reset = 0``: snnsim's membrane restarts from 0 *and* integrates the step's current, snnTorch's
+  stays 0 for that step (a warning; the trace has snnTorch's spikes). It is called with its own
+  state only (``spk, syn, mem = lif(x)``, or ``init_hidden``), as ``Leaky``.
 * SpikingJelly ``LIFNode(tau, decay_input, v_threshold, v_reset)``:
   ``H = V + (X - (V - V_r))/tau`` (``decay_input``) or ``H = V - (V - V_r)/tau + X``, fire
   ``H >= theta``, then ``V = V_r`` (hard) or ``V = H - theta`` (``v_reset=None``: soft, decay
@@ -89,6 +98,7 @@ from snnsim.graph.nodes import (
     AvgPool2d,
     BatchNorm2d,
     Conv2d,
+    CubaLIF,
     Flatten,
     GraphError,
     Integrator,
@@ -98,6 +108,7 @@ from snnsim.graph.nodes import (
     SumPool2d,
 )
 from snnsim.interop.nir_io import channel_values, safe_name
+from snnsim.io import existing_file
 from snnsim.models import Model
 
 #: ``provenance['imported_from']['format']`` of a model imported by :func:`import_torch`.
@@ -123,11 +134,7 @@ def parse_source(spec: str) -> tuple[Path, str]:
     if not sep or not path or not factory.isidentifier():
         raise SnnsimError(f"--torch {spec!r} is not FILE.py:FACTORY", "name the file and the function that builds "
                           "the module, e.g. --torch net.py:make_net")
-    p = Path(path).expanduser()
-    if p.suffix != ".py":
-        raise SnnsimError(f"--torch file {str(p)!r} is not a .py file", "pass the Python file that defines the factory")
-    if not p.is_file():
-        raise SnnsimError(f"--torch file {str(p)!r} does not exist", "check the path")
+    p = existing_file(path, "--torch file", suffixes=(".py",), suffix_fix="pass the Python file that defines the factory")
     return p.resolve(), factory
 
 
@@ -205,9 +212,7 @@ def load_weights(net: nn.Module, path: Path) -> None:
     """Load a state dict into ``net``: ``torch.load(weights_only=True)`` (no arbitrary objects are
     unpickled) and ``load_state_dict(strict=True)``; a mismatch is one line naming the first
     missing or unexpected key, or the first shape that differs."""
-    shown = repr(str(path))
-    if not path.is_file():
-        raise SnnsimError(f"weights file {shown} does not exist", "check the --weights path")
+    shown = repr(str(existing_file(path, "weights file", "check the --weights path")))
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # UnpicklingError for objects weights_only refuses, RuntimeError for a non-torch file
@@ -279,7 +284,7 @@ class _Kinds:
         found = sorted({"snntorch" if self.is_snntorch_neuron(m) else "spikingjelly"
                         for m in net.modules() if self.is_neuron(m)})
         if not found:
-            raise SnnsimError(f"{shown} has no spiking neuron module (snnTorch Leaky, SpikingJelly LIFNode / IFNode)",
+            raise SnnsimError(f"{shown} has no spiking neuron module (snnTorch Leaky / Synaptic, SpikingJelly LIFNode / IFNode)",
                               "build it with snnTorch or SpikingJelly neurons (snnsim costs spiking networks)")
         if len(found) > 1:
             raise SnnsimError(f"{shown} mixes snnTorch and SpikingJelly neurons", "use one framework's neurons")
@@ -741,12 +746,14 @@ class _Mapper:
         if src.lead != self.lead:
             raise self.fail(n, f"{label} reads a value with batch/time dims {list(src.lead)}, not {list(self.lead)}",
                             "give neurons the network's [N, ...] (multi-step: [T, N, ...]) values")
-        state = list(n.args[1:]) + [v for k, v in n.kwargs.items() if k == "mem"]
-        extra = [k for k in n.kwargs if k != "mem"]
-        if extra or len(state) > 1:
-            raise self.fail(n, f"{label} is called with more than an input and its membrane")
-        if state and state[0] is not None:
-            given = self.values.get(state[0]) if isinstance(state[0], fx.Node) else None
+        synaptic = self.kinds.snntorch is not None and isinstance(m, self.kinds.snntorch.Synaptic)
+        names = ("syn", "mem") if synaptic else ("mem",)
+        state = list(n.args[1:]) + [v for k, v in n.kwargs.items() if k in names]
+        extra = [k for k in n.kwargs if k not in names]
+        if extra or len(state) > len(names):
+            raise self.fail(n, f"{label} is called with more than an input and its {' and '.join(names)}")
+        for given_state in (v for v in state if v is not None):
+            given = self.values.get(given_state) if isinstance(given_state, fx.Node) else None
             if given is not None and given.kind == "mem" and given.neuron == qual:
                 raise self.fail(n, f"{label} is called again with the membrane of its earlier call: forward loops over "
                                    "timesteps itself", "write forward for one timestep (snnsim, like NeuroBench's "
@@ -769,17 +776,17 @@ class _Mapper:
         return self.checked(n, spikes, label)
 
     def neuron_node(self, n: fx.Node, m: nn.Module, label: str, shape: Shape) -> tuple[Node, dict[str, np.ndarray]]:
-        """The snnsim LIF / IF of one neuron module and its values (module docstring)."""
+        """The snnsim LIF / IF / CubaLIF of one neuron module and its values (module docstring)."""
         if self.kinds.is_snntorch_neuron(m):
             return self.snntorch_leaky(n, m, label, shape)
         return self.sj_node(n, m, label)
 
     def snntorch_leaky(self, n: fx.Node, m: nn.Module, label: str, shape: Shape) -> tuple[Node, dict[str, np.ndarray]]:
         snt = self.kinds.snntorch
-        if type(m) is not snt.Leaky:
-            why = ("its synaptic current (alpha) is a second state no snnsim neuron has"
-                   if isinstance(m, snt.Synaptic) else "snnsim maps snnTorch's Leaky")
-            raise self.fail(n, f"{label} is not supported: {why}", "use snn.Leaky")
+        if type(m) not in (snt.Leaky, snt.Synaptic):
+            raise self.fail(n, f"{label} is not supported: snnsim maps snnTorch's Leaky and Synaptic",
+                            "use snn.Leaky or snn.Synaptic")
+        synaptic = type(m) is snt.Synaptic
         for flag, why in (("inhibition", "inhibition"), ("state_quant", "state quantization")):
             if getattr(m, flag, False):
                 raise self.fail(n, f"{label} uses {why}, which snnsim's LIF does not have", f"build it without {flag}")
@@ -799,12 +806,24 @@ class _Mapper:
             raise self.fail(n, f"{label} has a threshold <= 0", "snnsim's neurons need positive thresholds")
         per_channel = bool(leak.size > 1 or thr.size > 1)
         width = shape[0] if per_channel else 1
+        alpha = None
+        if synaptic:
+            decay = torch.as_tensor(m.alpha).detach().double().clamp(0, 1).cpu().numpy()
+            alpha = channel_values(decay, shape, f"{self.shown}: {label} alpha")
+            per_channel = per_channel or alpha.size > 1
+            width = shape[0] if per_channel else 1
+            if mech == "zero":
+                self.approximate.setdefault("synaptic_zero", []).append(label)
         if mech == "subtract" and np.any(leak != 1):
             self.approximate.setdefault("subtract", []).append(label)
         if not getattr(m, "reset_delay", True):
             self.approximate.setdefault("reset_delay", []).append(label)
-        node = LIF(per_channel=per_channel, reset="subtract" if mech == "subtract" else "value", v_reset=0.0, fire=">")
-        return node, {"threshold": np.broadcast_to(thr, (width,)).copy(), "leak": np.broadcast_to(leak, (width,)).copy()}
+        reset = "subtract" if mech == "subtract" else "value"
+        values = {"threshold": np.broadcast_to(thr, (width,)).copy(), "leak": np.broadcast_to(leak, (width,)).copy()}
+        if alpha is None:
+            return LIF(per_channel=per_channel, reset=reset, v_reset=0.0, fire=">"), values
+        values["alpha"] = np.broadcast_to(alpha, (width,)).copy()
+        return CubaLIF(per_channel=per_channel, reset=reset, v_reset=0.0, fire=">"), values
 
     def sj_node(self, n: fx.Node, m: nn.Module, label: str) -> tuple[Node, dict[str, np.ndarray]]:
         sjn = self.kinds.sj_neuron
@@ -855,7 +874,7 @@ class _Mapper:
             return self.add("out_integrator", Integrator(), [out.node], "the output integrator")
         node = self.builder.nodes[out.node]
         readers = [b for a, b in self.builder.edges if a == out.node]
-        if not isinstance(node, LIF | IF) or readers:
+        if not isinstance(node, LIF | IF | CubaLIF) or readers:
             what = "are also read inside the network" if readers else "are reshaped before they are returned"
             raise SnnsimError(f"{self.shown}: the returned spikes of {self.labels[out.node]} {what}; snnsim's output "
                               "is an integrator of the last layer's current", "return the output layer's spikes "
@@ -1009,6 +1028,11 @@ def module_to_model(net: nn.Module, input_shape: Shape, timesteps: int, path: Pa
                         "off after the leak (mem <- beta*mem + I - theta*s), snnsim's before it (u <- leak*(u - theta*s) "
                         "+ I), a difference of (1 - beta)*theta per spike; traces record snnTorch's own spikes, the "
                         "event engine and functional replay use snnsim's neuron (replay reports the mismatches)")
+    if mapper.approximate.get("synaptic_zero"):
+        warnings.append(f"{', '.join(mapper.approximate['synaptic_zero'])}: snnTorch's Synaptic zero reset zeroes the "
+                        "whole membrane step after a spike (mem <- (1 - s)*(beta*mem + syn)), snnsim's value reset "
+                        "restarts it from 0 and integrates that step's current; traces record snnTorch's own spikes, "
+                        "the event engine and functional replay use snnsim's neuron (replay reports the mismatches)")
     if mapper.approximate.get("reset_delay"):
         warnings.append(f"{', '.join(mapper.approximate['reset_delay'])}: reset_delay=False is approximated by "
                         "snnsim's reset (traces record snnTorch's own spikes)")

@@ -8,12 +8,12 @@ its layers' source populations, so the cost of the forward pass scales with
 the number of events instead of the number of synapses. On VGG16 at about 10 % spike rates it
 is 2-3x cheaper than PyTorch's dense forward pass on the CPU (``benchmarks/perf_results.md``).
 
-**What it agrees with.** The LIF update is bit-for-bit the model's, in every neuron variant a
-population driven by one bias-free layer can have (soft or hard reset to ``v_reset``, ``>`` or
-``>=`` firing, one threshold and leak or one per channel: :func:`snnsim.sim.kernels.lif_step`);
-grouped and dilated convs scatter into their group's channels through their dilated taps. The
-summed-currents path (a residual or biased population) runs soft-reset, ``>``-firing neurons
-with one threshold and refuses others in one line. The synaptic currents are
+**What it agrees with.** The neuron update is bit-for-bit the model's, in every variant (soft
+or hard reset to ``v_reset``, ``>`` or ``>=`` firing, one threshold and leak or one per channel,
+and a CubaLIF's synaptic current ``i <- alpha*i + I`` in front of the LIF step:
+:func:`snnsim.sim.kernels.lif_step`), on the fused one-layer path and on the summed-currents
+path (a residual or biased population) alike; grouped and dilated convs scatter into their
+group's channels through their dilated taps. The synaptic currents are
 float32 sums in event order, while PyTorch sums in its convolution algorithm's order, so a
 neuron whose potential lies within float32 rounding of its threshold can fire in one and not
 in the other. This is the same kind of difference PyTorch has with itself: the same model run
@@ -43,7 +43,7 @@ def event_forward(model: Model, x: np.ndarray, steps: int, plans: list[LayerPlan
                   sub_batch: int = SUB_BATCH) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """Run ``model`` event by event on normalised inputs ``x`` [n, *input shape] for ``steps`` steps.
 
-    Returns ``(spikes, logits)``: ``spikes[name]`` is each LIF / IF population's packed spikes
+    Returns ``(spikes, logits)``: ``spikes[name]`` is each spiking population's packed spikes
     [n, T, ceil(S/8)] (the trace layout of ``population_XX.npy``), and ``logits`` float32
     [n, classes] the mean over T of the output integrator (as ``GraphNet.forward_snn``).
     Populations run in schedule order, each on the spikes of its layers' sources

@@ -141,9 +141,13 @@ def default_input_scale(model: Model, input_absmax: float | None = None) -> floa
 
 def check_integer_neurons(model: Model) -> None:
     """Refuse, in one line, neurons the integer datapath above does not model: it runs LIF/IF
-    with soft reset, firing on ``>``, one threshold per population."""
+    with soft reset, firing on ``>``, one threshold per population (no CubaLIF: its synaptic
+    current is a second state the integer datapath has no unit for)."""
     for pop in model.populations:
         node = model.graph.nodes[pop.name]
+        if pop.kind == "CubaLIF":
+            raise SnnsimError(f"integer replay has no synaptic-current state; population {pop.name!r} of model "
+                              f"{model.name!r} is a CubaLIF", "use --functional float for this model")
         if pop.spiking and (getattr(node, "reset", "subtract") != "subtract" or getattr(node, "fire", ">") != ">"
                             or getattr(node, "per_channel", False)):
             raise SnnsimError(f"integer replay runs soft-reset, '>'-firing neurons with one threshold per population; "

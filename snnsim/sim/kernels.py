@@ -36,6 +36,9 @@ tests compare it with. Conventions shared by all kernels:
   (subtract the threshold), a value the hard reset to it; ``fire_ge`` fires at ``u >= theta``
   instead of ``u > theta``. The defaults are soft reset, ``>``, and the float path is
   bit-for-bit the PyTorch model's LIF step (``snnsim.graph.torch_net``) in every variant.
+  A CubaLIF population passes ``alpha`` (its synaptic decay, one value or one per neuron) and a
+  synaptic-current buffer ``syn``: ``i <- alpha*i + cur`` first, then the LIF step on ``i``.
+  Every other population passes ``alpha=None``, which removes that branch at compile time.
 
 Everything is compiled with ``cache=True`` so the compile cost is paid once per machine.
 """
@@ -641,8 +644,12 @@ def _at_overload(x, j) -> Callable[..., object]:  # no parameter hints: numba ma
 
 @njit(cache=True)
 def lif_step(u: np.ndarray, cur: np.ndarray, leak, theta, frac_bits, spikes: np.ndarray,
-             v_reset=None, fire_ge: bool = False) -> int:
+             v_reset=None, fire_ge: bool = False, syn=None, alpha=None) -> int:
     """One LIF step over all neurons; float32 when ``frac_bits`` is None, else int64.
+
+    CubaLIF (``alpha`` not None, float32 only; ``syn`` the synaptic currents, updated in place):
+    ``i <- alpha*i + cur`` (float32 mul then add, as torch), then the step below on ``i``
+    instead of ``cur``; ``i`` is not reset. A neuron counts as changed if ``u`` or ``i`` did.
 
     ``leak``, ``theta``: one value, or one per neuron (arrays). float32: ``u <- leak*u + cur``
     (two float32 roundings, like torch's mul then add); fire iff ``float32(u / theta) - 1 > 0``
@@ -658,6 +665,13 @@ def lif_step(u: np.ndarray, cur: np.ndarray, leak, theta, frac_bits, spikes: np.
     for j in range(u.shape[0]):
         old = u[j]
         th = _at(theta, j)
+        syn_moved = False
+        if alpha is not None:
+            i_old = syn[j]
+            i_new = _at(alpha, j) * i_old + cur[j]
+            syn[j] = i_new
+            cur[j] = i_new
+            syn_moved = i_new != i_old
         if frac_bits is None:
             v = _at(leak, j) * old + cur[j]
             z = v / th - np.float32(1.0)
@@ -674,7 +688,7 @@ def lif_step(u: np.ndarray, cur: np.ndarray, leak, theta, frac_bits, spikes: np.
             new = v * (np.float32(1.0) - sf) + v_reset * sf
         else:
             new = v_reset if s else v
-        if new != old:
+        if new != old or syn_moved:
             changed += 1
         u[j] = new
     return changed
@@ -731,7 +745,7 @@ def functional_layer(vals: np.ndarray, steps: int, wt: np.ndarray, is_conv: bool
                      h_in: int, w_in: int, c_out: int, h_out: int, w_out: int, k: int,
                      stride: int, padding: int, spiking: bool, leak, theta, frac_bits,
                      keep_potentials: bool, all_steps: bool = False, groups: int = 1,
-                     dilation: int = 1, v_reset=None, fire_ge: bool = False):
+                     dilation: int = 1, v_reset=None, fire_ge: bool = False, alpha=None):
     """Run one layer of neurons over all timesteps, event by event, in ``vals``' dtype.
 
     ``vals`` [n, Tv, S] are the values the synapses read at each pooled site (Tv = 1 for the
@@ -742,8 +756,8 @@ def functional_layer(vals: np.ndarray, steps: int, wt: np.ndarray, is_conv: bool
     one timestep at a time (a single current buffer, for layers with small weights and large
     maps). The currents are the same floats either way; only the memory traffic differs.
     ``groups``, ``dilation``: the conv's (:func:`scatter_conv`). ``leak``, ``theta``,
-    ``v_reset``, ``fire_ge``: the neurons' (:func:`lif_step`; per-neuron arrays in the internal
-    (H_out, W_out, C_out) order of a conv).
+    ``v_reset``, ``fire_ge``, ``alpha``: the neurons' (:func:`lif_step`; per-neuron arrays in
+    the internal (H_out, W_out, C_out) order of a conv; ``alpha`` None except for a CubaLIF).
     Returns ``(out_bits [n, T, ceil(N/8)] uint8, potentials [n, T, N] (empty unless
     ``keep_potentials``), changed [n, T] int64, acc [n, N] (the output layer's accumulated
     currents; [n, 0] for a spiking layer))``.
@@ -766,6 +780,7 @@ def functional_layer(vals: np.ndarray, steps: int, wt: np.ndarray, is_conv: bool
         u = np.zeros(n_neurons, dtype=dtype)
         cur = np.zeros(n_neurons, dtype=dtype)
         spk = np.zeros(n_neurons, dtype=np.bool_)
+        syn = np.zeros(n_neurons if alpha is not None else 0, dtype=dtype)  # CubaLIF only
         total = np.zeros(n_neurons, dtype=dtype)
         buf = np.zeros((rows, n_neurons), dtype=dtype)
         for t in range(steps):
@@ -780,7 +795,7 @@ def functional_layer(vals: np.ndarray, steps: int, wt: np.ndarray, is_conv: bool
                     scatter_linear(vals[i, lo:lo + rows], wt, buf, n_in, c_out)
             cur[:] = buf[src if all_steps else 0]
             if spiking:
-                changed[i, t] = lif_step(u, cur, leak, theta, frac_bits, spk, v_reset, fire_ge)
+                changed[i, t] = lif_step(u, cur, leak, theta, frac_bits, spk, v_reset, fire_ge, syn, alpha)
                 pack_hwc(spk, is_conv, c_out, h_out, w_out, out_bits[i, t])
                 if keep_potentials:
                     to_chw(cur, pot[i, t], is_conv, c_out, h_out, w_out)
@@ -831,11 +846,11 @@ def layer_currents(vals: np.ndarray, steps: int, wt: np.ndarray, is_conv: bool, 
 
 @njit(cache=True, parallel=True)
 def population_steps(current: np.ndarray, spiking: bool, leak, theta, frac_bits, keep_potentials: bool,
-                     v_reset=None, fire_ge: bool = False):
+                     v_reset=None, fire_ge: bool = False, alpha=None):
     """Run one population over all timesteps on its summed input ``current`` [n, T, N] ((C, H, W)
     order): :func:`lif_step` for a spiking population (``leak``, ``theta``, ``v_reset``,
-    ``fire_ge`` as there; per-neuron arrays in (C, H, W) order), accumulation for the output
-    integrator.
+    ``fire_ge``, ``alpha`` as there; per-neuron arrays in (C, H, W) order), accumulation for the
+    output integrator.
 
     Returns what :func:`functional_layer` returns: ``(out_bits [n, T, ceil(N/8)], potentials
     [n, T, N] (empty unless ``keep_potentials``), changed [n, T], acc [n, N] ([n, 0] when
@@ -851,10 +866,11 @@ def population_steps(current: np.ndarray, spiking: bool, leak, theta, frac_bits,
         u = np.zeros(n_neurons, dtype=dtype)
         cur = np.zeros(n_neurons, dtype=dtype)
         spk = np.zeros(n_neurons, dtype=np.bool_)
+        syn = np.zeros(n_neurons if alpha is not None else 0, dtype=dtype)  # CubaLIF only
         for t in range(steps):
             cur[:] = current[i, t]
             if spiking:
-                changed[i, t] = lif_step(u, cur, leak, theta, frac_bits, spk, v_reset, fire_ge)
+                changed[i, t] = lif_step(u, cur, leak, theta, frac_bits, spk, v_reset, fire_ge, syn, alpha)
                 pack_hwc(spk, False, n_neurons, 1, 1, out_bits[i, t])
                 if keep_potentials:
                     pot[i, t] = cur

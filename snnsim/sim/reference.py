@@ -9,7 +9,8 @@ They compute the same quantities the dense way, sharing no code with the kernels
   all-ones result (touched neurons); every conv is ``F.conv2d`` with the layer's stride,
   padding, ``dilation`` and ``groups``, so a grouped output channel sees its group's events only;
 * functional steps with torch ops in the model's own arithmetic (every LIF / IF variant: soft or
-  hard reset, ``>`` or ``>=``, one threshold or one per neuron);
+  hard reset, ``>`` or ``>=``, one threshold or one per neuron; a CubaLIF's synaptic current
+  in front of it, :func:`cuba_step_ref`);
 * a layer's currents (:func:`layer_currents_ref`) as a float64 ``conv2d`` / ``linear`` with its
   bias, and a population's run over all timesteps (:func:`population_steps_ref`) as a loop of
   the reference LIF step.
@@ -115,6 +116,17 @@ def lif_step_ref(u: torch.Tensor, cur: torch.Tensor, leak: torch.Tensor, theta: 
     return v, s, v * (1.0 - s) + float(v_reset) * s
 
 
+def cuba_step_ref(u: torch.Tensor, i: torch.Tensor, cur: torch.Tensor, leak: torch.Tensor, alpha: torch.Tensor,
+                  theta: torch.Tensor, v_reset: float | None = None, fire: str = ">"
+                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The model's float CubaLIF step: the synaptic current ``i <- alpha*i + cur`` first, then
+    :func:`lif_step_ref` on it. Returns (potential before reset, spikes, new potential, new
+    synaptic current); ``i`` is not reset."""
+    i_new = alpha * i + cur
+    v, s, new = lif_step_ref(u, i_new, leak, theta, v_reset, fire)
+    return v, s, new, i_new
+
+
 def lif_step_int_ref(u: torch.Tensor, cur: torch.Tensor, leak_fx: int, frac_bits: int, theta: int,
                      v_reset: int | None = None, fire: str = ">") -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The integer LIF step in torch int64: (potential before reset, spikes, new potential);
@@ -166,13 +178,15 @@ def layer_currents_ref(info: LayerInfo, weight: torch.Tensor | np.ndarray | None
 
 
 def population_steps_ref(current: np.ndarray | torch.Tensor, leak, theta, spiking: bool, frac_bits: int | None = None,
-                         v_reset: float | None = None, fire: str = ">"
+                         v_reset: float | None = None, fire: str = ">", alpha=None
                          ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Reference of :func:`snnsim.sim.kernels.population_steps`: one population over all
     timesteps of its summed current [n, T, N], step by step with :func:`lif_step_ref` (float,
     ``frac_bits`` None: ``leak``/``theta`` in the current's dtype, one value or one per neuron)
     or :func:`lif_step_int_ref` (int64: ``leak`` the fixed-point leak), or accumulated for the
-    output integrator; ``v_reset`` / ``fire`` as there.
+    output integrator; ``v_reset`` / ``fire`` as there. ``alpha`` (float only): a CubaLIF
+    population's synaptic decay, stepped by :func:`cuba_step_ref` (a neuron has changed when its
+    potential or its synaptic current did).
 
     Returns ``(spikes bool [n, T, N] (all False for the integrator), potentials [n, T, N]
     (before reset; the running sum for the integrator), changed int64 [n, T] (neurons whose
@@ -185,6 +199,7 @@ def population_steps_ref(current: np.ndarray | torch.Tensor, leak, theta, spikin
     spikes = torch.zeros((n, steps, neurons), dtype=torch.bool)
     pots = torch.zeros((n, steps, neurons), dtype=cur.dtype)
     changed = torch.zeros((n, steps), dtype=torch.int64)
+    syn = torch.zeros((n, neurons), dtype=cur.dtype)
     for t in range(steps):
         if not spiking:
             new = u + cur[:, t]
@@ -192,7 +207,13 @@ def population_steps_ref(current: np.ndarray | torch.Tensor, leak, theta, spikin
             u = new
             pots[:, t] = u
             continue
-        if frac_bits is None:
+        moved = torch.zeros((n, neurons), dtype=torch.bool)
+        if frac_bits is None and alpha is not None:
+            v, s, new, syn_new = cuba_step_ref(u, syn, cur[:, t], torch.tensor(leak, dtype=cur.dtype),
+                                               torch.tensor(alpha, dtype=cur.dtype),
+                                               torch.tensor(theta, dtype=cur.dtype), v_reset, fire)
+            moved, syn = syn_new != syn, syn_new
+        elif frac_bits is None:
             v, s, new = lif_step_ref(u, cur[:, t], torch.tensor(leak, dtype=cur.dtype), torch.tensor(theta, dtype=cur.dtype),
                                      v_reset, fire)
         else:
@@ -200,7 +221,7 @@ def population_steps_ref(current: np.ndarray | torch.Tensor, leak, theta, spikin
                                          None if v_reset is None else int(v_reset), fire)
         spikes[:, t] = s != 0
         pots[:, t] = v
-        changed[:, t] = (new != u).sum(dim=1)
+        changed[:, t] = ((new != u) | moved).sum(dim=1)
         u = new
     acc = u if not spiking else torch.zeros((n, 0), dtype=cur.dtype)
     return spikes.numpy(), pots.numpy(), changed.numpy(), acc.numpy()

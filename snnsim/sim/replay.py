@@ -96,7 +96,10 @@ class SimCounts:
     Extras beyond the contract: ``counting`` (the profile), ``mac_ops``/``ac_ops`` (``syn_ops``
     split by operation kind: snnsim puts the analog layer's ops in MACs and all others in ACs;
     neurobench splits per call as NeuroBench does), ``neurobench`` (NeuroBench's per-sample
-    figures), ``functional`` (functional-mode results) and ``model_fingerprint``.
+    figures), ``functional`` (functional-mode results), ``model_fingerprint`` and
+    ``state_variables`` ([L]: the state variables per neuron of each layer's target population,
+    1 for LIF / IF / the integrator, 2 for a CubaLIF (potential and synaptic current); the cost
+    model charges the neuron-state traffic of every update per state variable; None = all 1).
     """
 
     layers: list[LayerInfo]
@@ -118,6 +121,7 @@ class SimCounts:
     neurobench: NeuroBenchCounts | None = None
     functional: FunctionalResult | None = None
     model_fingerprint: str | None = None
+    state_variables: np.ndarray | None = None
 
     PER_T_FIELDS = ("input_events", "syn_ops", "syn_ops_nz", "touched_neurons", "spikes_out")
 
@@ -353,7 +357,8 @@ def layer_values(plan: LayerPlan, bits: np.ndarray | None, analog: np.ndarray | 
 
 def _float_neuron(model: Model, pop: PopulationInfo, layout: str) -> tuple[Any, ...]:
     """A population's neuron model as the float kernels take it (:func:`kernels.lif_step`):
-    ``(leak, theta, v_reset, fire_ge)`` for every LIF / IF variant. ``layout`` ``'chw'`` (the
+    ``(leak, theta, v_reset, fire_ge, alpha)`` for every LIF / IF / CubaLIF variant (``alpha``
+    the CubaLIF's synaptic decay, laid out as the leak; None for the others). ``layout`` ``'chw'`` (the
     order of :func:`kernels.population_steps`) or ``'hwc'`` (a conv's order inside
     :func:`kernels.functional_layer`): leak and threshold are float32 scalars, or per-neuron
     float32 arrays in that order for a per-channel population; ``v_reset`` None (soft reset) or
@@ -361,7 +366,7 @@ def _float_neuron(model: Model, pop: PopulationInfo, layout: str) -> tuple[Any, 
     """
     one = np.float32(1.0)
     if not pop.spiking:
-        return one, one, None, False
+        return one, one, None, False, None
     if layout not in ("chw", "hwc"):
         raise ValueError(f"unknown neuron layout {layout!r}")
     node = model.graph.nodes[pop.name]
@@ -376,7 +381,9 @@ def _float_neuron(model: Model, pop: PopulationInfo, layout: str) -> tuple[Any, 
         return np.repeat(values, per_pos) if layout == "chw" else np.tile(values, per_pos)
 
     v_reset = None if reset == "subtract" else np.float32(getattr(node, "v_reset", 0.0))
-    return spread(leak), spread(theta), v_reset, fire == ">="
+    decay = model.alpha(pop.name)
+    alpha = None if decay is None else spread(decay.detach().cpu().numpy().astype(np.float32).reshape(-1))
+    return spread(leak), spread(theta), v_reset, fire == ">=", alpha
 
 
 def run_layer(plan: LayerPlan, li: int, vals: np.ndarray, steps: int, mode: str, model: Model,
@@ -395,9 +402,9 @@ def run_layer(plan: LayerPlan, li: int, vals: np.ndarray, steps: int, mode: str,
     all_steps = wt.nbytes > ALL_STEPS_WEIGHT_BYTES
     if mode == "float":
         pop = next(p for p in model.populations if p.name == plan.info.target)
-        leak, theta, v_reset, fire_ge = _float_neuron(model, pop, "hwc" if plan.is_conv else "chw")
+        leak, theta, v_reset, fire_ge, alpha = _float_neuron(model, pop, "hwc" if plan.is_conv else "chw")
         return K.functional_layer(*args, leak, theta, None, keep_potentials, all_steps, plan.groups, plan.dilation,
-                                  v_reset, fire_ge)
+                                  v_reset, fire_ge, alpha)
     assert ispec is not None
     lay = ispec.layers[li]
     return K.functional_layer(*args, np.int64(lay.leak_fx or 0), np.int64(lay.theta or 1),
@@ -438,9 +445,9 @@ def run_population(pop: PopulationInfo, plans: list[LayerPlan], vals: dict[int, 
         total = cur if total is None else total + cur
     assert total is not None
     if mode == "float":
-        leak, theta, v_reset, fire_ge = _float_neuron(model, pop, "chw")
+        leak, theta, v_reset, fire_ge, alpha = _float_neuron(model, pop, "chw")
         return K.population_steps(np.ascontiguousarray(total), pop.spiking, leak, theta, None, keep_potentials,
-                                  v_reset, fire_ge)
+                                  v_reset, fire_ge, alpha)
     assert ispec is not None
     ip = ispec.populations[pop.name]
     return K.population_steps(np.ascontiguousarray(total), pop.spiking, np.int64(ip.leak_fx or 0),
@@ -623,6 +630,7 @@ def replay(trace: Trace | str | os.PathLike[str], model: Model, counting: str = 
         neurons=np.array([i.neurons if p else 0 for i, p in zip(infos, primary, strict=True)], dtype=np.float64),
         analog=analog,
         counting=counting, mac_ops=mac_ops, ac_ops=ac_ops, neurobench=nb_counts, model_fingerprint=trace.fingerprint,
+        state_variables=state_variables(infos, trace.populations),
     )
     if mode is not None:
         acc = np.concatenate(accs, axis=0)
@@ -647,6 +655,13 @@ def replay(trace: Trace | str | os.PathLike[str], model: Model, counting: str = 
         )
         counts.correct = correct
     return counts
+
+
+def state_variables(layers: list[LayerInfo], populations: tuple[PopulationInfo, ...]) -> np.ndarray:
+    """Per layer, the state variables per neuron of its target population: 2 for a CubaLIF
+    (potential and synaptic current), else 1 (see :class:`SimCounts`)."""
+    kind = {p.name: p.kind for p in populations}
+    return np.array([2.0 if kind.get(i.target) == "CubaLIF" else 1.0 for i in layers], dtype=np.float64)
 
 
 def _recorded_spikes(trace: Trace, population: str, chunk: int) -> np.ndarray:
