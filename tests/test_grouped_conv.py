@@ -164,30 +164,38 @@ def test_neurobench_profile_equals_per_call_rules_on_grouped_convs(tmp_path: Pat
 
 
 # ----------------------------------------------------------------------------- functional replay
+def _float_replay_against_pytorch(model: Model, x: torch.Tensor, steps: int, tmp_path: Path):  # type: ignore[no-untyped-def]
+    """Record ``model`` on ``x``, then float-replay it with recorded drive: every population's
+    potentials are PyTorch's (to float32 rounding) and no spike differs. Returns (trace,
+    FunctionalResult)."""
+    n = int(x.shape[0])
+    trace = record_trace(model, x, tmp_path / "f", labels=np.arange(n) % 3, progress=False)
+    ref: dict = {}
+
+    def obs(ev: PopulationEvent) -> None:
+        ref[(ev.node, ev.t)] = ev.potential.detach().reshape(n, -1).numpy()
+
+    with torch.no_grad():
+        model.forward_snn(x, steps, obs)
+    res = simulate_chunk(layer_plans(model), next(trace.iter_chunks(n)), steps, "float", "recorded", model,
+                         keep_potentials=True)
+    assert res.potentials is not None and res.mismatches is not None
+    for pop in model.populations:
+        for t in range(steps):
+            np.testing.assert_allclose(res.potentials[pop.primary][:, t], ref[(pop.name, t)], rtol=1e-5, atol=1e-5,
+                                       err_msg=f"{pop.name} t {t}")
+    f = replay(trace, model, functional="float", progress=False).functional
+    assert f is not None and int(f.spike_mismatches.sum()) == 0, f.summary()
+    return trace, f
+
+
 @pytest.mark.parametrize("make", [chain_graph, residual_graph], ids=["chain", "residual"])
 def test_float_replay_of_grouped_dilated_graphs_matches_pytorch(tmp_path: Path, make: Callable[[], Graph]) -> None:
     """Recorded drive: every population's potentials are PyTorch's (to float32 rounding), and
     no spike differs from the recorded ones."""
     model = snn(make(), timesteps=5)
-    x = images(model, 8, seed=5)
-    trace = record_trace(model, x, tmp_path / "f", labels=np.arange(8) % 5, progress=False)
-    ref: dict = {}
-
-    def obs(ev: PopulationEvent) -> None:
-        ref[(ev.node, ev.t)] = ev.potential.detach().reshape(8, -1).numpy()
-
-    with torch.no_grad():
-        model.forward_snn(x, 5, obs)
-    res = simulate_chunk(layer_plans(model), next(trace.iter_chunks(8)), 5, "float", "recorded", model,
-                         keep_potentials=True)
-    assert res.potentials is not None and res.mismatches is not None
-    for pop in model.populations:
-        for t in range(5):
-            np.testing.assert_allclose(res.potentials[pop.primary][:, t], ref[(pop.name, t)], rtol=1e-5, atol=1e-5,
-                                       err_msg=f"{pop.name} t {t}")
-    f = replay(trace, model, functional="float", progress=False).functional
-    assert f is not None
-    assert int(f.spike_mismatches.sum()) == 0 and f.recorded_spikes.sum() > 0
+    trace, f = _float_replay_against_pytorch(model, images(model, 8, seed=5), 5, tmp_path)
+    assert f.recorded_spikes.sum() > 0
     assert (f.recorded_spikes[[p.primary for p in model.populations if p.spiking]].sum(axis=1) > 0).all()
     np.testing.assert_array_equal(f.predictions, trace.predictions)
     assert f.max_logit_error < 1e-4
@@ -252,23 +260,7 @@ def test_float_replay_and_event_engine_run_neuron_variants_like_pytorch(tmp_path
     PyTorch's spikes. A run with the neuron variant ignored would differ (the check can fail)."""
     model = snn(chain_graph(VARIANTS[variant]), timesteps=6)
     x = images(model, 8, seed=11)
-    trace = record_trace(model, x, tmp_path / "f", progress=False)
-    ref: dict = {}
-
-    def obs(ev: PopulationEvent) -> None:
-        ref[(ev.node, ev.t)] = ev.potential.detach().reshape(8, -1).numpy()
-
-    with torch.no_grad():
-        model.forward_snn(x, 6, obs)
-    res = simulate_chunk(layer_plans(model), next(trace.iter_chunks(8)), 6, "float", "recorded", model,
-                         keep_potentials=True)
-    assert res.potentials is not None and res.mismatches is not None
-    for pop in model.populations:
-        for t in range(6):
-            np.testing.assert_allclose(res.potentials[pop.primary][:, t], ref[(pop.name, t)], rtol=1e-5, atol=1e-5,
-                                       err_msg=f"{pop.name} t {t}")
-    f = replay(trace, model, functional="float", progress=False).functional
-    assert f is not None and int(f.spike_mismatches.sum()) == 0
+    trace, f = _float_replay_against_pytorch(model, x, 6, tmp_path)
     spiking_rows = [p.primary for p in model.populations if p.spiking]
     assert (f.recorded_spikes[spiking_rows].sum(axis=1) > 0).all()
     np.testing.assert_array_equal(f.predictions, trace.predictions)
