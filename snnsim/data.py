@@ -37,7 +37,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler, TensorDataset
 from torch.utils.data.distributed import DistributedSampler
 
 from snnsim.errors import DataError, quote
-from snnsim.io import existing_file
+from snnsim.io import existing_file, file_sha256
 
 DATASET_NAMES = ("cifar10", "cifar100", "digits", "synthetic")
 #: ``load_dataset(INPUTS_PREFIX + path)`` loads a user's input file (:func:`load_inputs`).
@@ -237,8 +237,6 @@ def load_inputs(path: str | os.PathLike[str]) -> DatasetBundle:
     files; its class count is the labels' range (10 without labels; the model's own count is what
     the trace checks labels against).
     """
-    import hashlib
-
     p = existing_file(path, "inputs file", "check the --inputs path", suffixes=(".npy", ".npz"),
                       suffix_fix="save the inputs with np.save or np.savez", error=DataError)
     shown = quote(str(p))
@@ -265,7 +263,7 @@ def load_inputs(path: str | os.PathLike[str]) -> DatasetBundle:
                             f"{list(labels.shape)}", f"save {LABELS_KEY} as an integer array of shape [{n}]")
         if labels.size and int(labels.min()) < 0:
             raise DataError(f"labels in {shown}: label {int(labels.min())} is negative", "use class indices 0..K-1")
-    digest = hashlib.sha256(p.read_bytes()).hexdigest()[:12]
+    digest = file_sha256(p)[:12]
     name = f"inputs-{p.stem}-{digest}"
     y = torch.from_numpy(labels.astype(np.int64)) if labels is not None else torch.full((n,), -1, dtype=torch.long)
     test = TensorDataset(torch.from_numpy(xf), y)

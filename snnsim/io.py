@@ -253,3 +253,14 @@ def existing_file(path: str | os.PathLike[str], what: str, fix: str = "check the
     if p.is_dir():
         raise error(f"{what} {shown} is a directory", dir_fix)
     return p
+
+
+def file_sha256(path: str | os.PathLike[str]) -> str:
+    """SHA-256 (hex) of a file's bytes, read in 1 MiB blocks (never the whole file at once)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()

@@ -108,7 +108,7 @@ from snnsim.graph.nodes import (
     SumPool2d,
 )
 from snnsim.interop.nir_io import channel_values, safe_name
-from snnsim.io import existing_file
+from snnsim.io import existing_file, file_sha256
 from snnsim.models import Model
 
 #: ``provenance['imported_from']['format']`` of a model imported by :func:`import_torch`.
@@ -136,15 +136,6 @@ def parse_source(spec: str) -> tuple[Path, str]:
                           "the module, e.g. --torch net.py:make_net")
     p = existing_file(path, "--torch file", suffixes=(".py",), suffix_fix="pass the Python file that defines the factory")
     return p.resolve(), factory
-
-
-def file_sha256(path: Path) -> str:
-    """SHA-256 (hex) of a file's bytes."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _user_line(exc: BaseException, path: Path) -> tuple[int, str] | None:
