@@ -73,8 +73,6 @@ class IntegerLayer:
     bias: np.ndarray | None  # int64 [C_out] in the population's unit, or None
     bias_exact: bool  # False where the bias was rounded into the population's unit
     identity_code: int  # c_id of an identity shortcut (0 for a synapse)
-    theta: int | None  # θ_int of its population (None for the output integrator)
-    leak_fx: int | None  # λ_fx of its population (None for the output integrator)
 
 
 @dataclass
@@ -118,7 +116,8 @@ class IntegerSpec:
         return {
             "input_scale": self.input_scale, "input_bits": INPUT_BITS, "frac_bits": self.frac_bits,
             "layers": [{"name": lay.info.name, "population": lay.info.target, "scale": lay.scale, "unit": lay.unit,
-                        "ratio": lay.ratio, "theta_int": lay.theta, "leak_fx": lay.leak_fx,
+                        "ratio": lay.ratio, "theta_int": self.populations[lay.info.target].theta,
+                        "leak_fx": self.populations[lay.info.target].leak_fx,
                         "bias_exact": lay.bias_exact if lay.bias is not None else None,
                         "identity_code": lay.identity_code or None} for lay in self.layers],
             "populations": [{"name": p.name, "unit": p.unit, "theta_int": p.theta, "leak_fx": p.leak_fx}
@@ -208,8 +207,7 @@ def integer_spec(model: Model, input_scale: float | None = None, input_absmax: f
         pop = pops[info.target]
         if info.kind == "identity":
             code = max(1, int(round(1.0 / pop.unit)))
-            layers.append(IntegerLayer(info, np.zeros(0, dtype=np.int64), 1.0, 1.0, 1, 1, None, True, code,
-                                       pop.theta, pop.leak_fx))
+            layers.append(IntegerLayer(info, np.zeros(0, dtype=np.int64), 1.0, 1.0, 1, 1, None, True, code))
             continue
         ratio = _whole(syn_unit / pop.unit)
         if ratio is None:
@@ -236,7 +234,7 @@ def integer_spec(model: Model, input_scale: float | None = None, input_absmax: f
             bias = bcodes * whole if whole is not None else np.rint(bcodes * factor).astype(np.int64)
         vmax = INPUT_QMAX if info.analog_input else info.pool_kernel ** 2 if info.pool in ("avg", "sum") else 1
         layers.append(IntegerLayer(info, codes * ratio, float(scale_of[info.name]), syn_unit, ratio, int(vmax), bias,
-                                   exact, 0, pop.theta, pop.leak_fx))
+                                   exact, 0))
     _check_overflow(model, layers, pops, steps)
     return IntegerSpec(layers, pops, dx, output)
 

@@ -406,8 +406,8 @@ def run_layer(plan: LayerPlan, li: int, vals: np.ndarray, steps: int, mode: str,
         return K.functional_layer(*args, leak, theta, None, keep_potentials, all_steps, plan.groups, plan.dilation,
                                   v_reset, fire_ge, alpha)
     assert ispec is not None
-    lay = ispec.layers[li]
-    return K.functional_layer(*args, np.int64(lay.leak_fx or 0), np.int64(lay.theta or 1),
+    ip = ispec.populations[plan.info.target]
+    return K.functional_layer(*args, np.int64(ip.leak_fx or 0), np.int64(ip.theta or 1),
                               np.int64(ispec.frac_bits), keep_potentials, all_steps, plan.groups, plan.dilation)
 
 
