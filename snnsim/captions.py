@@ -26,8 +26,9 @@ CONNECTION_RULES = {
 #: Said of a summary written before the convention was recorded (the ANN then counted padding taps, the SNN not).
 CONNECTIONS_UNRECORDED = "connection convention not recorded (older run: the ANN counted padding taps, the SNN did not)"
 FIRST_LAYER_RULES = {
-    "mac_per_timestep": "the analog first layer costs MACs at every timestep",
-    "mac_once": "the analog first layer costs MACs once per inference (input held over T)",
+    "mac_per_timestep": "the first layer costs MACs at every timestep (on spike input: densely, as the analog image)",
+    "mac_once": "the first layer costs MACs once per inference (input held over T; on spike input: densely)",
+    "ac_with_input_rate": "the first layer costs ACs: its recorded input spikes x fan-out (FLOPs_1 x R_0)",
 }
 
 

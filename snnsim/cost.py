@@ -45,8 +45,17 @@ from snnsim.arch import LayerInfo, primary_layers, show_value
 from snnsim.errors import ConfigError, SnnsimError, TraceError
 from snnsim.hw import AnnBaseline, HardwareConfig, MemoryLevel
 
-FirstLayer = Literal["mac_per_timestep", "mac_once"]
-FIRST_LAYER_CHOICES: tuple[str, ...] = ("mac_per_timestep", "mac_once")
+FirstLayer = Literal["auto", "mac_per_timestep", "mac_once", "ac_with_input_rate"]
+#: How the first layer (the synapses reading the network input) is charged (paper.md sec. 2.13,
+#: docs/counting.md): ``mac_per_timestep`` MACs at every timestep, ``mac_once`` MACs once per
+#: inference (an input held over T), ``ac_with_input_rate`` the recorded input spikes x fan-out
+#: as accumulates (a Poisson model: FLOPs_1 x R_0); ``auto`` picks ``ac_with_input_rate`` when
+#: the input is spikes, else ``mac_per_timestep`` (:func:`resolve_first_layer`).
+FIRST_LAYER_CHOICES: tuple[str, ...] = ("auto", "mac_per_timestep", "mac_once", "ac_with_input_rate")
+#: What the recorded input of a model is (``SimCounts.input_kind``): ``analog`` values fed at
+#: every timestep (direct encoding), graded ``frames`` (one input per timestep), or ``spikes``
+#: (-1/0/1 per timestep: a Poisson model's, or ternary frames).
+INPUT_KINDS: tuple[str, ...] = ("analog", "frames", "spikes")
 Connections = Literal["inbounds", "conventional"]
 #: Connection-counting conventions, applied to the SNN and the ANN alike (docs/counting.md):
 #: ``inbounds`` counts the connections that exist (padding taps never count: a padded zero
@@ -280,13 +289,38 @@ def _on_baseline(ann: AnnBaseline, layers: Sequence[LayerInfo], macs: np.ndarray
 
 
 # --------------------------------------------------------------------------- SNN
-def snn_cost(counts: CountsLike, hw: HardwareConfig, first_layer: FirstLayer = "mac_per_timestep",
+def resolve_first_layer(first_layer: str, counts: CountsLike) -> str:
+    """The first-layer convention for these counts: ``auto`` becomes ``ac_with_input_rate``
+    when the input is spikes, else ``mac_per_timestep``; a convention that does not fit the input
+    is refused in one line (``ac_with_input_rate`` needs spikes, ``mac_once`` an input that is
+    the same at every timestep)."""
+    if first_layer not in FIRST_LAYER_CHOICES:
+        raise SnnsimError(f"first_layer must be one of {', '.join(FIRST_LAYER_CHOICES)}, got {first_layer!r}")
+    kind = getattr(counts, "input_kind", "analog")
+    if first_layer == "auto":
+        return "ac_with_input_rate" if kind == "spikes" else "mac_per_timestep"
+    if first_layer == "ac_with_input_rate" and kind != "spikes":
+        what = "analog values (direct encoding)" if kind == "analog" else "graded frames"
+        raise SnnsimError(f"first layer convention ac_with_input_rate charges input spikes as accumulates, but this "
+                          f"model's input is {what}", "use mac_per_timestep or mac_once, or a Poisson-encoded model "
+                          "(--encoding poisson)")
+    if first_layer == "mac_once" and kind == "frames":
+        raise SnnsimError("first layer convention mac_once assumes the input is the same at every timestep, but these "
+                          "inputs change per timestep", "use mac_per_timestep")
+    return first_layer
+
+
+def snn_cost(counts: CountsLike, hw: HardwareConfig, first_layer: FirstLayer = "auto",
              skip_zero_weights: bool = False, connections: Connections = DEFAULT_CONNECTIONS) -> CostResult:
     """Energy and latency of the recorded SNN on ``hw``, per inference.
 
-    ``first_layer``: ``mac_per_timestep`` charges the analog first layer's MACs every timestep
-    (what the counts hold: the image drives it each step); ``mac_once`` counts them once
-    (input constant over T, W x computed once and reused; paper.md sec. 2.13).
+    ``first_layer`` (:data:`FIRST_LAYER_CHOICES`, resolved by :func:`resolve_first_layer`):
+    ``mac_per_timestep`` charges the first layer's MACs every timestep (what the counts of an
+    analog input hold: the image drives it each step); ``mac_once`` counts them once (input
+    constant over T, W x computed once and reused; paper.md sec. 2.13); on a model whose input
+    is spikes both charge the first layer as the analog image would drive it, densely (every
+    in-bounds connection a MAC: the paper's FLOPs_1 x E_MAC), while ``ac_with_input_rate``
+    charges the recorded input spikes x fan-out as ACs (FLOPs_1 x R_0 x E_AC).
     ``skip_zero_weights``: use ``syn_ops_nz`` (pruned / quantized-to-zero weights cost nothing).
     ``connections``: ``inbounds`` costs the ops as counted (events reach in-bounds connections
     only); ``conventional`` scales each layer's ops by its conventional / in-bounds connections,
@@ -299,13 +333,12 @@ def snn_cost(counts: CountsLike, hw: HardwareConfig, first_layer: FirstLayer = "
     (the baseline's reuse model), neuron updates, time (the baseline's MAC throughput and
     clock) and static power are the baseline hardware's, and the row's ``runs_on`` names it.
     """
-    if first_layer not in FIRST_LAYER_CHOICES:
-        raise SnnsimError(f"first_layer must be one of {', '.join(FIRST_LAYER_CHOICES)}, got {first_layer!r}")
+    first_layer = resolve_first_layer(first_layer, counts)  # type: ignore[assignment]
     _check_connections(connections)
     n_layers, steps, samples = _check_counts(counts)
     layers = list(counts.layers)
     notes: list[str] = []
-    analog = np.asarray(counts.analog, dtype=bool)
+    analog = np.asarray(counts.analog, dtype=bool).copy()
     neurons = np.asarray(counts.neurons, dtype=np.float64)
     spiking = np.array([bool(getattr(li, "spiking", True)) for li in layers])
     params = np.array([float(li.params) for li in layers])
@@ -322,6 +355,17 @@ def snn_cost(counts: CountsLike, hw: HardwareConfig, first_layer: FirstLayer = "
     touched = population_touched(layers, np.asarray(counts.touched_neurons, dtype=np.float64) / samples)
     spikes = np.asarray(counts.spikes_out, dtype=np.float64) / samples
     computes = np.ones((n_layers, steps), dtype=bool)  # (l, t) where the layer's synapses run
+    if getattr(counts, "input_kind", "analog") == "spikes":
+        reads = [i for i, li in enumerate(layers) if getattr(li, "analog_input", False) and li.kind != "identity"]
+        if first_layer == "ac_with_input_rate":
+            notes.append("first layer: the recorded input spikes x fan-out, as ACs (FLOPs_1 x R_0)")
+        else:  # as the analog image would drive it: every connection, a MAC
+            for i in reads:
+                ops[i] = conns[i]
+                events[i] = float(layers[i].source_size)
+                analog[i] = True
+            notes.append("first layer: input spikes charged as the analog image would drive it, densely "
+                         f"({'once' if first_layer == 'mac_once' else 'every timestep'}, every connection a MAC)")
     if first_layer == "mac_once":
         for i in np.flatnonzero(analog):
             for arr in (ops, events):
@@ -774,7 +818,14 @@ def _ratio(num: float, den: float) -> float:
     return num / den
 
 
-def cost_report(counts: CountsLike, hw: HardwareConfig, first_layer: FirstLayer = "mac_per_timestep",
+def _dense_first(counts: CountsLike, first_layer: str) -> np.ndarray:
+    """[L] the layers a MAC convention charges densely on a spike-input model (its first layer)."""
+    spikes = getattr(counts, "input_kind", "analog") == "spikes" and first_layer != "ac_with_input_rate"
+    return np.array([spikes and bool(getattr(li, "analog_input", False)) and li.kind != "identity"
+                     for li in counts.layers], dtype=bool)
+
+
+def cost_report(counts: CountsLike, hw: HardwareConfig, first_layer: FirstLayer = "auto",
                 skip_zero_weights: bool = False, ann_layers: Sequence[LayerInfo] | None = None,
                 connections: Connections = DEFAULT_CONNECTIONS) -> CostReport:
     """SNN cost, ANN baseline (on ``ann_layers``, default the counts' layers) and summary.
@@ -785,12 +836,13 @@ def cost_report(counts: CountsLike, hw: HardwareConfig, first_layer: FirstLayer 
     never count) or ``conventional`` (padding taps counted on both sides; docs/counting.md).
     """
     _check_connections(connections)
+    first_layer = resolve_first_layer(first_layer, counts)  # type: ignore[assignment]
     snn = snn_cost(counts, hw, first_layer=first_layer, skip_zero_weights=skip_zero_weights,
                    connections=connections)
     ann = ann_baseline(list(ann_layers) if ann_layers is not None else list(counts.layers), hw,
                        connections=connections)
     summary = summarize(snn, ann)
-    analog = np.flatnonzero(np.asarray(counts.analog, dtype=bool))
+    analog = np.flatnonzero(np.asarray(counts.analog, dtype=bool) | _dense_first(counts, first_layer))
     where = list(dict.fromkeys(str(snn.layers["runs_on"].iloc[i]) for i in analog))
     summary.update({"first_layer": first_layer, "skip_zero_weights": bool(skip_zero_weights),
                     "compute_only": bool(hw.compute_only), "connections": connections,
@@ -917,6 +969,8 @@ __all__ = [
     "CONNECTIONS_CHOICES",
     "DEFAULT_CONNECTIONS",
     "FIRST_LAYER_CHOICES",
+    "INPUT_KINDS",
+    "resolve_first_layer",
     "ROW_COLUMNS",
     "CostReport",
     "CostResult",

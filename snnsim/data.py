@@ -38,6 +38,7 @@ from torch.utils.data.distributed import DistributedSampler
 
 from snnsim.errors import DataError, quote
 from snnsim.io import existing_file, file_sha256
+from snnsim.limits import MAX_TIMESTEPS
 
 DATASET_NAMES = ("cifar10", "cifar100", "digits", "synthetic")
 #: ``load_dataset(INPUTS_PREFIX + path)`` loads a user's input file (:func:`load_inputs`).
@@ -226,16 +227,23 @@ def _read_arrays(p: Path) -> tuple[np.ndarray, np.ndarray | None]:
                         "write it with np.save / np.savez (numeric arrays, no pickled objects)") from None
 
 
+def is_ternary(x: np.ndarray | torch.Tensor) -> bool:
+    """Whether every value is -1, 0 or +1: spike events (costed as accumulates, not MACs)."""
+    a = x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
+    return bool(np.isin(a, (-1, 0, 1)).all()) if a.size else True
+
+
 def load_inputs(path: str | os.PathLike[str]) -> DatasetBundle:
     """A user's input file as a test-only :class:`DatasetBundle` (``--inputs``).
 
-    ``.npy``: an array [N, C, H, W]; ``.npz``: ``inputs`` [N, C, H, W] and optional ``labels``
-    [N] (integer classes; they give the accuracy). Values must be real and finite; they are fed
-    to the model unchanged (float32) at every timestep (direct encoding). Per-timestep inputs
-    [N, T, C, H, W] (event frames) are refused for now: the trace stores one analog input per
-    sample. The bundle's name carries the file's content hash, so the trace cache never mixes two
-    files; its class count is the labels' range (10 without labels; the model's own count is what
-    the trace checks labels against).
+    ``.npy``: an array [N, C, H, W] or [N, T, C, H, W]; ``.npz``: ``inputs`` of either shape and
+    optional ``labels`` [N] (integer classes; they give the accuracy). Values must be real and
+    finite; they are fed to the model unchanged (float32): a map at every timestep (through the
+    model's input encoding), a sequence step by step (event frames or spikes; the model must run
+    T steps; ``meta['timesteps']`` = T, ``meta['ternary']`` whether every value is -1, 0 or 1,
+    which makes them events costed as accumulates). The bundle's name carries the file's content
+    hash, so the trace cache never mixes two files; its class count is the labels' range (10
+    without labels; the model's own count is what the trace checks labels against).
     """
     p = existing_file(path, "inputs file", "check the --inputs path", suffixes=(".npy", ".npz"),
                       suffix_fix="save the inputs with np.save or np.savez", error=DataError)
@@ -246,11 +254,12 @@ def load_inputs(path: str | os.PathLike[str]) -> DatasetBundle:
     x, labels = _read_arrays(p)
     if x.dtype.kind not in "biuf":
         raise DataError(f"inputs in {shown} have dtype {x.dtype}, not a real number type", "store float32 (or integer) values")
-    if x.ndim == 5:
-        raise DataError(f"inputs in {shown} have shape {list(x.shape)}: per-timestep inputs [N, T, C, H, W] are not "
-                        "supported yet", "pass one input per sample, [N, C, H, W] (it is fed at every timestep)")
-    if x.ndim != 4 or min(x.shape) < 1:
-        raise DataError(f"inputs in {shown} have shape {list(x.shape)}, not [N, C, H, W]", "store one (C, H, W) map per sample")
+    if x.ndim not in (4, 5) or min(x.shape) < 1:
+        raise DataError(f"inputs in {shown} have shape {list(x.shape)}, not [N, C, H, W] or [N, T, C, H, W]",
+                        "store one (C, H, W) map per sample, or one per sample and timestep")
+    if x.ndim == 5 and x.shape[1] > MAX_TIMESTEPS:
+        raise DataError(f"inputs in {shown} hold {x.shape[1]} timesteps per sample, more than {MAX_TIMESTEPS}",
+                        "re-bin them into fewer frames")
     xf = np.ascontiguousarray(x, dtype=np.float32)
     bad = np.flatnonzero(~np.isfinite(xf.reshape(xf.shape[0], -1)).all(axis=1))
     if bad.size:
@@ -268,11 +277,12 @@ def load_inputs(path: str | os.PathLike[str]) -> DatasetBundle:
     y = torch.from_numpy(labels.astype(np.int64)) if labels is not None else torch.full((n,), -1, dtype=torch.long)
     test = TensorDataset(torch.from_numpy(xf), y)
     classes = int(labels.max()) + 1 if labels is not None and labels.size else 10
-    shape = tuple(int(s) for s in xf.shape[1:])
+    shape = tuple(int(s) for s in xf.shape[(2 if x.ndim == 5 else 1):])
+    sequence = {"timesteps": int(x.shape[1]), "ternary": is_ternary(xf)} if x.ndim == 5 else {}
     return DatasetBundle(name, TensorDataset(torch.zeros((0, *shape)), torch.zeros(0, dtype=torch.long)), test,
                          shape, max(2, classes), (0.0,) * shape[0], (1.0,) * shape[0],  # type: ignore[arg-type]
                          meta={"file": str(p.resolve()), "sha256": digest, "labelled": labels is not None,
-                               "test_size": n, "normalised": "as given"})
+                               "test_size": n, "normalised": "as given", **sequence})
 
 
 def labelled(bundle: DatasetBundle) -> bool:

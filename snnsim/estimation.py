@@ -196,36 +196,36 @@ def _as_configs(hw: Any, compute_only: bool) -> list[Any]:
 def estimate(model: str | os.PathLike[str] | Model, hw: Any = DEFAULT_HW, trace: str | os.PathLike[str] | None = None,
              dataset: str | None = None, samples: int | None = None, *, counting: str = "snnsim",
              baseline: str | os.PathLike[str] | Model | ArchSpec | None = None,
-             first_layer: str = "mac_per_timestep", skip_zero_weights: bool = False, compute_only: bool = False,
+             first_layer: str = "auto", skip_zero_weights: bool = False, compute_only: bool = False,
              functional: bool | str = False, data_dir: str | os.PathLike[str] = "data",
              trace_root: str | os.PathLike[str] = "traces", device: str = "auto", seed: int = 0,
              progress: bool = True, log: Callable[[str], None] | None = None,
-             engine: str = "torch", connections: str = "inbounds") -> EstimateResult:
+             engine: str = "torch", connections: str = "inbounds", encoding: str | None = None) -> EstimateResult:
     """Estimate energy and latency of ``model`` on each hardware config in ``hw``.
 
     ``hw``: a config path, a shipped config name (``45nm``, ``loihi``...), a loaded
     :class:`~snnsim.hw.HardwareConfig`, or a list of those. See the module docstring for the
     trace and baseline rules. ``connections`` (:data:`snnsim.cost.CONNECTIONS_CHOICES`): which
-    connections both the SNN and the ANN count (docs/counting.md). Returns an
-    :class:`EstimateResult`.
+    connections both the SNN and the ANN count (docs/counting.md). ``encoding`` (None: each
+    model's own) gives every model that input encoding. Returns an :class:`EstimateResult`.
     """
     return estimate_many([model], hw, traces=[trace] if trace is not None else None, dataset=dataset,
                          samples=samples, counting=counting, baseline=baseline, first_layer=first_layer,
                          skip_zero_weights=skip_zero_weights, compute_only=compute_only, functional=functional,
                          data_dir=data_dir, trace_root=trace_root, device=device, seed=seed,
-                         progress=progress, log=log, engine=engine, connections=connections)
+                         progress=progress, log=log, engine=engine, connections=connections, encoding=encoding)
 
 
 def estimate_many(models: Sequence[str | os.PathLike[str] | Model], hw: Any = DEFAULT_HW,
                   traces: Sequence[str | os.PathLike[str] | None] | None = None, dataset: str | None = None,
                   samples: int | None = None, *, counting: str = "snnsim",
                   baseline: str | os.PathLike[str] | Model | ArchSpec | None = None,
-                  first_layer: str = "mac_per_timestep", skip_zero_weights: bool = False,
+                  first_layer: str = "auto", skip_zero_weights: bool = False,
                   compute_only: bool = False, functional: bool | str = False,
                   data_dir: str | os.PathLike[str] = "data", trace_root: str | os.PathLike[str] = "traces",
                   device: str = "auto", seed: int = 0, progress: bool = True,
                   log: Callable[[str], None] | None = None, engine: str = "torch",
-                  connections: str = "inbounds") -> EstimateResult:
+                  connections: str = "inbounds", encoding: str | None = None) -> EstimateResult:
     """Every model on every config: each model is traced (by ``engine``) and replayed once, then
     costed per config."""
     from snnsim.arch import show_value
@@ -254,6 +254,8 @@ def estimate_many(models: Sequence[str | os.PathLike[str] | Model], hw: Any = DE
     labels_seen: set[str] = set()
     for mi, model_arg in enumerate(models):
         net, label, _ = resolve_model(model_arg)
+        if encoding is not None:
+            net.set_encoding(encoding)
         if net.kind != "snn":
             raise SnnsimError(f"model {label!r} is an ANN", "estimate an SNN (the ANN is the baseline: pass it as --baseline)")
         while label in labels_seen:

@@ -595,13 +595,16 @@ def plot_noise(noise: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
     """Accuracy vs Gaussian input-noise std, SNN vs ANN (error bars where repeats > 1).
 
     ``noise``: rows of ``noise.csv`` (``noise_std``, ``snn_accuracy``; ``ann_accuracy``,
-    ``snn_std``, ``ann_std`` optional).
+    ``snn_ci95``/``ann_ci95`` or ``snn_std``/``ann_std``, ``repeats`` optional). The error bars
+    are the 95% intervals of the mean over the draws when the ``*_ci95`` columns are present
+    (the legend says so), else +- one sd over the draws.
     """
     _require(noise, ["noise_std", "snn_accuracy"], "noise robustness")
     df = noise.copy().assign(noise_std=lambda d: _num(d["noise_std"])).sort_values("noise_std")
     fig = _figure(6.5, 4.2)
     ax = fig.add_subplot()
     x = df["noise_std"].to_numpy(dtype=float)
+    use_ci = any(c in df.columns for c in ("snn_ci95", "ann_ci95"))
     for name, col, color, marker in (("SNN", "snn_accuracy", SNN_COLOR, "o"), ("ANN", "ann_accuracy", ANN_COLOR, "s")):
         if col not in df.columns:
             continue
@@ -609,17 +612,22 @@ def plot_noise(noise: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
         if not np.isfinite(acc).any():
             continue
         err = None
-        std_col = f"{name.lower()}_std"
-        if std_col in df.columns:
-            err = _num(df[std_col]).to_numpy(dtype=float) * (100.0 if scaled else 1.0)
+        err_col = f"{name.lower()}_{'ci95' if use_ci else 'std'}"
+        if err_col in df.columns:
+            err = _num(df[err_col]).to_numpy(dtype=float) * (100.0 if scaled else 1.0)
             err = np.where(np.isfinite(err), err, 0.0)
         ax.errorbar(x, acc, yerr=err, marker=marker, color=color, label=name, linewidth=1.8, capsize=3)
+    legend_title = None
+    if use_ci:
+        k = _num(df["repeats"]).dropna().unique() if "repeats" in df.columns else np.array([])
+        draws = f"{int(k[0])} draws" if len(k) == 1 else "the draws"
+        legend_title = f"mean and 95% interval over {draws}"
     ax.set_xlabel("Gaussian noise std (normalised input units)")
     ax.set_ylabel("test accuracy (%)")
     ax.set_title("Robustness to input noise: SNN vs ANN")
     ax.margins(y=0.1)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, title=legend_title, title_fontsize=8)
     return _save(fig, path)
 
 

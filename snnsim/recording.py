@@ -23,7 +23,9 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from snnsim.data import is_ternary
 from snnsim.errors import TraceError
+from snnsim.graph.encoding import poisson_steps
 from snnsim.io import atomic_dir
 from snnsim.limits import MAX_DOCUMENT_DEPTH, MAX_SAMPLES, MAX_TIMESTEPS
 from snnsim.models import Model, PopulationEvent
@@ -45,6 +47,7 @@ from snnsim.trace import (
     classes_of,
     data_files,
     file_crc32,
+    input_layout,
     json_depth,
     layer_meta,
     load_trace,
@@ -112,6 +115,26 @@ def _input_batches(model: Model, inputs: Any, samples: int | None, labels: Any,
                      "pass a tensor (N, C, H, W), a Dataset of (image, label) or a DatasetBundle")
 
 
+def _sequence_kind(inputs: Any, in_shape: tuple[int, ...], ds_meta: dict[str, Any]) -> tuple[bool, bool]:
+    """``(sequence, ternary)`` of the inputs: whether each sample is [T, *input shape] (one
+    input per timestep), and whether every value of them is -1, 0 or 1 (spikes, stored as int8)."""
+    if hasattr(inputs, "train") and hasattr(inputs, "test"):
+        inputs = inputs.test if ds_meta.get("split", "test") == "test" else inputs.train
+    if isinstance(inputs, np.ndarray | torch.Tensor):
+        x = torch.as_tensor(inputs)
+        seq = x.dim() == len(in_shape) + 2
+        return seq, seq and is_ternary(x)
+    if hasattr(inputs, "__getitem__") and hasattr(inputs, "__len__") and len(inputs):
+        seq = torch.as_tensor(inputs[0][0]).dim() == len(in_shape) + 1
+        if not seq:
+            return False, False
+        tensors = getattr(inputs, "tensors", None)  # a TensorDataset: check its values whole
+        meta = ds_meta.get("meta") or {}
+        ternary = bool(meta["ternary"]) if "ternary" in meta else tensors is not None and is_ternary(tensors[0])
+        return True, ternary
+    return False, False
+
+
 def _labelled(ds_meta: dict[str, Any]) -> bool:
     """Whether a data set's items carry real labels (a user's ``--inputs`` file may not)."""
     return bool((ds_meta.get("meta") or {}).get("labelled", True))
@@ -170,11 +193,14 @@ def record_trace(model: Model, inputs: Any, out_dir: str | os.PathLike[str], *,
                  timesteps: int | None = None, sample_ids: list[Any] | None = None,
                  split: str = "test", dataset: str | None = None,
                  device: str | torch.device | None = None, progress: bool = True,
-                 engine: str = "torch") -> Trace:
+                 engine: str = "torch", seed: int = 0) -> Trace:
     """Run ``model`` (as an SNN) on ``inputs`` and write its spike trace to ``out_dir``.
 
     ``inputs``: a tensor/array (N, *input shape) of normalised images (``labels`` optional), a
-    Dataset of ``(image, label)`` items, or a ``DatasetBundle`` (its ``split`` is used). Only
+    Dataset of ``(image, label)`` items, or a ``DatasetBundle`` (its ``split`` is used); or the
+    same with one input per timestep (N, T, *input shape: event frames, spikes), fed step by step
+    (T must be the trace's). A Poisson-encoded model's input spikes are drawn per sample from
+    ``seed`` (:func:`snnsim.graph.encoding.poisson_steps`) and stored in the trace. Only
     the first ``samples`` items are recorded (all by default), ``batch_size`` at a time.
     ``timesteps`` defaults to ``model.timesteps``. The directory is written atomically; an
     existing trace at ``out_dir`` is replaced; a full disk is a one-line TraceError and leaves
@@ -217,7 +243,13 @@ def record_trace(model: Model, inputs: Any, out_dir: str | os.PathLike[str], *,
     column = {p.name: k for k, p in enumerate(spiking)}
     in_shape = tuple(model.input_shape)
     n_classes = classes_of(model.graph)
-    files = data_files(in_shape, pops, n_classes, n, steps)
+    sequence, ternary = _sequence_kind(inputs, in_shape, ds_meta)
+    poisson = model.encoding == "poisson"
+    if poisson and sequence:
+        raise TraceError("the model is Poisson-encoded: it draws its own input spikes from one input per sample, but "
+                         "the inputs hold one per timestep", "pass inputs of shape [N, C, H, W], or --encoding direct")
+    per_step, spikes = sequence or poisson, poisson or (sequence and ternary)
+    files = data_files(in_shape, pops, n_classes, n, steps, per_step, spikes)
     needed = sum(_npy_size(shape, dtype) for _, shape, dtype in files)
     home = next(model.parameters()).device
     dev = torch.device(device) if device is not None and engine == "torch" else home
@@ -247,10 +279,14 @@ def record_trace(model: Model, inputs: Any, out_dir: str | os.PathLike[str], *,
             with torch.no_grad(), progress_bar(total=n, desc=f"trace ({engine})", unit="sample", enabled=progress) as bar:
                 for xb, yb in batches:
                     b = int(xb.shape[0])
-                    if tuple(xb.shape[1:]) != in_shape:
-                        raise TraceError(f"input shape {tuple(xb.shape[1:])} does not match the model's {in_shape}",
+                    got = tuple(xb.shape[2:] if sequence else xb.shape[1:])
+                    if got != in_shape:
+                        raise TraceError(f"input shape {got} does not match the model's {in_shape}",
                                          f"pass inputs of shape [N, {', '.join(map(str, in_shape))}] (the data set the "
                                          "model was trained on)")
+                    if sequence and int(xb.shape[1]) != steps:
+                        raise TraceError(f"the inputs hold {int(xb.shape[1])} timesteps per sample, the trace runs T={steps}",
+                                         f"use a model with T={int(xb.shape[1])}, or re-bin the inputs into {steps} frames")
                     if not torch.isfinite(xb).all():
                         raise TraceError(f"input samples {pos}..{pos + b - 1} contain NaN or Inf", "clean the inputs before tracing")
                     if label_list is not None:
@@ -260,8 +296,13 @@ def record_trace(model: Model, inputs: Any, out_dir: str | os.PathLike[str], *,
                             raise TraceError(f"label {int(lab_b[bad[0]])} of sample {pos + int(bad[0])} is not one of the "
                                              f"model's {n_classes} classes", "record on the data set the model was trained on")
                         label_list.extend(int(v) for v in lab_b)
+                    if poisson:  # the spikes every engine reads, drawn per sample
+                        stream = poisson_steps(xb, steps, seed, pos)
+                        x_mm[pos:pos + b] = stream
+                        xb = torch.from_numpy(stream.astype(np.float32))
+                    else:
+                        x_mm[pos:pos + b] = xb.numpy().astype(x_mm.dtype, copy=False)
                     x_np = xb.numpy().astype(np.float32, copy=False)
-                    x_mm[pos:pos + b] = x_np
                     absmax = max(absmax, float(np.abs(x_np).max()) if x_np.size else 0.0)
                     sl = slice(pos, pos + b)
 
@@ -302,17 +343,19 @@ def record_trace(model: Model, inputs: Any, out_dir: str | os.PathLike[str], *,
                           "provenance": model.provenance},
                 "timesteps": steps,
                 "samples": n,
-                "encoding": "direct",
+                "encoding": model.encoding,
                 "engine": engine,
-                "input": {"file": INPUT_FILE, "shape": [n, *in_shape], "dtype": "float32",
-                          "repeated_every_timestep": True, "absmax": absmax},
+                "input": {"file": INPUT_FILE, "shape": list(input_layout(in_shape, n, steps, per_step, spikes)[0]),
+                          "dtype": input_layout(in_shape, n, steps, per_step, spikes)[1].name,
+                          "repeated_every_timestep": not per_step, "absmax": absmax, "spikes": spikes,
+                          "encoder": {"kind": "poisson", "seed": int(seed)} if poisson else None},
                 "layers": [layer_meta(info) for info in layers],
                 "populations": [population_meta(p, steps, n) for p in pops],
                 "dataset": ds_meta,
                 "sample_ids": ids,
                 "labels": label_list if label_list else None,
                 "predictions": preds,
-                "bytes_per_sample": per_sample_bytes(in_shape, pops, steps),
+                "bytes_per_sample": per_sample_bytes(in_shape, pops, steps, per_step, spikes),
                 "bit_order": "big",
                 "files": table,
             })

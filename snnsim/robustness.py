@@ -6,7 +6,9 @@ corrupted inputs" [ABS]. The sigmas, the domain and the clipping are unknown; ch
 * **domain**: the noise is added to the *normalised* input the models actually receive
   (``x_norm + sigma * z``, ``z ~ N(0, 1)`` per element). With snnsim's normalisation (mean 0.5,
   std 0.5, ``snnsim.data``), sigma = 0.1 in normalised units is 0.05 in [0, 1] pixel units.
-  The SNN uses direct (analog) input encoding, so the noisy value drives the first layer as is.
+  With direct encoding the noisy value drives the first layer as is; a Poisson-encoded SNN
+  clips its input to [-1, 1] inside its encoder (|x| is a spike probability, paper.md
+  sec. 2.12), so the noise is added before that clip.
 * **clipping**: off by default (direct encoding puts no range constraint on the input; clipping
   would also shrink the effective noise). ``clip=True`` clamps the noisy input to the valid pixel
   range ``[(0 - mean)/std, (1 - mean)/std]`` per channel, taken from ``model.dataset_info``.
@@ -15,8 +17,13 @@ corrupted inputs" [ABS]. The sigmas, the domain and the clipping are unknown; ch
   every model (SNN and ANN) and scaled for every sigma (common random numbers: differences
   between models and between sigmas are not blurred by different draws). The loader must
   iterate in a fixed order (a test loader).
-* **repeats**: accuracy is averaged over ``repeats`` independent draws; with more than one,
-  the standard deviation over repeats is reported too.
+* **repeats**: accuracy is averaged over ``repeats`` = K independent draws; with K > 1 the
+  standard deviation over draws (``*_std``, ddof=1) and the half-width of the 95% Student-t
+  confidence interval of the mean (``*_ci95`` = t_{0.975, K-1} * sd / sqrt(K)) are reported
+  too, the mean +- ``*_ci95`` being the interval. The ``difference`` interval is the *paired*
+  one (per-draw SNN - ANN), valid because both models see the same draws; it is usually
+  narrower than the two models' intervals suggest, as the draw-to-draw swings they share cancel.
+  The interval covers the variation of the noise draws only: the test set is held fixed.
 """
 
 from __future__ import annotations
@@ -31,6 +38,34 @@ import torch
 from snnsim.errors import SnnsimError
 from snnsim.models import Model
 from snnsim.progress import progress_bar
+
+
+def t_quantile(p: float, dof: int) -> float:
+    """Quantile ``p`` of Student's t with ``dof`` degrees of freedom (``scipy.stats.t.ppf``).
+
+    scipy is not listed in pyproject.toml but is always installed: scikit-learn, a declared
+    dependency, requires it. It is imported here only, so ``import snnsim.robustness`` stays light.
+    """
+    if dof < 1:
+        raise SnnsimError(f"a t interval needs >= 1 degree of freedom, got {dof}",
+                          "use --repeats 2 or more")
+    from scipy.stats import t
+
+    return float(t.ppf(p, dof))
+
+
+def interval_halfwidth(values: np.ndarray, axis: int = -1, level: float = 0.95) -> np.ndarray:
+    """Half-width of the Student-t ``level`` interval of the mean of ``values`` along ``axis``.
+
+    ``t_{(1+level)/2, K-1} * sd(ddof=1) / sqrt(K)`` with K = ``values.shape[axis]`` >= 2. It
+    assumes independent, roughly normal values: true of per-draw accuracies, each a mean over
+    many test samples under its own noise draw. NaN entries give NaN (a missing model).
+    """
+    v = np.asarray(values, dtype=float)
+    k = v.shape[axis]
+    if k < 2:
+        raise SnnsimError(f"an interval needs >= 2 repeats, got {k}", "use --repeats 2 or more")
+    return t_quantile(0.5 + level / 2.0, k - 1) * v.std(axis=axis, ddof=1) / np.sqrt(k)
 
 
 def pixel_range(dataset_info: Mapping[str, Any], channels: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -112,11 +147,15 @@ def noisy_accuracies(models: Mapping[str, Model], loader: Iterable[Any], stds: S
 def noise_table(snn: Model, ann: Model | None, loader: Iterable[Any], stds: Sequence[float],
                 repeats: int = 1, seed: int = 0, device: torch.device | str = "cpu",
                 clip: bool = False, timesteps: int | None = None, progress: bool = True) -> pd.DataFrame:
-    """Table ``noise_std, snn_accuracy, ann_accuracy, difference`` (+ ``*_std`` if repeats > 1).
+    """Table ``noise_std, snn_accuracy, ann_accuracy, difference``, means over the repeats.
 
     ``snn`` is the model under test (an ANN is accepted too, then it fills the snn column);
     ``ann`` the baseline or None (its columns are then NaN). ``difference`` = snn - ann, in
-    accuracy units (0.01 = 1 point).
+    accuracy units (0.01 = 1 point). With repeats K > 1 also ``snn_std, ann_std,
+    difference_std`` (sd over draws, ddof=1) and ``snn_ci95, ann_ci95, difference_ci95``: the
+    half-width of the 95% Student-t interval of the mean (:func:`interval_halfwidth`). The
+    difference columns are *paired*: computed from the per-draw SNN - ANN, which is valid
+    because both models see the same noise draws.
     """
     models = {"snn": snn} if ann is None else {"snn": snn, "ann": ann}
     acc = noisy_accuracies(models, loader, stds, repeats, seed, device, clip, timesteps, progress)
@@ -133,6 +172,9 @@ def noise_table(snn: Model, ann: Model | None, loader: Iterable[Any], stds: Sequ
         df["snn_std"] = a_snn.std(axis=1, ddof=1)
         df["ann_std"] = a_ann.std(axis=1, ddof=1)
         df["difference_std"] = (a_snn - a_ann).std(axis=1, ddof=1)
+        df["snn_ci95"] = interval_halfwidth(a_snn, axis=1)
+        df["ann_ci95"] = interval_halfwidth(a_ann, axis=1)
+        df["difference_ci95"] = interval_halfwidth(a_snn - a_ann, axis=1)
     num = [c for c in df.columns if c != "noise_std"]
     df[num] = df[num].round(12)  # accuracies are k/n: drop float dust such as 1e-16 stds
     df["repeats"] = repeats

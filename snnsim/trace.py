@@ -8,8 +8,11 @@ input population drives its first conv and its shortcut)::
                       sample ids, labels, predictions, the engine that computed the spikes
                       ('torch' or 'event', see :mod:`snnsim.sim.engine`), and the size and
                       checksum of every data file and of meta.json itself
-    input.npy         float32 [N, *input shape]: the analog input, stored ONCE per sample
-                      (direct encoding feeds the same image at every timestep)
+    input.npy         what the first synapses read: float32 [N, *input shape], stored ONCE per
+                      sample when it is fed at every timestep (direct encoding), or
+                      [N, T, *input shape] when it changes per timestep: int8 signed spikes
+                      (a Poisson-encoded model's, or a user's ternary frames) or float32
+                      (a user's graded frames)
     population_XX.npy uint8 [N, T, ceil(S/8)] for every spiking population XX (its index in
                       the schedule): its spikes at every timestep, the flattened map (C, H, W
                       order, S neurons) bit-packed with ``np.packbits`` (big-endian bit order)
@@ -28,8 +31,11 @@ layers and populations are those of :func:`snnsim.graph.layers.simulation_view`.
     model               {graph: Graph dict, arch: ArchSpec dict | null, kind: "snn", timesteps,
                         quantization_bits, provenance}
     timesteps           1..MAX_TIMESTEPS;  samples: 1..MAX_SAMPLES (N)
-    encoding "direct", engine "torch"|"event", bit_order "big"
-    input               {file, shape [N, *input shape], dtype "float32", repeated_every_timestep, absmax}
+    encoding "direct"|"poisson" (the model's Input node), engine "torch"|"event", bit_order "big"
+    input               {file, shape [N, *input shape] or [N, T, *input shape], dtype "float32"|"int8",
+                        repeated_every_timestep (false: one input per step), absmax, spikes (every
+                        value -1, 0 or 1: the first layer accumulates), encoder (null, or {kind
+                        "poisson", seed}: the draws, :func:`snnsim.graph.encoding.poisson_steps`)}
     layers              one entry per synapse layer, exactly as derived from model.graph
                         (shapes, pooling, source and target population)
     populations         one entry per population, exactly as derived from model.graph (shape,
@@ -198,14 +204,23 @@ class ModelMeta(_Strict):
     provenance: dict[str, Any]
 
 
+class EncoderMeta(_Strict):
+    """``input.encoder``: how a Poisson model's input spikes were drawn."""
+
+    kind: Literal["poisson"]
+    seed: Annotated[int, Field(ge=0, le=2**63 - 1)]
+
+
 class InputMeta(_Strict):
-    """``input``: the analog input file."""
+    """``input``: the input file (one input per sample, or one per sample and timestep)."""
 
     file: Literal["input.npy"]
     shape: Shape
-    dtype: Literal["float32"]
-    repeated_every_timestep: Literal[True]
+    dtype: Literal["float32", "int8"]
+    repeated_every_timestep: bool
     absmax: Annotated[float, Field(ge=0)]
+    spikes: bool = False
+    encoder: EncoderMeta | None = None
 
 
 class LayerMeta(_Strict):
@@ -271,7 +286,7 @@ class TraceMeta(_Strict):
     model: ModelMeta
     timesteps: Steps
     samples: Count
-    encoding: Literal["direct"]
+    encoding: Literal["direct", "poisson"]
     engine: Literal["torch", "event"]
     input: InputMeta
     layers: Annotated[list[LayerMeta], Field(min_length=1, max_length=4096)]
@@ -345,19 +360,39 @@ def population_meta(pop: PopulationInfo, steps: int, samples: int) -> dict[str, 
             "array_shape": [samples, steps, packed_bytes(pop)] if spiking else None}
 
 
+def input_layout(input_shape: tuple[int, ...], samples: int, steps: int, per_step: bool = False,
+                 spikes: bool = False) -> tuple[tuple[int, ...], np.dtype]:
+    """Shape and dtype of ``input.npy``: [N, *input shape] float32 for an input fed at every
+    timestep, [N, T, *input shape] for one input per timestep (int8 when they are spikes)."""
+    if not per_step:
+        return (samples, *input_shape), np.dtype(np.float32)
+    return (samples, steps, *input_shape), np.dtype(np.int8 if spikes else np.float32)
+
+
 def data_files(input_shape: tuple[int, ...], pops: tuple[PopulationInfo, ...], classes: int, samples: int,
-                steps: int) -> list[tuple[str, tuple[int, ...], np.dtype]]:
+               steps: int, per_step: bool = False, spikes: bool = False) -> list[tuple[str, tuple[int, ...], np.dtype]]:
     """Every data file of a trace: (name, array shape, dtype), in a fixed order."""
     spiking = [p for p in pops if p.spiking]
-    out: list[tuple[str, tuple[int, ...], np.dtype]] = [(INPUT_FILE, (samples, *input_shape), np.dtype(np.float32))]
+    out: list[tuple[str, tuple[int, ...], np.dtype]] = [(INPUT_FILE, *input_layout(input_shape, samples, steps,
+                                                                                   per_step, spikes))]
     out += [(population_file(p.index), (samples, steps, packed_bytes(p)), np.dtype(np.uint8)) for p in spiking]
     out.append((LOGITS_FILE, (samples, classes), np.dtype(np.float32)))
     out.append((SPIKES_FILE, (samples, len(spiking)), np.dtype(np.int64)))
     return out
 
 
-def per_sample_bytes(input_shape: tuple[int, ...], pops: tuple[PopulationInfo, ...], steps: int) -> int:
-    return 4 * math.prod(input_shape) + steps * sum(packed_bytes(p) for p in pops if p.spiking)
+def per_sample_bytes(input_shape: tuple[int, ...], pops: tuple[PopulationInfo, ...], steps: int,
+                     per_step: bool = False, spikes: bool = False) -> int:
+    """Bytes of one sample: its input (see :func:`input_layout`) and every population's packed spikes."""
+    shape, dtype = input_layout(input_shape, 1, steps, per_step, spikes)
+    return math.prod(shape) * dtype.itemsize + steps * sum(packed_bytes(p) for p in pops if p.spiking)
+
+
+def input_kind(meta: dict[str, Any]) -> tuple[bool, bool]:
+    """``(per_step, spikes)`` of a trace's ``input`` entry: one input per timestep, and whether
+    its values are all -1, 0 or 1."""
+    entry = meta["input"]
+    return (not bool(entry["repeated_every_timestep"]), bool(entry.get("spikes", False)))
 
 
 def classes_of(graph: Graph) -> int:
@@ -402,9 +437,24 @@ def check_meta(meta: Any, where: str) -> tuple[Graph, tuple[LayerInfo, ...], tup
                              f"({graph.name!r})", _REREC)
     n, steps = meta["samples"], meta["timesteps"]
     input_shape = graph.info[graph.input].out_shape
-    if meta["input"]["shape"] != [n, *input_shape]:
-        raise TraceError(f"{pre} field input.shape: {short_value(meta['input']['shape'])} is not [samples, *input shape] "
-                         f"= {[n, *input_shape]}", _REREC)
+    per_step, spikes = input_kind(meta)
+    want_shape, want_dtype = input_layout(input_shape, n, steps, per_step, spikes)
+    if meta["input"]["shape"] != list(want_shape):
+        what = "[samples, T, *input shape]" if per_step else "[samples, *input shape]"
+        raise TraceError(f"{pre} field input.shape: {short_value(meta['input']['shape'])} is not {what} "
+                         f"= {list(want_shape)}", _REREC)
+    if meta["input"]["dtype"] != want_dtype.name:
+        raise TraceError(f"{pre} field input.dtype: {meta['input']['dtype']!r}, expected {want_dtype.name!r} for "
+                         f"{'spikes' if spikes else 'values'}", _REREC)
+    encoding = getattr(graph.nodes[graph.input], "encoding", "direct")
+    if meta["encoding"] != encoding:
+        raise TraceError(f"{pre} field encoding: {meta['encoding']!r} is not model.graph's {encoding!r}", _REREC)
+    if spikes and not per_step:
+        raise TraceError(f"{pre} field input.spikes: true for an input fed at every timestep", _REREC)
+    poisson = encoding == "poisson"
+    if poisson != (meta["input"].get("encoder") is not None) or (poisson and not (per_step and spikes)):
+        raise TraceError(f"{pre} field input: a {'Poisson' if poisson else 'direct'}-encoded model's input "
+                         f"{'must' if poisson else 'cannot'} be per-timestep spikes drawn by an encoder", _REREC)
     for key, derived, make in (("layers", layers, lambda x: layer_meta(x)),
                                ("populations", pops, lambda x: population_meta(x, steps, n))):
         if len(meta[key]) != len(derived):
@@ -424,14 +474,14 @@ def check_meta(meta: Any, where: str) -> tuple[Graph, tuple[LayerInfo, ...], tup
         bad = None if meta[key] is None else _first_out_of_range(meta[key], classes)
         if bad is not None:
             raise TraceError(f"{pre} field {key}[{bad}]: {meta[key][bad]} is not one of the model's {classes} classes", _REREC)
-    expected = data_files(input_shape, pops, classes, n, steps)
+    expected = data_files(input_shape, pops, classes, n, steps, per_step, spikes)
     names = [name for name, _, _ in expected]
     missing = [name for name in names if name not in meta["files"]]
     extra = sorted(set(meta["files"]) - set(names))
     if missing or extra:
         what = f"lacks the field files.{missing[0]}" if missing else f"has an unknown field files.{short_value(extra[0])}"
         raise TraceError(f"{pre} {what} (one entry per data file)", _REREC)
-    per = per_sample_bytes(input_shape, pops, steps)
+    per = per_sample_bytes(input_shape, pops, steps, per_step, spikes)
     if meta["bytes_per_sample"] != per:
         raise TraceError(f"{pre} field bytes_per_sample: {meta['bytes_per_sample']}, its populations give {per}", _REREC)
     return graph, layers, pops
@@ -517,9 +567,10 @@ class TraceChunk:
 
     start: int
     stop: int
-    analog: np.ndarray  # float32 [n, *input shape]
+    analog: np.ndarray  # the input: float32 [n, *input shape], or [n, T, *input shape] (per_step)
     populations: dict[str, np.ndarray]  # per spiking population: uint8 [n, T, nbytes]
-    events: list[np.ndarray | None]  # per layer, its source's spikes; None for the analog input
+    events: list[np.ndarray | None]  # per layer, its source's spikes; None for the input
+    per_step: bool = False  # the input holds one value per timestep
 
     @property
     def size(self) -> int:
@@ -602,8 +653,25 @@ class Trace:
             self._arrays[name] = arr if arr.shape[0] == self.samples else arr[:self.samples]
         return self._arrays[name]
 
+    @property
+    def encoding(self) -> str:
+        """The recorded model's input encoding ('direct' or 'poisson')."""
+        return str(self.meta["encoding"])
+
+    @property
+    def input_per_timestep(self) -> bool:
+        """Whether the input holds one value per timestep ([N, T, *input shape])."""
+        return input_kind(self.meta)[0]
+
+    @property
+    def input_spikes(self) -> bool:
+        """Whether the input is spike events (-1, 0, 1 per timestep): a Poisson model's, or a
+        user's ternary frames. The first layer then accumulates (ACs), it does not multiply."""
+        return input_kind(self.meta)[1]
+
     def analog_input(self) -> np.ndarray:
-        """The analog input, float32 [N, *input shape] (memory-mapped)."""
+        """The input the first synapses read (memory-mapped): float32 [N, *input shape], or
+        [N, T, *input shape] (float32, or int8 spikes) when it changes per timestep."""
         return self._array(INPUT_FILE)
 
     def population(self, name: str) -> PopulationInfo:
@@ -641,7 +709,7 @@ class Trace:
         info = self.layers[layer]
         if info.analog_input:
             x = np.asarray(self.analog_input()[start:stop]) != 0
-            return np.repeat(x[:, None], self.timesteps, axis=1)
+            return x if self.input_per_timestep else np.repeat(x[:, None], self.timesteps, axis=1)
         packed = np.asarray(self.events(layer)[start:stop])
         bits = np.unpackbits(packed, axis=2, count=info.source_size).astype(bool)
         return bits.reshape(stop - start, self.timesteps, *info.source_shape)
@@ -655,7 +723,7 @@ class Trace:
             b = min(a + chunk_size, stop)
             pops = {p.name: self.spikes(p.name)[a:b] for p in self.populations if p.spiking}
             events = [None if info.analog_input else pops[info.source] for info in self.layers]
-            yield TraceChunk(a, b, self.analog_input()[a:b], pops, events)
+            yield TraceChunk(a, b, self.analog_input()[a:b], pops, events, self.input_per_timestep)
 
     def head(self, n: int) -> Trace:
         """A view of the first ``n`` samples: samples, sample ids, labels, predictions, logits,
@@ -764,7 +832,7 @@ def load_trace(path: str | os.PathLike[str], check_finite: bool = True, verify: 
     if meta_digest(meta) != meta["meta_sha256"]:
         raise TraceError(f"trace {t!r}: {META_FILE} was modified or is corrupt (its checksum does not match)", _REREC)
     n, steps = int(meta["samples"]), int(meta["timesteps"])
-    files = data_files(graph.info[graph.input].out_shape, pops, classes_of(graph), n, steps)
+    files = data_files(graph.info[graph.input].out_shape, pops, classes_of(graph), n, steps, *input_kind(meta))
     for name, shape, dtype in files:
         _check_npy(p / name, t, shape, dtype, meta["files"][name]["bytes"])
     if verify:

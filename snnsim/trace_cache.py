@@ -7,9 +7,10 @@ N samples serves any request for n <= N samples through the view :meth:`Trace.he
 for more samples than the cached trace holds records the longer trace, replacing it. The
 directory name stays readable::
 
-    <root>/<arch>-<dataset>[-<split>]-T<t>-<fingerprint[:12]>[-event]
+    <root>/<arch>-<dataset>[-<split>]-T<t>-<fingerprint[:12]>[-p<seed>][-event]
 
-(the split is named only when it is not 'test'; traces of the event engine get ``-event``:
+(the split is named only when it is not 'test'; a Poisson model's traces name the seed its input
+spikes were drawn with; traces of the event engine get ``-event``:
 they may differ from PyTorch's by float32 rounding flips). ``snnsim trace`` without ``--out``
 writes to the same place.
 
@@ -45,17 +46,19 @@ def _part(text: str) -> str:
 
 
 def trace_cache_dir(model: Model, dataset: str, *, root: str | os.PathLike[str] = "traces",
-                    engine: str = "torch", split: str = "test") -> Path:
+                    engine: str = "torch", split: str = "test", seed: int = 0) -> Path:
     """Where the cached trace of this exact model (fingerprint) on ``dataset``/``split`` at the
-    model's T, recorded by ``engine``, lives (see the module docstring; no sample count)."""
+    model's T, recorded by ``engine``, lives (see the module docstring; no sample count); a
+    Poisson model's input spikes depend on the encoder ``seed`` too (``-p<seed>``)."""
     fp = model_fingerprint(model)[:12]
     split_part = "" if split == "test" else f"-{_part(split)}"
     suffix = "" if engine == "torch" else f"-{_part(engine)}"
-    return Path(root) / f"{_part(model.name)}-{_part(dataset)}{split_part}-T{int(model.timesteps)}-{fp}{suffix}"
+    coded = f"-p{int(seed)}" if model.encoding == "poisson" else ""
+    return Path(root) / f"{_part(model.name)}-{_part(dataset)}{split_part}-T{int(model.timesteps)}-{fp}{coded}{suffix}"
 
 
 def reuse_problem(tr: Trace, model: Model, dataset: str, split: str, engine: str,
-                  dataset_meta: dict[str, Any]) -> str | None:
+                  dataset_meta: dict[str, Any], seed: int = 0) -> str | None:
     """Why the loaded cached trace ``tr`` cannot serve this request, or None if it can
     (whatever its sample count)."""
     try:
@@ -66,6 +69,9 @@ def reuse_problem(tr: Trace, model: Model, dataset: str, split: str, engine: str
         return f"it was recorded by the {tr.meta.get('engine')} engine, not {engine}"
     if tr.timesteps != int(model.timesteps):
         return f"it was recorded at T={tr.timesteps}, not T={model.timesteps}"
+    encoder = (tr.meta.get("input") or {}).get("encoder")
+    if encoder is not None and int(encoder.get("seed", -1)) != int(seed):
+        return f"its Poisson input spikes were drawn with seed {encoder.get('seed')}, not {seed}"
     ds = tr.dataset
     if ds.get("name") != dataset or ds.get("split") != split:
         return f"it was recorded on {ds.get('name')}/{ds.get('split')}, not {dataset}/{split}"
@@ -118,12 +124,12 @@ def obtain_trace(model: Model, trace: str | os.PathLike[str] | None = None, data
     if n > n_test:
         raise SnnsimError(f"asked for {n} samples but the {name} test set has {n_test}", f"use --samples {n_test} or fewer")
     split = "test"
-    cache = trace_cache_dir(model, bundle.name, root=trace_root, engine=engine, split=split)
+    cache = trace_cache_dir(model, bundle.name, root=trace_root, engine=engine, split=split, seed=seed)
     if cache.exists():
         shown = str(cache)
         try:
             tr = load_trace(cache)
-            problem = reuse_problem(tr, model, bundle.name, split, engine, jsonable(dict(bundle.meta)))
+            problem = reuse_problem(tr, model, bundle.name, split, engine, jsonable(dict(bundle.meta)), seed)
         except TraceError as exc:
             problem = _reason(exc, cache)
         if problem is not None:
@@ -139,6 +145,6 @@ def obtain_trace(model: Model, trace: str | os.PathLike[str] | None = None, data
     model.to(dev)
     try:
         return record_trace(model, bundle, cache, samples=n, split=split, device=dev, progress=progress,
-                            engine=engine)
+                            engine=engine, seed=seed)
     finally:
         model.to("cpu")

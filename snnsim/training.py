@@ -535,8 +535,12 @@ def hybrid_train(spec: ArchSpec | Graph, bundle: Any, ann_cfg: TrainConfig, snn_
                  *, percentile: float = DEFAULT_PERCENTILE, scale: float = 1.0, leak: float = DEFAULT_LEAK,
                  out_dir: str | os.PathLike[str] | None = None, resume: bool = False,
                  ann: Model | None = None, num_workers: int = 0, max_samples: int = 512,
-                 command: str | None = None) -> tuple[Model, Model, dict[str, Any]]:
+                 command: str | None = None, encoding: str | None = None) -> tuple[Model, Model, dict[str, Any]]:
     """Train the ANN, convert it, train the SNN; return ``(ann, snn, history)``.
+
+    ``encoding`` (:data:`snnsim.graph.nodes.ENCODINGS`; None: the graph's or the given ANN's):
+    the SNN's input encoding. The ANN always reads the analog image; its graph records the
+    encoding of the SNN it is the twin of. Thresholds are balanced on the encoded input.
 
     ``ann``: start from this trained ANN (its ANN stage is skipped). ``out_dir``: where
     ``ann.pt``/``snn.pt`` (final models) and ``ann_last.pt``/``snn_last.pt`` (rewritten after
@@ -573,6 +577,8 @@ def hybrid_train(spec: ArchSpec | Graph, bundle: Any, ann_cfg: TrainConfig, snn_
         _log(f"[ann] resumed: using finished {out / 'ann.pt'}", ann_cfg.progress and main)
     if ann is None:
         ann = build_model(spec, kind="ann", timesteps=timesteps, leak=leak, seed=ann_cfg.seed)
+        if encoding is not None:
+            ann.set_encoding(encoding)
         ann.dataset_info = bundle.info()
         ann.provenance = {"command": command, "seed": ann_cfg.seed, "stage": "ann", "config": asdict(ann_cfg)}
         tr, te = make_loaders(bundle, ann_cfg.batch_size, ann_cfg.seed, num_workers, distributed)
@@ -593,6 +599,8 @@ def hybrid_train(spec: ArchSpec | Graph, bundle: Any, ann_cfg: TrainConfig, snn_
     dev = resolve_device(snn_cfg.device)
     if distributed and dev.type == "cuda":
         dev = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+    if encoding is not None:
+        ann.set_encoding(encoding)
     ann.to(dev)
     tr, te = make_loaders(bundle, snn_cfg.batch_size, snn_cfg.seed, num_workers, distributed)
     history["ann_test_acc"] = evaluate(ann, te, dev)
@@ -601,6 +609,9 @@ def hybrid_train(spec: ArchSpec | Graph, bundle: Any, ann_cfg: TrainConfig, snn_
     snn_last = None if out is None else out / "snn_last.pt"
     if resume and snn_last is not None and snn_last.exists():
         snn = load_model(snn_last)
+        if encoding is not None and snn.encoding != encoding:
+            raise SnnsimError(f"{str(snn_last)!r} was trained with {snn.encoding} encoding, not {encoding}",
+                              f"resume with --encoding {snn.encoding}, or start a new --out")
         if snn.timesteps != timesteps:
             raise SnnsimError(f"{str(snn_last)!r} was trained at T={snn.timesteps}, not T={timesteps}",
                               f"resume with --timesteps {snn.timesteps}, or start a new --out")

@@ -90,7 +90,7 @@ def test_all_steps_scatter_is_bit_identical_to_per_step() -> None:
     plans = layer_plans(model)
     prev = None
     for li, plan in enumerate(plans):
-        vals = layer_values(plan, prev, x.numpy().reshape(6, -1) if li == 0 else None, "float", None)
+        vals = layer_values(plan, prev, x.numpy().reshape(6, 1, -1) if li == 0 else None, "float", None)
         wt = plan.transposed(plan.weight)
         pop = plan.info.target  # a VGG chain: layer li alone drives population li
         leak = np.float32(model.leak(pop).item()) if plan.info.spiking else np.float32(1.0)

@@ -68,7 +68,7 @@ def test_trace_and_estimate_on_user_inputs(tmp_path: Path, digits_arrays, run_cl
     (lambda p, x, y: np.save(p / "f.npy", x[:, :, :6]), "does not match the model's (1, 8, 8)"),
     (lambda p, x, y: np.save(p / "f.npy", np.where(np.arange(x.size).reshape(x.shape) == 70, np.nan, x)),
      "sample 1 contains NaN or Inf"),
-    (lambda p, x, y: np.save(p / "f.npy", np.repeat(x[:, None], 3, axis=1)), "per-timestep inputs"),
+    (lambda p, x, y: np.save(p / "f.npy", np.repeat(x[:, None], 3, axis=1)), "hold 3 timesteps per sample, the trace runs T=2"),
     (lambda p, x, y: np.save(p / "f.npy", x[0]), "not [N, C, H, W]"),
     (lambda p, x, y: np.save(p / "f.npy", x.astype(np.complex64)), "not a real number type"),
     (lambda p, x, y: np.save(p / "f.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True), "not a readable"),

@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 import click
 
 from snnsim.device import DEVICES
+from snnsim.graph.nodes import ENCODINGS
 from snnsim.limits import MAX_BATCH_SIZE, MAX_EPOCHS, MAX_SAMPLES, MAX_SEED, MAX_TIMESTEPS
 from snnsim.sim.engine import ENGINES
 
@@ -112,6 +113,30 @@ def engine_option(f: F) -> F:
     return click.option("--engine", type=click.Choice(ENGINES), default="torch", show_default=True,
                         help="Record traces with PyTorch's forward pass, or event by event with the simulator's "
                              "kernels (CPU; faster on large models; equal up to float32 rounding flips).")(f)
+
+
+def encoding_option(f: F) -> F:
+    """``--encoding``: the Input node's encoding (default: the checkpoint's own)."""
+    return click.option("--encoding", type=click.Choice(ENCODINGS), default=None,
+                        help="Input encoding: direct (the image at every timestep) or poisson (signed Poisson spikes, "
+                             "seeded by --seed) [default: the checkpoint's own].")(f)
+
+
+def first_layer_option(f: F) -> F:
+    """``--first-layer``: how the first layer is charged (:data:`snnsim.cost.FIRST_LAYER_CHOICES`)."""
+    from snnsim.cost import FIRST_LAYER_CHOICES
+
+    return click.option("--first-layer", type=click.Choice(FIRST_LAYER_CHOICES), default="auto", show_default=True,
+                        help="How the first layer is charged: MACs at every timestep, MACs once (input constant over "
+                             "T), or the input spikes x fan-out as ACs (a Poisson model); auto: ac_with_input_rate "
+                             "for spike input, else mac_per_timestep.")(f)
+
+
+def apply_encoding(model: Any, encoding: str | None) -> Any:
+    """Give ``model`` the ``--encoding`` asked for (None: keep the checkpoint's); returns it."""
+    if encoding is not None:
+        model.set_encoding(encoding)
+    return model
 
 
 def parse_int_list(text: str, what: str, low: int | None = None, high: int | None = None) -> list[int]:

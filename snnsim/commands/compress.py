@@ -23,8 +23,10 @@ from snnsim.commands.common import (
     LEARNING_RATE,
     TIMESTEPS,
     FiniteFloat,
+    apply_encoding,
     data_dir_option,
     device_option,
+    encoding_option,
     parse_float_list,
     parse_int_list,
     progress_options,
@@ -64,10 +66,10 @@ def _command_line() -> str:
     return " ".join(["snnsim", *sys.argv[1:]])
 
 
-def _load(path: str, want_snn: bool = False) -> Any:
+def _load(path: str, want_snn: bool = False, encoding: str | None = None) -> Any:
     from snnsim.checkpoint import load_model
 
-    model = load_model(path)
+    model = apply_encoding(load_model(path), encoding)
     if want_snn and model.kind != "snn":
         raise SnnsimError(f"{path!r} is an ANN checkpoint; this command needs an SNN",
                           "pass the snn.pt written by `snnsim train --kind snn`")
@@ -222,6 +224,7 @@ def prune() -> None:
 @click.option("--dry-run", is_flag=True, help="Only run the PCA and print the widths; no retraining.")
 @click.option("--resume", is_flag=True, help="Continue an interrupted retraining (files in <out stem>_retrain/).")
 @report_dir_option
+@encoding_option
 @progress_options
 @data_dir_option
 @device_option
@@ -230,7 +233,7 @@ def prune_spatial(model_path: str, variance: float | None, samples: int | None, 
                   widths: str | None, out: str, retrain: str, ann_epochs: int | None,
                   snn_epochs: int | None, ann_lr: float | None, snn_lr: float | None,
                   batch_size: int | None, dry_run: bool, resume: bool, report_dir: str | None,
-                  data_dir: str, device: str, seed: int) -> None:
+                  encoding: str | None, data_dir: str, device: str, seed: int) -> None:
     """PCA of each layer's averaged membrane potential -> narrower SNN, retrained and saved.
 
     Writes spatial.csv (per layer: channels, parameters, MACs and test-set spikes per inference
@@ -256,7 +259,7 @@ def prune_spatial(model_path: str, variance: float | None, samples: int | None, 
     if variance is not None and not (0.0 < variance <= 1.0):
         raise SnnsimError(f"--variance must be in (0, 1], got {variance}", "use e.g. 0.999")
     dev = _setup(seed, device)
-    model = _load(model_path, want_snn=True)
+    model = _load(model_path, want_snn=True, encoding=encoding)
     if variance is None:
         variance = default_variance(model.dataset_info.get("name"))
     rdir = _report_dir(report_dir, "prune-spatial", model_path)
@@ -314,11 +317,12 @@ def prune_spatial(model_path: str, variance: float | None, samples: int | None, 
         ann, pruned, _ = hybrid_train(spec, bundle, ann_cfg, snn_cfg, model.timesteps,
                                       percentile=float(conv.get("percentile", 99.9)),
                                       scale=float(conv.get("scale", 1.0)), leak=leak, out_dir=work,
-                                      resume=resume, command=_command_line())
+                                      resume=resume, command=_command_line(), encoding=model.encoding)
         pruned.provenance["ann"] = str(work / "ann.pt")
     else:
         click.echo(f"retraining {describe_arch(spec)} (SNN from scratch, {snn_cfg.epochs} epochs at T={model.timesteps})")
         pruned = build_model(spec, "snn", model.timesteps, leak=leak, seed=seed)
+        pruned.set_encoding(model.encoding)
         pruned.dataset_info = bundle.info()
         pruned.provenance = {"command": _command_line(), "seed": seed, "stage": "snn",
                              "config": dataclasses.asdict(snn_cfg)}
@@ -367,6 +371,7 @@ def prune_spatial(model_path: str, variance: float | None, samples: int | None, 
               help="Per stage: 'step' (StepLR via --lr-step) or 'cosine' (anneal to 0 within every stage).")
 @batch_size_option
 @report_dir_option
+@encoding_option
 @progress_options
 @data_dir_option
 @device_option
@@ -374,7 +379,7 @@ def prune_spatial(model_path: str, variance: float | None, samples: int | None, 
 def prune_temporal(model_path: str, schedule: str, epochs_per_step: int, out: str, mode: str,
                    threshold_rescale: str, lr: float | None, optimizer: str | None,
                    lr_step: int | None, lr_schedule: str, batch_size: int | None, report_dir: str | None,
-                   data_dir: str, device: str, seed: int) -> None:
+                   encoding: str | None, data_dir: str, device: str, seed: int) -> None:
     """Gradually reduce the timesteps, fine-tuning at each T from the previous stage's state.
 
     Writes temporal.csv (schedule, T, epochs, accuracy right after the cut and after
@@ -394,7 +399,7 @@ def prune_temporal(model_path: str, schedule: str, epochs_per_step: int, out: st
     from snnsim.io import write_csv
 
     dev = _setup(seed, device)
-    model = _load(model_path, want_snn=True)
+    model = _load(model_path, want_snn=True, encoding=encoding)
     stages = plan_schedule(parse_int_list(schedule, "--schedule", 1, MAX_TIMESTEPS), model.timesteps, epochs_per_step)
     rescale = parse_rescale(threshold_rescale)
     if lr is None:
@@ -428,6 +433,7 @@ def prune_temporal(model_path: str, schedule: str, epochs_per_step: int, out: st
             epochs = from_ann_epochs(int(snn_rec.get("epochs", 0)), stages)
             click.echo(f"\nfrom-ann: convert {ann.provenance.get('path', 'the parent ANN')} at T={final_t} "
                        f"and train {epochs} epochs there")
+            ann.set_encoding(model.encoding)  # the control converts to the same encoding
             _, row = train_from_ann(ann.to(dev), final_t, conversion, epochs, train_loader, test_loader, cfg,
                                     out_path=Path(out) / f"from_ann_T{final_t}.pt", device=dev)
             rows.append(row)
@@ -519,16 +525,20 @@ def quantize(model_path: str, bits: str, out: str, batch_size: int | None, repor
 @click.option("--timesteps", type=TIMESTEPS, default=None, help="Override the SNN's T [default: the model's own].")
 @batch_size_option
 @report_dir_option
+@encoding_option
 @progress_options
 @data_dir_option
 @device_option
 @seed_option
 def evaluate(model_path: str, noise_std: str, baseline: str | None, repeats: int, clip: bool,
-             timesteps: int | None, batch_size: int | None, report_dir: str | None, data_dir: str,
-             device: str, seed: int) -> None:
+             timesteps: int | None, batch_size: int | None, report_dir: str | None, encoding: str | None,
+             data_dir: str, device: str, seed: int) -> None:
     """Test accuracy under additive Gaussian input noise, SNN vs its ANN, same noise draws.
 
-    Writes noise.csv: noise_std, snn_accuracy, ann_accuracy, difference (snn - ann).
+    Writes noise.csv: noise_std, snn_accuracy, ann_accuracy, difference (snn - ann); with
+    --repeats K > 1 also *_std and *_ci95 (half-width of the 95% Student-t interval of the mean
+    over the K draws; the difference's is paired). A Poisson SNN clips the noisy input to
+    [-1, 1] inside its encoder (|x| is a spike probability).
     """
     from snnsim.data import make_loaders
     from snnsim.io import write_csv
@@ -536,7 +546,7 @@ def evaluate(model_path: str, noise_std: str, baseline: str | None, repeats: int
 
     dev = _setup(seed, device)
     stds = check_stds(parse_float_list(noise_std, "--noise-std", 0.0, MAX_NOISE_STD))
-    model = _load(model_path)
+    model = _load(model_path, encoding=encoding)
     if baseline is not None:
         ann = _load(baseline)
         if ann.kind != "ann":

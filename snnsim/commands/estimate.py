@@ -9,17 +9,20 @@ import click
 from snnsim.commands.common import (
     BATCH_SIZE,
     SAMPLES,
+    apply_encoding,
     claim_output_dir,
     data_dir_option,
     dataset_or_inputs,
     device_option,
+    encoding_option,
     engine_option,
+    first_layer_option,
     force_option,
     inputs_option,
     progress_options,
     seed_option,
 )
-from snnsim.cost import CONNECTIONS_CHOICES, DEFAULT_CONNECTIONS, FIRST_LAYER_CHOICES
+from snnsim.cost import CONNECTIONS_CHOICES, DEFAULT_CONNECTIONS
 from snnsim.sim.replay import COUNTINGS, FUNCTIONAL_MODES
 
 
@@ -59,12 +62,14 @@ def resolve_models(models: tuple[str, ...]) -> list[str]:
 @click.option("--nirdata", type=click.Path(dir_okay=False), default=None,
               help="Also write the recorded spikes as NIRData (HDF5, nir.write_data) to this file [default: none].")
 @engine_option
+@encoding_option
 @progress_options
 @data_dir_option
 @device_option
 @seed_option
 def trace(model_path: str, dataset: str | None, inputs: str | None, samples: int | None, out: str | None,
-          batch_size: int, nirdata: str | None, engine: str, data_dir: str, device: str, seed: int) -> None:
+          batch_size: int, nirdata: str | None, engine: str, encoding: str | None, data_dir: str, device: str,
+          seed: int) -> None:
     """Record a model's spike trace (bit-packed input events of every layer) to disk.
 
     ``--engine event`` computes the spikes with the simulator's event-driven kernels instead of
@@ -81,7 +86,7 @@ def trace(model_path: str, dataset: str | None, inputs: str | None, samples: int
 
     seed_everything(seed)
     source = dataset_or_inputs(dataset, inputs)
-    model = load_model(model_path)
+    model = apply_encoding(load_model(model_path), encoding)
     name = source or model.dataset_info.get("name")
     if not name:
         raise SnnsimError("the model does not record which data set it was trained on", "pass --dataset")
@@ -89,12 +94,13 @@ def trace(model_path: str, dataset: str | None, inputs: str | None, samples: int
     n = min(DEFAULT_SAMPLES, len(bundle.test)) if samples is None else samples
     if n < 1 or n > len(bundle.test):
         raise SnnsimError(f"--samples must be in 1..{len(bundle.test)} for the {bundle.name} test set, got {n}")
-    dest = Path(out) if out else trace_cache_dir(model, bundle.name, engine=engine)
+    dest = Path(out) if out else trace_cache_dir(model, bundle.name, engine=engine, seed=seed)
     dev = resolve_device(device)
     model.to(dev)
     if engine == "event":
         say_compiling(lambda m: progress_line(f"snnsim: {m}"), functional=True)
-    tr = record_trace(model, bundle, dest, samples=n, batch_size=batch_size, split="test", device=dev, engine=engine)
+    tr = record_trace(model, bundle, dest, samples=n, batch_size=batch_size, split="test", device=dev, engine=engine,
+                      seed=seed)
     click.echo(tr.describe())
     if nirdata:
         from snnsim.interop.nir_io import write_nirdata
@@ -120,8 +126,7 @@ def trace(model_path: str, dataset: str | None, inputs: str | None, samples: int
               help="snnsim's event-driven counts, or NeuroBench 2.3's SynapticOperations rules.")
 @click.option("--baseline", type=click.Path(), default=None,
               help="ANN checkpoint for the non-spiking baseline [default: an ANN of the SNN's own network].")
-@click.option("--first-layer", type=click.Choice(FIRST_LAYER_CHOICES), default="mac_per_timestep", show_default=True,
-              help="Direct-input first layer: MACs at every timestep, or once (input constant over T).")
+@first_layer_option
 @click.option("--skip-zero-weights", is_flag=True, help="Do not count synaptic ops on zero (pruned) weights.")
 @click.option("--compute-only", is_flag=True, help="Charge compute only (the paper's #ops x energy/op).")
 @click.option("--connections", type=click.Choice(CONNECTIONS_CHOICES), default=DEFAULT_CONNECTIONS, show_default=True,
@@ -132,13 +137,14 @@ def trace(model_path: str, dataset: str | None, inputs: str | None, samples: int
 @click.option("--plots", is_flag=True, help="Also write PNG plots into <out>/plots.")
 @engine_option
 @progress_options
+@encoding_option
 @data_dir_option
 @device_option
 @seed_option
 def estimate(models: tuple[str, ...], hws: tuple[str, ...], all_hw: bool, trace_dir: str | None, dataset: str | None,
              inputs: str | None, samples: int | None, out: str | None, force: bool, counting: str, baseline: str | None, first_layer: str,
              skip_zero_weights: bool, compute_only: bool, connections: str, functional: str, plots: bool, engine: str,
-             data_dir: str, device: str, seed: int) -> None:
+             encoding: str | None, data_dir: str, device: str, seed: int) -> None:
     """Energy and latency of SNN model(s) on hardware config(s), vs the non-spiking network."""
     from snnsim.device import seed_everything
     from snnsim.estimation import estimate_many, model_label
@@ -155,7 +161,7 @@ def estimate(models: tuple[str, ...], hws: tuple[str, ...], all_hw: bool, trace_
         samples=samples, counting=counting, baseline=baseline, first_layer=first_layer,
         skip_zero_weights=skip_zero_weights, compute_only=compute_only,
         functional=False if functional == "off" else functional, data_dir=data_dir, device=device, seed=seed,
-        log=lambda m: progress_line(f"snnsim: {m}"), engine=engine, connections=connections,
+        log=lambda m: progress_line(f"snnsim: {m}"), engine=engine, connections=connections, encoding=encoding,
     )
     written = result.write(dest, plots=plots)
     click.echo(result.table())

@@ -14,13 +14,15 @@ from snnsim.commands.common import (
     data_dir_option,
     dataset_or_inputs,
     device_option,
+    encoding_option,
     engine_option,
+    first_layer_option,
     force_option,
     inputs_option,
     progress_options,
     seed_option,
 )
-from snnsim.cost import CONNECTIONS_CHOICES, DEFAULT_CONNECTIONS, FIRST_LAYER_CHOICES
+from snnsim.cost import CONNECTIONS_CHOICES, DEFAULT_CONNECTIONS
 from snnsim.errors import SnnsimError
 from snnsim.reports import make_plots
 
@@ -68,8 +70,7 @@ def compare_table(summary: Any) -> Any:
 @click.option("--samples", type=SAMPLES, default=None, help="Test samples to trace [default: min(256, test set)].")
 @click.option("--baseline", type=click.Path(), default=None,
               help="ANN checkpoint for the non-spiking baseline [default: an ANN of each SNN's own network].")
-@click.option("--first-layer", type=click.Choice(FIRST_LAYER_CHOICES), default="mac_per_timestep",
-              show_default=True, help="Direct-input first layer: MACs at every timestep, or once (input constant over T).")
+@first_layer_option
 @click.option("--compute-only", is_flag=True, help="Charge compute only (the paper's #ops x energy/op).")
 @click.option("--connections", type=click.Choice(CONNECTIONS_CHOICES), default=DEFAULT_CONNECTIONS, show_default=True,
               help="Connections the SNN and the ANN both count: in-bounds only (padding taps never count), or "
@@ -79,6 +80,7 @@ def compare_table(summary: Any) -> Any:
 @force_option
 @click.option("--plots", is_flag=True, help="Also write PNG plots into <out>/plots.")
 @engine_option
+@encoding_option
 @progress_options
 @data_dir_option
 @device_option
@@ -86,7 +88,7 @@ def compare_table(summary: Any) -> Any:
 def compare(models: tuple[str, ...], hws: tuple[str, ...], all_hw: bool, traces: tuple[str, ...],
             dataset: str | None, inputs: str | None, samples: int | None, baseline: str | None, first_layer: str,
             compute_only: bool, connections: str, out: str | None, force: bool, plots: bool, engine: str,
-            data_dir: str, device: str, seed: int) -> None:
+            encoding: str | None, data_dir: str, device: str, seed: int) -> None:
     """Every model on every hardware config: one compare.csv and a table sorted by energy.
 
     Each model is traced once (or its trace reused from traces/) and replayed once; only the
@@ -114,7 +116,7 @@ def compare(models: tuple[str, ...], hws: tuple[str, ...], all_hw: bool, traces:
     result = estimate_many(model_list, hw_list, traces=list(traces) if traces else None, dataset=dataset,
                            samples=samples, baseline=baseline, first_layer=first_layer,
                            compute_only=compute_only, data_dir=data_dir, device=device, seed=seed, log=log,
-                           engine=engine, connections=connections)
+                           engine=engine, connections=connections, encoding=encoding)
     table = compare_table(result.summary)
     written = result.write(dest, extra={"compare.csv": table}, plots=plots)
     recorded = sum(1 for m in log_lines if m.startswith("recording trace"))

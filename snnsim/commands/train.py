@@ -48,6 +48,7 @@ from snnsim.commands.common import (
 )
 from snnsim.data import DATASET_NAMES
 from snnsim.graph.builders import network_names
+from snnsim.graph.nodes import ENCODINGS
 from snnsim.limits import MAX_INPUT_SIDE, MAX_WIDTH
 from snnsim.models import MODEL_KINDS
 
@@ -76,6 +77,9 @@ def _opt(value: Any, key: str, dataset: str) -> Any:
 @click.option("--kind", type=click.Choice(MODEL_KINDS), default="snn", show_default=True,
               help="ann: train the ANN only. snn: ANN, conversion, then SNN (hybrid).")
 @click.option("--timesteps", "-T", type=TIMESTEPS, default=5, show_default=True, help="SNN timesteps.")
+@click.option("--encoding", type=click.Choice(ENCODINGS), default="direct", show_default=True,
+              help="SNN input encoding: direct (the image at every timestep) or poisson (signed Poisson spikes; "
+                   "needs more timesteps). The ANN reads the image either way.")
 @click.option("--ann-epochs", type=EPOCHS, default=None, help="ANN epochs [default: per data set, see TRAIN_DEFAULTS].")
 @click.option("--snn-epochs", type=EPOCHS, default=None, help="SNN epochs [default: per data set].")
 @click.option("--lr", type=LEARNING_RATE, default=None, help="ANN learning rate (SGD) [default: per data set].")
@@ -109,7 +113,7 @@ def _opt(value: Any, key: str, dataset: str) -> Any:
 @seed_option
 @device_option
 @data_dir_option
-def train(arch: str | None, dataset: str, kind: str, timesteps: int, ann_epochs: int | None,
+def train(arch: str | None, dataset: str, kind: str, timesteps: int, encoding: str, ann_epochs: int | None,
           snn_epochs: int | None, lr: float | None, snn_lr: float | None, weight_decay: float | None,
           snn_weight_decay: float | None, lr_step: int | None, lr_gamma: float | None,
           snn_lr_step: int | None, snn_lr_gamma: float | None, batch_size: int | None,
@@ -175,7 +179,8 @@ def train(arch: str | None, dataset: str, kind: str, timesteps: int, ann_epochs:
                           f"but --dataset {dataset} has {list(bundle.input_shape)} and {bundle.num_classes}",
                           "use the data set the ANN was trained on")
 
-    out = Path(out_dir or f"runs/{spec.name}-{dataset}-{kind}-T{timesteps}")
+    coded = "" if encoding == "direct" or kind == "ann" else f"-{encoding}"
+    out = Path(out_dir or f"runs/{spec.name}-{dataset}-{kind}-T{timesteps}{coded}")
     existing = [f for f in RUN_FILES if (out / f).exists()]
     if existing and not resume:
         raise SnnsimError(f"--out {str(out)!r} already holds a run ({', '.join(existing)})",
@@ -201,7 +206,7 @@ def train(arch: str | None, dataset: str, kind: str, timesteps: int, ann_epochs:
     command = _command_line(click.get_current_context())
     if main and show:
         click.echo(f"snnsim train: {describe_arch(spec)}  data {dataset} (train {len(bundle.train)}, test {len(bundle.test)})  "
-                   f"kind {kind}  T={timesteps}  device {dev}  out {out}", err=True)
+                   f"kind {kind}  T={timesteps}  encoding {encoding}  device {dev}  out {out}", err=True)
         click.echo(f"  ANN: sgd lr {ann_cfg.lr} wd {ann_cfg.weight_decay} step {ann_cfg.lr_step}x{ann_cfg.lr_gamma} "
                    f"epochs {ann_cfg.epochs} batch {ann_cfg.batch_size}"
                    + ("" if kind == "ann" else f" | SNN: adam lr {snn_cfg.lr} wd {snn_cfg.weight_decay} "
@@ -215,12 +220,12 @@ def train(arch: str | None, dataset: str, kind: str, timesteps: int, ann_epochs:
             ann, snn, history = hybrid_train(spec, bundle, ann_cfg, snn_cfg, timesteps, percentile=percentile,
                                              scale=threshold_scale, leak=leak, out_dir=out, resume=resume,
                                              ann=start_ann, num_workers=workers, max_samples=balance_samples,
-                                             command=command)
+                                             command=command, encoding=encoding)
             summary = {"ann_test_acc": history["ann_test_acc"],
                        "conversion_test_acc": history.get("conversion_test_acc"),
                        "snn_test_acc": history["snn_test_acc"]}
         wall = time.perf_counter() - t0
-        summary.update({"arch": spec.name, "dataset": dataset, "kind": kind, "timesteps": timesteps,
+        summary.update({"arch": spec.name, "dataset": dataset, "kind": kind, "timesteps": timesteps, "encoding": encoding,
                         "seed": seed, "wall_s": wall, "command": command, "out": str(out)})
         if main:
             history = {**history, "summary": summary}

@@ -253,6 +253,8 @@ class Graph:
             entry: dict[str, Any] = {"kind": node.kind}
             for f in dataclasses.fields(node):
                 v = getattr(node, f.name)
+                if f.name in node.later_fields and v == f.default:
+                    continue  # an earlier graph's dict (and fingerprint) stays what it was
                 entry[f.name] = list(v) if isinstance(v, tuple) else v
             nodes[name] = entry
         return {"name": self.name, "nodes": nodes, "edges": [list(e) for e in self.edges]}

@@ -8,7 +8,8 @@ dict under ``<node name>.<parameter>``. Shapes carry no batch dimension, as in N
 =================  ===========================  ==============================================
 snnsim node        NIR                          notes
 =================  ===========================  ==============================================
-``Input``          ``Input``                    the (normalised) input; ``shape`` = (C, H, W)
+``Input``          ``Input``                    the (normalised) input; ``shape`` = (C, H, W),
+                                               ``encoding`` direct | poisson
 ``Output``         ``Output``                   the logits
 ``Conv2d``         ``Conv2d``                   ``bias`` optional; per-node kernel, stride, ...
 ``Affine``         ``Affine`` / ``Linear``      ``bias=False`` is NIR's ``Linear``
@@ -40,6 +41,11 @@ from snnsim.errors import SnnsimError
 
 Shape = tuple[int, ...]
 Pair = tuple[int, int]
+#: How the Input node turns a (normalised) sample into what the first synapses read at each
+#: timestep: ``direct`` feeds the analog values at every step; ``poisson`` feeds signed Poisson
+#: spikes, ``sign(x)`` with probability ``min(|x|, 1)`` per element and step (paper.md sec. 2.3;
+#: :mod:`snnsim.graph.encoding`).
+ENCODINGS: tuple[str, ...] = ("direct", "poisson")
 Reset = Literal["subtract", "value"]
 Fire = Literal[">", ">="]
 
@@ -74,6 +80,10 @@ class Node:
     kind: ClassVar[str] = "node"
     #: (min, max) number of incoming edges; max None = any number.
     arity: ClassVar[tuple[int, int | None]] = (1, 1)
+    #: Fields added after checkpoint format v2 first shipped: written by ``Graph.to_dict`` only
+    #: when they differ from their default, so that every earlier graph (and the fingerprint of
+    #: every model built from one) is unchanged.
+    later_fields: ClassVar[frozenset[str]] = frozenset()
 
     def out_shape(self, name: str, inputs: list[Shape]) -> Shape:
         """The output shape for ``inputs`` (one shape per incoming edge)."""
@@ -118,14 +128,22 @@ def _fmt(v: Any) -> str:
 # ----------------------------------------------------------------------------- ends
 @dataclass(frozen=True)
 class Input(Node):
-    """The network input, fed at every timestep (direct encoding); ``shape`` without batch."""
+    """The network input; ``shape`` without batch. ``encoding`` (:data:`ENCODINGS`): ``direct``
+    feeds the sample at every timestep; ``poisson`` feeds its signed Poisson spikes. A sample
+    that is already a sequence ([T, *shape]: a user's event frames) is fed step by step as is."""
 
     shape: Shape = (1, 1, 1)
+    encoding: str = "direct"
     kind: ClassVar[str] = "Input"
     arity: ClassVar[tuple[int, int | None]] = (0, 0)
+    later_fields: ClassVar[frozenset[str]] = frozenset({"encoding"})
 
     def out_shape(self, name: str, inputs: list[Shape]) -> Shape:
         from snnsim.limits import MAX_INPUT_CHANNELS, MAX_INPUT_SIDE
+
+        if self.encoding not in ENCODINGS:
+            raise GraphError(f"graph node {name!r} (Input): unknown encoding {self.encoding!r}",
+                             f"choose one of {', '.join(ENCODINGS)}")
 
         if not self.shape or len(self.shape) > 3 or not all(isinstance(v, int) and not isinstance(v, bool)
                                                               for v in self.shape) or min(self.shape) < 1:

@@ -10,7 +10,9 @@ integrator) have no module.
 It runs the one schedule of :func:`snnsim.graph.schedule.lower`, as an ANN (neurons are ReLU,
 the integrator the identity) or as the SNN of :mod:`snnsim.models` generalised to graphs:
 
-* direct input at every timestep; every node but a population computes per timestep;
+* the Input node's encoding at every timestep (``direct``: the sample; ``poisson``: its signed
+  Poisson spikes, :mod:`snnsim.graph.encoding`), or a given sequence step by step; every node
+  but a population computes per timestep;
 * LIF: ``u <- leak * u + I``, ``s = spike(u / theta - 1)`` with the ``LinearSpike`` surrogate
   (``fire='>'``: strict; ``'>='``: ``z >= 0``, same surrogate); reset ``'subtract'``:
   ``u <- u - theta * s``, ``'value'``: ``u <- u * (1 - s) + v_reset * s``; IF: leak 1;
@@ -42,6 +44,7 @@ from torch import nn
 
 from snnsim.arch import ArchSpec, LayerInfo, PopulationInfo
 from snnsim.errors import SnnsimError
+from snnsim.graph.encoding import signed_poisson
 from snnsim.graph.graph import Graph
 from snnsim.graph.nodes import (
     IF,
@@ -361,12 +364,39 @@ class GraphNet(nn.ModuleDict):
                         m.alpha.clamp_(0.0, 1.0)
 
     # ------------------------------------------------------------------ ops
-    def _check_input(self, x: torch.Tensor) -> None:
+    def _check_input(self, x: torch.Tensor, per_step_ok: bool = False) -> bool:
+        """Check a batch's shape: [B, *input shape], or with ``per_step_ok`` also [B, T, *input
+        shape] (a sequence, one input per timestep); returns whether it is a sequence."""
         want = self.schedule.input_shape
-        if not isinstance(x, torch.Tensor) or x.dim() != len(want) + 1 or tuple(x.shape[1:]) != want:
-            got = list(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
-            raise SnnsimError(f"graph {self.graph.name!r}: input has shape {got}, expected [B, "
-                              f"{', '.join(map(str, want))}]", "pass a batch of inputs of the graph's input shape")
+        if isinstance(x, torch.Tensor) and x.dim() == len(want) + 1 and tuple(x.shape[1:]) == want:
+            return False
+        if per_step_ok and isinstance(x, torch.Tensor) and x.dim() == len(want) + 2 and tuple(x.shape[2:]) == want:
+            return True
+        got = list(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+        seq = f" or [B, T, {', '.join(map(str, want))}]" if per_step_ok else ""
+        raise SnnsimError(f"graph {self.graph.name!r}: input has shape {got}, expected [B, "
+                          f"{', '.join(map(str, want))}]{seq}", "pass a batch of inputs of the graph's input shape")
+
+    @property
+    def encoding(self) -> str:
+        """The Input node's encoding (:data:`snnsim.graph.nodes.ENCODINGS`)."""
+        return str(getattr(self.graph.nodes[self.graph.input], "encoding", "direct"))
+
+    def set_encoding(self, encoding: str) -> None:
+        """Give the Input node ``encoding`` (``--encoding``): the graph is rebuilt with it; weights,
+        thresholds and the schedule's order are unchanged, the fingerprint is the new graph's."""
+        import dataclasses
+
+        from snnsim.graph.encoding import check_encoding
+
+        check_encoding(encoding)
+        if encoding == self.encoding:
+            return
+        nodes = dict(self.graph.nodes)
+        nodes[self.graph.input] = dataclasses.replace(nodes[self.graph.input], encoding=encoding)
+        self.graph = Graph(nodes, self.graph.edges, self.graph.name)
+        self.schedule = lower(self.graph)
+        self._view = None
 
     def _op(self, name: str, node: Node, args: list[torch.Tensor]) -> torch.Tensor:
         """A node that is not a population, the same in the ANN and at every SNN timestep."""
@@ -425,11 +455,20 @@ class GraphNet(nn.ModuleDict):
 
     def forward_snn(self, x: torch.Tensor, timesteps: int | None = None,
                     observer: Observer | None = None) -> torch.Tensor:
-        """SNN pass over ``timesteps`` (default ``self.timesteps``); see the module docstring."""
-        self._check_input(x)
+        """SNN pass over ``timesteps`` (default ``self.timesteps``); see the module docstring.
+
+        ``x`` is [B, *input shape] (encoded by the Input node at every step: as is, or as
+        signed Poisson spikes drawn from torch's global generator), or a sequence [B, T', *input
+        shape] with T' >= timesteps whose step t is fed as is (a user's frames, or the recorded
+        Poisson spikes of a trace)."""
+        per_step = self._check_input(x, per_step_ok=True)
         steps = self.timesteps if timesteps is None else timesteps
         if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
             raise SnnsimError(f"timesteps must be a whole number >= 1, got {steps!r}")
+        if per_step and x.shape[1] < steps:
+            raise SnnsimError(f"the input sequence has {x.shape[1]} timesteps, fewer than the {steps} asked",
+                              f"pass at most {x.shape[1]} timesteps")
+        poisson = self.encoding == "poisson" and not per_step
         sched = self.schedule
         pop_index = {p.name: p.index for p in sched.populations}
         state: dict[str, torch.Tensor | float] = {p.name: 0.0 for p in sched.populations}
@@ -439,7 +478,13 @@ class GraphNet(nn.ModuleDict):
         src_integrates = isinstance(self.graph.nodes[src], Integrator)
         out_sum: torch.Tensor | float = 0.0
         for t in range(steps):
-            values: dict[str, torch.Tensor] = {sched.input: x}
+            if per_step:
+                x_t = x[:, t]
+            elif poisson:
+                x_t = signed_poisson(x, torch.rand_like(x))
+            else:
+                x_t = x
+            values: dict[str, torch.Tensor] = {sched.input: x_t}
             for k, (name, node, inputs, shape) in enumerate(sched.steps):
                 args = [values[i] for i in inputs]
                 if isinstance(node, LIF | IF | CubaLIF):

@@ -1131,6 +1131,7 @@ class SourceRunner:
         self.device = torch.device(device) if device is not None else torch.device("cpu")
         self.net = net.to(self.device).eval()
         self.shapes = {p.name: tuple(p.shape) for p in model.populations if p.spiking}
+        self.input_shape = tuple(model.input_shape)
         pops = src.get("populations") or {}
         self.wanted: dict[tuple[str, int], str] = {}
         for pop, where in pops.items():
@@ -1155,21 +1156,24 @@ class SourceRunner:
     @torch.no_grad()
     def run(self, x: torch.Tensor, steps: int) -> tuple[dict[str, np.ndarray], np.ndarray]:
         """Spikes (bit-packed ``[b, T, bytes]`` per population, big bit order) and logits ``[b, K]``
-        of the user's module on a batch ``x`` ``[b, C, H, W]`` fed at every timestep."""
+        of the user's module on a batch ``x`` ``[b, C, H, W]`` fed at every timestep, or ``[b, T, C,
+        H, W]`` fed step by step (frames, or a Poisson model's spikes)."""
         b = int(x.shape[0])
         x = x.to(self.device)
+        per_step = x.dim() == len(self.input_shape) + 2
         _reset(self.net, self.kinds, self.framework)
         self.captured = {}
         if self.multi:
             self.calls.clear()
-            out = _first(self.net(x.unsqueeze(0).expand(steps, *x.shape).contiguous())).float()
+            seq = x[:, :steps].transpose(0, 1).contiguous() if per_step else x.unsqueeze(0).expand(steps, *x.shape).contiguous()
+            out = _first(self.net(seq)).float()
             logits = (out.mean(dim=0) if self.output_has_time else out).reshape(b, -1)
             per_step = {p: [t[s] for t in ts for s in range(steps)] for p, ts in self.captured.items()}
         else:
             total: torch.Tensor | None = None
-            for _ in range(steps):
+            for t in range(steps):
                 self.calls.clear()
-                o = _first(self.net(x)).float().reshape(b, -1)
+                o = _first(self.net(x[:, t] if per_step else x)).float().reshape(b, -1)
                 total = o if total is None else total + o
             assert total is not None
             logits = total / steps

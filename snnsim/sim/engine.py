@@ -31,7 +31,7 @@ import numpy as np
 
 from snnsim.errors import SnnsimError
 from snnsim.models import Model
-from snnsim.sim.replay import LayerPlan, layer_plans, layer_values, run_population
+from snnsim.sim.replay import LayerPlan, input_rows, layer_plans, layer_values, run_population
 
 ENGINES = ("torch", "event")
 # Samples run through all layers together: 16 was 10 % faster than 64 on VGG16 (1 thread) and as
@@ -41,7 +41,8 @@ SUB_BATCH = 16
 
 def event_forward(model: Model, x: np.ndarray, steps: int, plans: list[LayerPlan] | None = None,
                   sub_batch: int = SUB_BATCH) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """Run ``model`` event by event on normalised inputs ``x`` [n, *input shape] for ``steps`` steps.
+    """Run ``model`` event by event on normalised inputs ``x`` [n, *input shape] for ``steps`` steps
+    (or on one input per timestep, [n, T, *input shape]: frames, or a Poisson model's spikes).
 
     Returns ``(spikes, logits)``: ``spikes[name]`` is each spiking population's packed spikes
     [n, T, ceil(S/8)] (the trace layout of ``population_XX.npy``), and ``logits`` float32
@@ -57,7 +58,8 @@ def event_forward(model: Model, x: np.ndarray, steps: int, plans: list[LayerPlan
         raise SnnsimError(f"model {model.name!r} does not end in a non-spiking output integrator; the event engine "
                           "reads its predictions from one", "end the graph in an Integrator (NIR: I or LI)")
     n = int(x.shape[0])
-    analog = np.ascontiguousarray(x, dtype=np.float32).reshape(n, -1)
+    per_step = x.ndim == len(model.input_shape) + 2  # one input per timestep: [n, T, *input shape]
+    analog = input_rows(x, per_step)
     spikes = {p.name: np.empty((n, steps, (p.neurons + 7) // 8), dtype=np.uint8) for p in pops if p.spiking}
     logits = np.empty((n, pops[-1].neurons), dtype=np.float32)
     step = max(1, int(sub_batch), numba.get_num_threads())  # every thread gets a sample

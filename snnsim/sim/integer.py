@@ -288,6 +288,8 @@ def _layer_current_torch(lay: IntegerLayer, v: torch.Tensor) -> torch.Tensor:
 def integer_forward(model: Model, x: torch.Tensor, spec: IntegerSpec, timesteps: int | None = None,
                     observer: Observer | None = None) -> torch.Tensor:
     """PyTorch integer reference of the quantized SNN: returns int64 accumulated output [B, classes].
+    ``x`` is [B, *input shape] (fed at every step) or [B, T, *input shape] (one per step, e.g. a
+    Poisson model's spikes with ``spec`` built for an input scale of 1).
 
     Populations run in schedule order at every timestep; each sums the exact integer currents
     of its layers (module docstring). ``observer`` receives
@@ -295,6 +297,7 @@ def integer_forward(model: Model, x: torch.Tensor, spec: IntegerSpec, timesteps:
     (before reset) and float spikes, exactly like ``GraphNet.forward_snn``.
     """
     steps = int(timesteps or model.timesteps)
+    per_step = x.dim() == len(model.input_shape) + 2  # one input per timestep [B, T, *input shape]
     x_int = spec.quantize_input_torch(x.detach().cpu())
     pots: dict[str, torch.Tensor] = {}
     acc: torch.Tensor | None = None
@@ -304,7 +307,7 @@ def integer_forward(model: Model, x: torch.Tensor, spec: IntegerSpec, timesteps:
             cur: torch.Tensor | None = None
             for li in pop.layers:
                 lay = spec.layers[li]
-                v = x_int if lay.info.analog_input else spikes[lay.info.source]
+                v = (x_int[:, t] if per_step else x_int) if lay.info.analog_input else spikes[lay.info.source]
                 c = _layer_current_torch(lay, v)
                 cur = c if cur is None else cur + c
             assert cur is not None

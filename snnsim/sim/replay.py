@@ -122,6 +122,7 @@ class SimCounts:
     functional: FunctionalResult | None = None
     model_fingerprint: str | None = None
     state_variables: np.ndarray | None = None
+    input_kind: str = "analog"  # what the first layer read: analog | frames | spikes (snnsim.cost.INPUT_KINDS)
 
     PER_T_FIELDS = ("input_events", "syn_ops", "syn_ops_nz", "touched_neurons", "spikes_out")
 
@@ -303,13 +304,19 @@ class ChunkResult:
     potentials: list[np.ndarray] | None = None  # per layer [n, T, neurons] before reset
 
 
+def input_rows(x: np.ndarray, per_step: bool) -> np.ndarray:
+    """The network input as the first synapses read it: float32 [n, Tv, S] (S the flattened
+    input), Tv = 1 for an input fed at every timestep, T for one input per timestep."""
+    n = x.shape[0]
+    return np.ascontiguousarray(np.asarray(x, dtype=np.float32).reshape(n, x.shape[1] if per_step else 1, -1))
+
+
 def _count_identity(bits: np.ndarray | None, analog: np.ndarray | None, steps: int) -> np.ndarray:
     """Counts [n, T, N_COLS] of an identity edge: every event is one op on one neuron."""
-    if analog is not None:
-        nz = (np.asarray(analog).reshape(analog.shape[0], -1) != 0).sum(axis=1)
-        per = np.repeat(nz[:, None], steps, axis=1).astype(np.int64)
-        binary = np.isin(np.asarray(analog).reshape(analog.shape[0], -1), (-1.0, 0.0, 1.0)).all(axis=1)
-        bin_col = np.repeat(binary[:, None], steps, axis=1).astype(np.int64)
+    if analog is not None:  # input rows [n, Tv, S]
+        per = np.broadcast_to((analog != 0).sum(axis=2), (analog.shape[0], steps)).astype(np.int64)
+        binary = np.isin(analog, (-1.0, 0.0, 1.0)).all(axis=2)
+        bin_col = np.broadcast_to(binary, (analog.shape[0], steps)).astype(np.int64)
     else:
         assert bits is not None
         per = K.popcount_packed(np.ascontiguousarray(bits))
@@ -323,14 +330,17 @@ def _count_identity(bits: np.ndarray | None, analog: np.ndarray | None, steps: i
 
 
 def _count_layer(plan: LayerPlan, bits: np.ndarray | None, analog: np.ndarray | None, steps: int) -> np.ndarray:
-    """Counts [n, T, N_COLS] of one layer from packed bits (or the analog input)."""
+    """Counts [n, T, N_COLS] of one layer from packed bits (or the input rows [n, Tv, S] of
+    :func:`input_rows`: counted once and repeated when Tv = 1, step by step otherwise)."""
     if plan.info.kind == "identity":
         return _count_identity(bits, analog, steps)
     if analog is not None:
-        x = np.ascontiguousarray(analog, dtype=np.float32).reshape(analog.shape[0], -1)
-        c = K.count_analog_layer(x, plan.h, plan.w, plan.fan, plan.fan_nz, plan.is_conv, plan.h_out, plan.w_out,
-                                 plan.ksize, plan.stride, plan.padding, plan.n_out, plan.groups, plan.dilation)
-        return np.repeat(c[:, None, :], steps, axis=1)
+        per_t = [K.count_analog_layer(np.ascontiguousarray(analog[:, t]), plan.h, plan.w, plan.fan, plan.fan_nz,
+                                      plan.is_conv, plan.h_out, plan.w_out, plan.ksize, plan.stride, plan.padding,
+                                      plan.n_out, plan.groups, plan.dilation) for t in range(analog.shape[1])]
+        if len(per_t) == 1:
+            return np.repeat(per_t[0][:, None, :], steps, axis=1)
+        return np.stack(per_t[:steps], axis=1)
     assert bits is not None
     return K.count_packed_layer(np.ascontiguousarray(bits), plan.c, plan.h, plan.w, plan.pool_mode, plan.k,
                                 plan.fan, plan.fan_nz, plan.is_conv, plan.h_out, plan.w_out, plan.ksize,
@@ -339,9 +349,10 @@ def _count_layer(plan: LayerPlan, bits: np.ndarray | None, analog: np.ndarray | 
 
 def layer_values(plan: LayerPlan, bits: np.ndarray | None, analog: np.ndarray | None, mode: str,
             ispec: IntegerSpec | None) -> np.ndarray:
-    """Values the synapses read, [n, Tv, S]: float32 (float mode) or int64 (integer mode)."""
+    """Values the synapses read, [n, Tv, S]: float32 (float mode) or int64 (integer mode);
+    ``analog`` is the input rows of :func:`input_rows`."""
     if analog is not None:
-        x = np.asarray(analog, dtype=np.float32).reshape(analog.shape[0], 1, -1)
+        x = analog
         if mode == "integer":
             assert ispec is not None
             return ispec.quantize_input_np(x)
@@ -473,7 +484,7 @@ def simulate_chunk(plans: list[LayerPlan], chunk: TraceChunk, steps: int, functi
     spikes_out = np.zeros((n, n_layers, steps), dtype=np.int64)
     res = ChunkResult(counts, spikes_out)
     recorded = {name: np.ascontiguousarray(bits) for name, bits in chunk.populations.items()}
-    analog = np.asarray(chunk.analog)
+    analog = input_rows(chunk.analog, chunk.per_step)
     if functional:
         assert model is not None
         res.mismatches = np.zeros((n, n_layers, steps), dtype=np.int64)
@@ -514,7 +525,7 @@ def simulate_chunk(plans: list[LayerPlan], chunk: TraceChunk, steps: int, functi
 # ---------------------------------------------------------------------------- replay
 def default_chunk_size(trace: Trace, functional: bool) -> int:
     """Samples per chunk so that one chunk's working set stays near 128 MiB."""
-    per = 4 * int(np.prod(trace.input_shape))
+    per = 4 * int(np.prod(trace.input_shape)) * (trace.timesteps if trace.input_per_timestep else 1)
     per += trace.timesteps * sum((p.neurons + 7) // 8 for p in trace.populations if p.spiking)
     if functional:
         biggest = max(sum(trace.layers[li].source_size + trace.layers[li].neurons for li in p.layers)
@@ -566,6 +577,8 @@ def replay(trace: Trace | str | os.PathLike[str], model: Model, counting: str = 
     plans = layer_plans(model)
     ispec = None
     if mode == "integer":
+        if trace.input_spikes:  # -1/0/1 events are exact in unit steps: the integer code is the spike itself
+            input_scale = 1.0
         ispec = integer_spec(model, input_scale=input_scale, input_absmax=(trace.meta.get("input") or {}).get("absmax"),
                              timesteps=steps)
     size = int(chunk_size) if chunk_size else default_chunk_size(trace, mode is not None)
@@ -597,7 +610,9 @@ def replay(trace: Trace | str | os.PathLike[str], model: Model, counting: str = 
 
     infos = list(model.layer_infos)
     primary = primary_layers(infos)
-    analog = np.array([i.analog_input for i in infos], dtype=bool)
+    input_kind = "spikes" if trace.input_spikes else "frames" if trace.input_per_timestep else "analog"
+    # ops that multiply a value (MACs): those on the input, unless it is spikes (-1/0/1: accumulates)
+    analog = np.array([i.analog_input and input_kind != "spikes" for i in infos], dtype=bool)
     syn = sums[..., K.COL_SYN].astype(np.float64)
     syn_nz = sums[..., K.COL_SYN_NZ].astype(np.float64)
     events = sums[..., K.COL_EVENTS].astype(np.float64)
@@ -630,7 +645,7 @@ def replay(trace: Trace | str | os.PathLike[str], model: Model, counting: str = 
         neurons=np.array([i.neurons if p else 0 for i, p in zip(infos, primary, strict=True)], dtype=np.float64),
         analog=analog,
         counting=counting, mac_ops=mac_ops, ac_ops=ac_ops, neurobench=nb_counts, model_fingerprint=trace.fingerprint,
-        state_variables=state_variables(infos, trace.populations),
+        state_variables=state_variables(infos, trace.populations), input_kind=input_kind,
     )
     if mode is not None:
         acc = np.concatenate(accs, axis=0)
