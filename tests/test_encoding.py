@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from sim_testutil import AVG_FC, MIXED, inputs, quantize, spiking_model
 
-from sim_testutil import MIXED, inputs, quantize, spiking_model
 from snnsim.checkpoint import load_model, save_model
 from snnsim.cost import cost_report, layer_connections, resolve_first_layer
 from snnsim.errors import SnnsimError, TraceError
@@ -195,3 +195,14 @@ def test_cli_encoding_option(tmp_path: Path, run_cli, monkeypatch: pytest.Monkey
                              "--out", tmp_path / "f", "--quiet")
     assert code == 2 and "direct encoding" in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "f").exists()
+
+
+def test_nir_round_trip_keeps_the_encoding(tmp_path: Path) -> None:
+    from snnsim.interop.nir_io import export_nir, import_nir
+
+    model = spiking_model(AVG_FC, timesteps=T)  # NIR has no max pooling
+    model.set_encoding("poisson")
+    warnings = export_nir(model, tmp_path / "p.nir")
+    assert any("Poisson" in w for w in warnings)
+    back = import_nir(tmp_path / "p.nir", timesteps=T)
+    assert back.model.encoding == "poisson"

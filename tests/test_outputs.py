@@ -62,7 +62,7 @@ def test_table_names_baseline_and_rules_and_ratios_have_3_significant_figures(
     assert code == 0, err
     assert "baseline: the non-spiking ANN of the SNN's own network" in out
     assert "on eyeriss-like (for loihi)" in out and "the same config (45nm)" in out
-    assert "the analog first layer costs MACs at every timestep" in out
+    assert "the first layer costs MACs at every timestep" in out
     assert "ANN/SNN = E_ANN / E_SNN" in out
     summary = pd.read_csv(tmp_path / "r" / "summary.csv")
     loihi = summary[summary["hw"] == "loihi"].iloc[0]

@@ -218,11 +218,12 @@ def hooked_spikes(net: nn.Module, x: torch.Tensor, steps: int, modules: dict[str
         got.clear()
         reset()
         with torch.no_grad():
+            seq = xb.dim() == 5  # one input per timestep [b, T, C, H, W]
             if multi:
-                net(xb.unsqueeze(0).repeat(steps, 1, 1, 1, 1))
+                net(xb.transpose(0, 1).contiguous() if seq else xb.unsqueeze(0).repeat(steps, 1, 1, 1, 1))
             else:
-                for _ in range(steps):
-                    net(xb)
+                for t in range(steps):
+                    net(xb[:, t] if seq else xb)
         for pop, seq in got.items():
             s = seq[0] if multi else torch.stack(seq, dim=0)  # [T, b, ...]
             out[pop].append(s.reshape(steps, len(xb), -1).transpose(0, 1).numpy().astype(bool))
@@ -456,6 +457,43 @@ def test_functional_replay_reports_the_neuron_model_difference(run_cli: Run, tmp
     line = next(ln for ln in out.splitlines() if "spike mismatches" in ln)
     mismatches = int(line.split("spike mismatches ")[1].split(" ")[0])
     assert mismatches > 0
+
+
+@pytest.mark.parametrize("framework,factory", [("snntorch", "residual"), ("spikingjelly", "multi")])
+def test_per_timestep_inputs_run_through_the_users_module(framework: str, factory: str, run_cli: Run,
+                                                          tmp_path: Path) -> None:
+    """`--inputs` frames [N, T, C, H, W]: the trace holds them and the spikes the user's own
+    module gives when fed frame by frame (per-step snnTorch, multi-step SpikingJelly)."""
+    pytest.importorskip(framework)
+    from snnsim.trace import load_trace
+
+    if framework == "snntorch":
+        import snntorch.utils
+
+        path, reset = write_module(tmp_path, SNNTORCH_NETS), snntorch.utils.reset
+    else:
+        from spikingjelly.activation_based import functional
+
+        path, reset = write_module(tmp_path, SPIKINGJELLY_NETS, "sj.py"), functional.reset_net
+    frames = (torch.rand((9, T, 1, 8, 8), generator=torch.Generator().manual_seed(4)) < 0.6).float()
+    np.savez(tmp_path / "f.npz", inputs=frames.numpy(), labels=np.arange(9) % 10)
+    assert run_cli("import", "--torch", f"{path}:{factory}", "--input-shape", "1,8,8", "--timesteps", T,
+                   "--out", tmp_path / "m.pt")[0] == 0
+    code, out, err = run_cli("trace", "--model", tmp_path / "m.pt", "--inputs", tmp_path / "f.npz", "--out",
+                             tmp_path / "tr", "--batch-size", 4)
+    assert code == 0, err
+    trace = load_trace(tmp_path / "tr")
+    assert trace.input_spikes and trace.meta["input"]["shape"] == [9, T, 1, 8, 8]
+    np.testing.assert_array_equal(np.asarray(trace.analog_input()), frames.numpy().astype(np.int8))
+    from snnsim.checkpoint import load_model
+
+    model = load_model(tmp_path / "m.pt")
+    where = {p: w["module"] for p, w in model.provenance["imported_from"]["populations"].items()}
+    net = load_factory(path, factory)
+    want = hooked_spikes(net, frames, T, where, lambda: reset(net), multi=framework == "spikingjelly", batch_size=4)
+    assert any(want[pop].any() for pop in where)
+    for pop in where:
+        assert np.array_equal(trace_spikes(trace, pop), want[pop]), pop
 
 
 # ============================================================================== SpikingJelly

@@ -23,6 +23,7 @@ from snnsim.commands.common import (
     seed_option,
 )
 from snnsim.cost import CONNECTIONS_CHOICES, DEFAULT_CONNECTIONS
+from snnsim.demo import DEMO_ENCODINGS
 from snnsim.errors import SnnsimError
 from snnsim.reports import make_plots
 
@@ -136,16 +137,21 @@ def compare(models: tuple[str, ...], hws: tuple[str, ...], all_hw: bool, traces:
               help="Copy the resulting models into the package as the default example models.")
 @click.option("--force", is_flag=True, help="Run again into an --out that holds an earlier demo, replacing it "
               "[default: refuse].")
+@click.option("--encoding", type=click.Choice(DEMO_ENCODINGS), default="direct", show_default=True,
+              help="Input encoding of the pipeline: direct (T=5 -> 2), poisson (T=10 -> 2), or both (Poisson in "
+                   "<out>/poisson; summary.md compares them).")
 @progress_options
 @data_dir_option
 @device_option
 @seed_option
-def demo(out: str, fast: bool, install_examples: bool, force: bool, data_dir: str, device: str, seed: int) -> None:
+def demo(out: str, fast: bool, install_examples: bool, force: bool, encoding: str, data_dir: str, device: str,
+         seed: int) -> None:
     """The whole pipeline, offline, on the bundled digits data: train, PCA-prune, temporal-prune,
     quantize, noise robustness, traces, energy/latency on every shipped config, plots, summary.md.
     """
     from snnsim.demo import run_demo
 
     summary = run_demo(out, fast=fast, seed=seed, device=device, data_dir=data_dir,
-                       say=lambda m: click.echo(f"snnsim demo: {m}"), install_examples=install_examples, force=force)
+                       say=lambda m: click.echo(f"snnsim demo: {m}"), install_examples=install_examples, force=force,
+                       encoding=encoding)
     click.echo(summary.read_text(encoding="utf-8"))

@@ -84,6 +84,7 @@ import torch
 from snnsim.errors import SnnsimError, quote
 from snnsim.graph.graph import Graph, stable_topological_order
 from snnsim.graph.nodes import (
+    ENCODINGS,
     IF,
     LIF,
     SYNAPSES,
@@ -427,7 +428,10 @@ def _proto(path: str, node: Any, source: str, warnings: list[str]) -> _Proto:
         if len(dims) > 3:
             raise SnnsimError(f"NIR file {source}: {label} has shape {list(dims)}; NIR shapes have no batch or time "
                               "dimension", "re-export with the input's (C, H, W) shape (snnTorch: ignore_dims=[0])")
-        return _Proto("Input", {"shape": dims}, {}, label, kind, meta)
+        fields: dict[str, Any] = {"shape": dims}
+        if meta.get("encoding") in ENCODINGS:  # written by export_nir: NIR has no input encoding
+            fields["encoding"] = meta["encoding"]
+        return _Proto("Input", fields, {}, label, kind, meta)
     if isinstance(node, nir.Output):
         return _Proto("Output", {}, {}, label, kind, meta)
     if isinstance(node, nir.Affine | nir.Linear):
@@ -913,7 +917,9 @@ def model_to_nir(model: Model, dt: float = DEFAULT_DT) -> tuple[Any, list[str]]:
             nodes[name].metadata = {_META_KEY: json.dumps(meta, sort_keys=True)}
         for key, value, what in (("reset", "subtract", "reset by subtracting the threshold (NIR has only the hard "
                                   "reset to v_reset, which NIR readers will apply)"),
-                                 ("fire", ">=", "fire at u >= threshold (NIR fires at v > threshold)")):
+                                 ("fire", ">=", "fire at u >= threshold (NIR fires at v > threshold)"),
+                                 ("encoding", "poisson", "feed signed Poisson spikes of the input (NIR has no input "
+                                  "encoding; NIR readers will feed the values)")):
             if meta.get(key) == value:
                 flagged.setdefault(what, []).append(name)
     edges: list[tuple[str, str]] = []
@@ -949,6 +955,8 @@ def _export_node(name: str, node: Node, in_shape: Shape, out_shape: Shape, state
     """One snnsim node as a NIR node (``meta`` collects what NIR cannot say)."""
     nir = _nir()
     if isinstance(node, Input):
+        if node.encoding != "direct":
+            meta["encoding"] = node.encoding
         return nir.Input(input_type=np.array(out_shape))
     if isinstance(node, Output):
         return nir.Output(output_type=np.array(out_shape))
