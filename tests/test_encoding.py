@@ -20,7 +20,7 @@ from snnsim.hw import load_hw
 from snnsim.recording import record_trace
 from snnsim.sim.integer import integer_forward, integer_spec
 from snnsim.sim.reference import counts_ref
-from snnsim.sim.replay import replay
+from snnsim.sim.replay import layer_plans, replay, simulate_chunk
 from snnsim.trace import META_FILE, load_trace, meta_digest, model_fingerprint
 
 T = 4
@@ -136,7 +136,19 @@ def test_integer_replay_of_poisson_input_is_bit_exact(tmp_path: Path) -> None:
     tr = record_trace(model, x, tmp_path / "t", progress=False, seed=2)
     got = replay(tr, model, functional="integer", progress=False)
     spec = integer_spec(model, input_scale=1.0, timesteps=T)
-    acc = integer_forward(model, torch.from_numpy(np.asarray(tr.analog_input()).astype(np.float32)), spec, T)
+    ref_u: dict = {}
+
+    def obs(ev) -> None:  # type: ignore[no-untyped-def]
+        ref_u[(ev.index, ev.t)] = ev.potential.clone()  # a chain: population k is driven by layer k
+
+    acc = integer_forward(model, torch.from_numpy(np.asarray(tr.analog_input()).astype(np.float32)), spec, T, obs)
+    res = simulate_chunk(layer_plans(model), next(tr.iter_chunks(8)), T, "integer", "chained", model, spec,
+                         keep_potentials=True)
+    assert res.potentials is not None
+    for li in range(model.num_layers):
+        for t in range(T):
+            np.testing.assert_array_equal(res.potentials[li][:, t], ref_u[(li, t)].reshape(8, -1).numpy())
+    np.testing.assert_array_equal(res.acc, acc.numpy())
     np.testing.assert_array_equal(np.argmax(acc.numpy(), axis=1), got.functional.predictions)
 
 

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from snnsim.arch import LayerInfo
 from snnsim.sim import kernels as K
 from snnsim.sim import reference as R
-from snnsim.sim.replay import LayerPlan, _count_layer, _layer_current, layer_values, plan_for
+from snnsim.sim.replay import LayerPlan, _count_layer, _layer_current, input_rows, layer_values, plan_for
 
 FIELDS = {"events": K.COL_EVENTS, "syn": K.COL_SYN, "syn_nz": K.COL_SYN_NZ, "touched": K.COL_TOUCHED,
           "nb_eff": K.COL_NB_EFF, "nb_binary": K.COL_NB_BINARY, "sites": K.COL_SITES}
@@ -203,7 +203,7 @@ def test_grouped_analog_layer_equals_dense_reference(geometry: tuple[int, ...]) 
     x = rng.standard_normal((3, *info.source_shape)).astype(np.float32)
     x[x < -0.3] = 0
     x[1, : c_in // groups] = 0  # the first group silent in sample 1: its channels are not touched
-    got = _count_layer(plan_for(info, weight), None, x, 2)
+    got = _count_layer(plan_for(info, weight), None, input_rows(x, False), 2)
     ref = R.counts_ref(info, torch.from_numpy(weight), x, analog=True)
     for name, col in FIELDS.items():
         for t in range(2):
@@ -222,7 +222,7 @@ def test_analog_layer_skips_zeros_and_flags_ternary_input() -> None:
     x[1] = rng.integers(-1, 2, (2, 5, 5))
     x[2] = 0
     plan = plan_for(info, weight)
-    got = _count_layer(plan, None, x, 3)
+    got = _count_layer(plan, None, input_rows(x, False), 3)
     ref = R.counts_ref(info, torch.from_numpy(weight), x, analog=True)
     for name, col in FIELDS.items():
         for t in range(3):

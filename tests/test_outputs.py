@@ -141,3 +141,34 @@ def test_demo_refuses_an_earlier_run_without_force(tmp_path: Path, run_cli: Run)
     code, _, err = run_cli("demo", "--out", root, "--force")
     assert code == 2 and "holds other files (thesis.tex)" in err
     assert (root / "thesis.tex").read_text() == "precious"
+
+
+def test_demo_compares_direct_and_poisson_from_their_tables(tmp_path: Path) -> None:
+    """`demo --encoding both`: the comparison section and the first-layer table are read from the
+    CSVs the two pipelines wrote (here small hand-made ones), figure for figure."""
+    import pandas as pd
+
+    from snnsim.demo import FIRST_LAYER_TABLE, append_comparison, first_layer_table
+
+    root, pois = tmp_path / "demo", tmp_path / "demo" / "poisson"
+    for where, acc, ratio in ((root, 0.981, 14.1), (pois, 0.975, 12.5)):
+        (where / "compare").mkdir(parents=True)
+        (where / "noise").mkdir()
+        pd.DataFrame([{"model": "pruned_T2", "hw": "45nm", "timesteps": 2, "accuracy": acc,
+                       "spikes_per_inference": 1234.0, "energy_compute_ann_over_snn": ratio,
+                       "first_layer": "auto"}]).to_csv(where / "compare" / "compare.csv", index=False)
+        pd.DataFrame({"noise_std": [0.0, 0.2], "snn_accuracy": [acc, acc - 0.05], "ann_accuracy": [0.99, 0.95],
+                      "difference": [acc - 0.99, acc - 1.0], "difference_ci95": [0.0, 0.012]}
+                     ).to_csv(where / "noise" / "noise.csv", index=False)
+    for k, rule in enumerate(FIRST_LAYER_TABLE):
+        (pois / "first_layer" / rule).mkdir(parents=True)
+        pd.DataFrame([{"model": "pruned_T2", "energy_ann_over_snn": 10.0 + k}]).to_csv(
+            pois / "first_layer" / rule / "compare.csv", index=False)
+    (root / "summary.md").write_text("# demo\n")
+    table = first_layer_table(pois)
+    assert table is not None and list(table.columns) == ["model", *FIRST_LAYER_TABLE]
+    assert table.iloc[0].tolist() == ["pruned_T2", "10x", "11x", "12x"]
+    text = append_comparison(root, pois).read_text()
+    assert "## Direct vs Poisson input encoding" in text and "| poisson | pruned_T2 | 2 | 97.5% | 1,234 | 12.5x" in text
+    assert "| 0.2 | 93.1% | 95.0% | -1.90 ± 1.20 | 92.5% | 95.0% | -2.50 ± 1.20 |" in text
+    assert first_layer_table(root) is None
