@@ -13,7 +13,14 @@ from hypothesis import strategies as st
 from snnsim.arch import LayerInfo
 from snnsim.sim import kernels as K
 from snnsim.sim import reference as R
-from snnsim.sim.replay import LayerPlan, _count_layer, _layer_current, input_rows, layer_values, plan_for
+from snnsim.sim.replay import (
+    LayerPlan,
+    _count_layer,
+    _layer_current,
+    input_rows,
+    layer_values,
+    plan_for,
+)
 
 FIELDS = {"events": K.COL_EVENTS, "syn": K.COL_SYN, "syn_nz": K.COL_SYN_NZ, "touched": K.COL_TOUCHED,
           "nb_eff": K.COL_NB_EFF, "nb_binary": K.COL_NB_BINARY, "sites": K.COL_SITES}
