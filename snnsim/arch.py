@@ -85,6 +85,15 @@ class LayerInfo:
     source: str = "input"  # the population whose spikes it reads ("input": the analog input)
     target: str = ""  # the population its current drives
     bias: bool = False  # adds a bias to every target neuron at every timestep
+    #: a graded source (a SEW add of spikes): ``source`` is the Add node and these are the
+    #: populations whose spikes it sums, in operand order; () for a plain source
+    parts: tuple[str, ...] = ()
+
+    @property
+    def sources(self) -> tuple[str, ...]:
+        """The populations (or ``"input"``) whose events this layer reads: its ``parts`` for a
+        graded source, else its one ``source``."""
+        return self.parts or (self.source,)
 
     @property
     def in_features(self) -> int:

@@ -243,6 +243,7 @@ class LayerMeta(_Strict):
     source: Text
     target: Text
     bias: bool
+    parts: Annotated[list[Text], Field(max_length=4096)] = []
 
 
 class PopulationMeta(_Strict):
@@ -348,6 +349,7 @@ def layer_meta(info: LayerInfo) -> dict[str, Any]:
         "kernel": info.kernel, "stride": info.stride, "padding": info.padding,
         "pool": info.pool, "pool_kernel": info.pool_kernel, "spiking": info.spiking,
         "analog_input": info.analog_input, "source": info.source, "target": info.target, "bias": info.bias,
+        "parts": list(info.parts),
     }
 
 
@@ -569,7 +571,7 @@ class TraceChunk:
     stop: int
     analog: np.ndarray  # the input: float32 [n, *input shape], or [n, T, *input shape] (per_step)
     populations: dict[str, np.ndarray]  # per spiking population: uint8 [n, T, nbytes]
-    events: list[np.ndarray | None]  # per layer, its source's spikes; None for the input
+    events: list[Any]  # per layer, its source's spikes (a tuple of them for a sum); None for the input
     per_step: bool = False  # the input holds one value per timestep
 
     @property
@@ -693,6 +695,9 @@ class Trace:
         info = self.layers[layer]
         if info.analog_input:
             raise ValueError(f"layer {layer} ({info.name}) reads the analog input; use analog_input()")
+        if info.parts:
+            raise ValueError(f"layer {layer} ({info.name}) reads the sum of populations {', '.join(info.parts)}; "
+                             "use spikes() of each")
         return self.spikes(info.source)
 
     def logits(self) -> np.ndarray:
@@ -704,12 +709,19 @@ class Trace:
         return self._array(SPIKES_FILE)
 
     def unpack(self, layer: int, start: int = 0, stop: int | None = None) -> np.ndarray:
-        """Input events of ``layer`` for samples [start, stop) as bool [n, T, *source_shape]."""
+        """Input events of ``layer`` for samples [start, stop) as bool [n, T, *source_shape]; for
+        a layer reading a sum of populations (SEW), the spikes per site (int8)."""
         stop = self.samples if stop is None else stop
         info = self.layers[layer]
         if info.analog_input:
             x = np.asarray(self.analog_input()[start:stop]) != 0
             return x if self.input_per_timestep else np.repeat(x[:, None], self.timesteps, axis=1)
+        if info.parts:
+            total = np.zeros((stop - start, self.timesteps, info.source_size), dtype=np.int8)
+            for part in info.parts:
+                packed = np.asarray(self.spikes(part)[start:stop])
+                total += np.unpackbits(packed, axis=2, count=info.source_size).astype(np.int8)
+            return total.reshape(stop - start, self.timesteps, *info.source_shape)
         packed = np.asarray(self.events(layer)[start:stop])
         bits = np.unpackbits(packed, axis=2, count=info.source_size).astype(bool)
         return bits.reshape(stop - start, self.timesteps, *info.source_shape)
@@ -722,7 +734,8 @@ class Trace:
         for a in range(start, stop, chunk_size):
             b = min(a + chunk_size, stop)
             pops = {p.name: self.spikes(p.name)[a:b] for p in self.populations if p.spiking}
-            events = [None if info.analog_input else pops[info.source] for info in self.layers]
+            events = [None if info.analog_input else tuple(pops[p] for p in info.parts) if info.parts
+                      else pops[info.source] for info in self.layers]
             yield TraceChunk(a, b, self.analog_input()[a:b], pops, events, self.input_per_timestep)
 
     def head(self, n: int) -> Trace:

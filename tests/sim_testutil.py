@@ -157,14 +157,16 @@ def digits_model(tmp: Path) -> tuple[Model, torch.Tensor, np.ndarray, str]:
     return model, x_test, y_test, "trained in-test (40 BPTT steps)"
 
 
-def converted_resnet(x: torch.Tensor, calibrate_bn: bool = True, timesteps: int = 4, seed: int = 0) -> Model:
-    """The digits ResNet built as an ANN (``seed``), its BatchNorm statistics first updated on
-    ``x`` when ``calibrate_bn`` (no weight training; so the folded convs carry nonzero biases),
-    converted to an SNN at ``timesteps`` with thresholds balanced on ``x``; eval mode."""
+def converted_resnet(x: torch.Tensor, calibrate_bn: bool = True, timesteps: int = 4, seed: int = 0,
+                     arch: str = "digits-resnet") -> Model:
+    """The digits ResNet (or ``arch``, e.g. ``digits-sew``) built as an ANN (``seed``), its
+    BatchNorm statistics first updated on ``x`` when ``calibrate_bn`` (no weight training; so the
+    folded convs carry nonzero biases), converted to an SNN at ``timesteps`` with thresholds
+    balanced on ``x``; eval mode."""
     from snnsim.graph import build_graph
     from snnsim.training import convert_ann_to_snn
 
-    ann = build_model(build_graph("digits-resnet"), kind="ann", seed=seed)
+    ann = build_model(build_graph(arch), kind="ann", seed=seed)
     if calibrate_bn:
         ann.train()
         with torch.no_grad():

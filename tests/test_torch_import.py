@@ -165,6 +165,29 @@ def multi():
     return Multi()
 
 
+class Sew(nn.Module):
+    """A SEW connection (ADD): two populations' spikes summed, then pooled and read by the classifier."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(5)
+        self.c1, self.n1 = layer.Conv2d(1, 8, 3, padding=1), neuron.IFNode()
+        self.c2, self.n2 = layer.Conv2d(8, 8, 3, padding=1), neuron.IFNode()
+        self.pool, self.fc = layer.AvgPool2d(2), layer.Linear(8 * 4 * 4, 10)
+        with torch.no_grad():
+            self.c1.weight.mul_(3.0)
+            self.c2.weight.mul_(3.0)
+
+    def forward(self, x):
+        a = self.n1(self.c1(x))
+        s = a + self.n2(self.c2(a))
+        return self.fc(self.pool(s).flatten(1))
+
+
+def sew():
+    return Sew()
+
+
 def container():
     """SeqToANNContainer wrappers, a hard reset to -0.5 without decay_input, an LIF output layer."""
     torch.manual_seed(3)
@@ -497,7 +520,7 @@ def test_per_timestep_inputs_run_through_the_users_module(framework: str, factor
 
 
 # ============================================================================== SpikingJelly
-@pytest.mark.parametrize("factory", ["single", "multi", "container"])
+@pytest.mark.parametrize("factory", ["single", "multi", "container", "sew"])
 def test_spikingjelly_imports_traces_and_estimates(factory: str, run_cli: Run, tmp_path: Path,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     """Single- and multi-step SpikingJelly CNNs: import, trace (the module's own spikes, by
@@ -515,7 +538,7 @@ def test_spikingjelly_imports_traces_and_estimates(factory: str, run_cli: Run, t
     code, out, err = run_cli("import", "--torch", f"{path}:{factory}", "--input-shape", "1,8,8", "--timesteps", T,
                              "--out", tmp_path / "m.pt")
     assert code == 0, err
-    multi = factory != "single"
+    multi = factory not in ("single", "sew")
     assert f"spikingjelly, {'multi' if multi else 'single'}-step" in out
     model = load_model(tmp_path / "m.pt")
     code, out, err = run_cli("trace", "--model", tmp_path / "m.pt", "--inputs", save_inputs(tmp_path, x),

@@ -319,8 +319,8 @@ def analyze_spatial(model: Model, loader: Iterable[Any], variance: float = DEFAU
 
 def width_groups(graph: Graph) -> list[list[str]]:
     """The LIF / IF populations of ``graph`` that must share one width, in schedule order: those
-    joined by a residual identity shortcut (an ``Add`` of a population's own spikes) form one
-    group; every other population is a group of its own."""
+    joined by a residual identity shortcut (an ``Add`` of a population's own spikes), or summed
+    by a SEW add, form one group; every other population is a group of its own."""
     layers, pops = simulation_view(fold_structure(graph))
     parent = {p.name: p.name for p in pops if p.spiking}
 
@@ -332,6 +332,9 @@ def width_groups(graph: Graph) -> list[list[str]]:
     for info in layers:
         if info.kind == "identity" and info.source in parent and info.target in parent:
             parent[root(info.target)] = root(info.source)
+        for part in info.parts[1:]:  # a SEW add sums its populations channel by channel
+            if root(part) != root(info.parts[0]):
+                parent[root(part)] = root(info.parts[0])
     groups: dict[str, list[str]] = {}
     for p in pops:
         if p.spiking:

@@ -128,10 +128,27 @@ def _basic_block(g: GraphBuilder, name: str, in_channels: int, channels: int, st
     return g.add(f"{name}_lif2", LIF())
 
 
+def _sew_block(g: GraphBuilder, name: str, in_channels: int, channels: int, stride: int) -> str:
+    """A SEW block with the ADD connection (Fang et al., 2021): conv-BN-LIF-conv-BN-LIF, whose
+    spikes are *added* to the block's input spikes (or to its 1x1 conv-BN-LIF downsample where
+    the shape changes). The sum is graded (a 2 where two spikes meet) and feeds the next synapses."""
+    entry = g.last
+    _conv_bn(g, f"{name}_conv1", channels, 3, stride, entry)
+    g.add(f"{name}_lif1", LIF())
+    _conv_bn(g, f"{name}_conv2", channels, 3, 1)
+    main = g.add(f"{name}_lif2", LIF())
+    shortcut = entry
+    if stride != 1 or in_channels != channels:
+        _conv_bn(g, f"{name}_down", channels, 1, stride, entry)
+        shortcut = g.add(f"{name}_down_lif", LIF())
+    return g.add(f"{name}_add", Add(), main, shortcut)
+
+
 def _resnet(name: str, input_shape: Shape, num_classes: int, stem: int, stages: list[tuple[int, int, int]],
-            hidden_fc: int | None) -> Graph:
-    """A CIFAR-style ResNet: stem conv-BN-LIF, stages of (blocks, width, first stride), global
-    average pooling, optional hidden fc + LIF, the classifier into the output integrator."""
+            hidden_fc: int | None, block: Callable[[GraphBuilder, str, int, int, int], str] = _basic_block) -> Graph:
+    """A CIFAR-style ResNet: stem conv-BN-LIF, stages of (blocks, width, first stride) of
+    ``block``, global average pooling, optional hidden fc + LIF, the classifier into the output
+    integrator."""
     g = GraphBuilder(name, input_shape)
     _conv_bn(g, "stem", stem, 3, 1)
     g.add("stem_lif", LIF())
@@ -139,7 +156,7 @@ def _resnet(name: str, input_shape: Shape, num_classes: int, stem: int, stages: 
     for s, (blocks, width, stride) in enumerate(stages, start=1):
         for b in range(1, blocks + 1):
             st = stride if b == 1 else 1
-            _basic_block(g, f"s{s}b{b}", channels, width, st)
+            block(g, f"s{s}b{b}", channels, width, st)
             if st != 1:
                 side = ((side[0] + 2 - 3) // st + 1, (side[1] + 2 - 3) // st + 1)
             channels = width
@@ -168,11 +185,17 @@ def digits_resnet(input_shape: Shape = (1, 8, 8), num_classes: int = 10) -> Grap
     return _resnet("digits-resnet", input_shape, num_classes, 32, [(1, 32, 1), (1, 64, 2)], None)
 
 
+def digits_sew(input_shape: Shape = (1, 8, 8), num_classes: int = 10) -> Graph:
+    """``digits-resnet`` with SEW blocks (ADD connection): the blocks' outputs are sums of spikes."""
+    return _resnet("digits-sew", input_shape, num_classes, 32, [(1, 32, 1), (1, 64, 2)], None, _sew_block)
+
+
 #: Graph-only architectures by name (VGG specs come from :func:`snnsim.arch.make_arch`).
 GRAPH_BUILDERS: dict[str, Callable[..., Graph]] = {
     "resnet19": resnet19,
     "resnet20": resnet20,
     "digits-resnet": digits_resnet,
+    "digits-sew": digits_sew,
 }
 
 

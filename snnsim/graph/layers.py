@@ -13,6 +13,9 @@ derives both from a graph's one schedule (:func:`snnsim.graph.schedule.lower`):
   ``ky * dilation``);
 * an ``Add`` operand that is a population's spikes itself (a residual identity shortcut) is an
   ``identity`` layer: each spike adds 1 to the neuron at the same position of the target;
+* a synapse may read an ``Add`` of populations' spikes (a SEW connection: graded values, a 2
+  where two spikes meet): its ``source`` is the Add and ``parts`` the populations it sums
+  (nested Adds flattened); every part's spike is an event of its own (``docs/counting.md``);
 * a population fed by an ``Add`` sums the currents of all its layers (``PopulationInfo.layers``,
   in the ``Add``'s operand order, so float sums follow the PyTorch model's).
 
@@ -54,20 +57,43 @@ def _square(name: str, node: Node, field: str, value: tuple[int, ...]) -> int:
     return int(value[0])
 
 
-def _read_path(graph: Graph, name: str) -> tuple[str, str | None, int, bool]:
+def spike_sum_parts(graph: Graph, add: str) -> tuple[str, ...]:
+    """The spiking populations an ``Add`` of spikes sums (a SEW connection), in operand order,
+    through nested Adds; a GraphError names an operand that is not spikes."""
+    parts: list[str] = []
+    for op in graph.info[add].inputs:
+        info = graph.info[op]
+        if isinstance(info.node, Add):
+            parts.extend(spike_sum_parts(graph, op))
+        elif info.kind in SPIKING and not isinstance(info.node, Integrator):
+            parts.append(op)
+        else:
+            raise GraphError(f"graph node {add!r} (Add) feeds a synapse, so it must sum spikes, but its operand {op!r} "
+                             f"is a {info.kind}", "add populations' spikes (a SEW connection), or add currents in front "
+                             "of a population")
+    return tuple(parts)
+
+
+def _read_path(graph: Graph, name: str) -> tuple[str, str | None, int, bool, tuple[str, ...]]:
     """Walk back from synapse ``name`` to the population (or input) it reads:
-    ``(source, pool kind, pool kernel, flatten)``."""
+    ``(source, pool kind, pool kernel, flatten, parts)``; a source that is an ``Add`` of spikes
+    (SEW) gives the populations it sums as ``parts``."""
     pool: str | None = None
     k, flatten = 1, False
     cur = graph.info[name].inputs[0]
     while True:
         info = graph.info[cur]
         node = info.node
+        if isinstance(node, Add):
+            if pool == "max":
+                raise GraphError(f"graph node {name!r}: the event simulator does not max-pool a sum of spikes ({cur!r})",
+                                 "use average or sum pooling after a SEW add")
+            return cur, pool, k, flatten, spike_sum_parts(graph, cur)
         if info.kind in SPIKING or isinstance(node, Input):
             if isinstance(node, Input) and pool is not None:
                 raise GraphError(f"graph node {name!r}: the event simulator does not pool the analog input "
                                  f"(pool in front of the first synapse)", "pool after the first population instead")
-            return cur, pool, k, flatten
+            return cur, pool, k, flatten, ()
         if isinstance(node, Flatten) and not flatten and pool is None:
             flatten = True
         elif isinstance(node, AvgPool2d | SumPool2d | MaxPool2d) and pool is None:
@@ -86,11 +112,11 @@ def _read_path(graph: Graph, name: str) -> tuple[str, str | None, int, bool]:
 def _synapse_layer(graph: Graph, name: str, target: str, spiking: bool) -> LayerInfo:
     info = graph.info[name]
     node = info.node
-    source, pool, k, flatten = _read_path(graph, name)
+    source, pool, k, flatten, parts = _read_path(graph, name)
     common = dict(name=name, in_shape=info.in_shapes[0], out_shape=info.out_shape,
                   source_shape=graph.info[source].out_shape, pool=pool, pool_kernel=k, flatten=flatten,
                   spiking=spiking, analog_input=isinstance(graph.nodes[source], Input), source=source,
-                  target=target, bias=bool(node.bias))  # type: ignore[attr-defined]
+                  target=target, bias=bool(node.bias), parts=parts)  # type: ignore[attr-defined]
     if isinstance(node, Conv2d):
         kernel = _square(name, node, "kernel", node.kernel_size)
         stride = _square(name, node, "stride", node.stride)

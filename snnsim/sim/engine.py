@@ -31,7 +31,14 @@ import numpy as np
 
 from snnsim.errors import SnnsimError
 from snnsim.models import Model
-from snnsim.sim.replay import LayerPlan, input_rows, layer_plans, layer_values, run_population
+from snnsim.sim.replay import (
+    LayerPlan,
+    input_rows,
+    layer_plans,
+    layer_values,
+    run_population,
+    source_bits,
+)
 
 ENGINES = ("torch", "event")
 # Samples run through all layers together: 16 was 10 % faster than 64 on VGG16 (1 thread) and as
@@ -70,7 +77,7 @@ def event_forward(model: Model, x: np.ndarray, steps: int, plans: list[LayerPlan
             vals = {}
             for li in pop.layers:
                 info = plans[li].info
-                vals[li] = layer_values(plans[li], None if info.analog_input else own[info.source],
+                vals[li] = layer_values(plans[li], None if info.analog_input else source_bits(info, own),
                                         analog[a:b] if info.analog_input else None, "float", None)
             bits, _, _, acc = run_population(pop, plans, vals, steps, "float", model, None, False)
             if pop.spiking:

@@ -232,7 +232,8 @@ def integer_spec(model: Model, input_scale: float | None = None, input_absmax: f
             whole = _whole(factor)
             exact = whole is not None
             bias = bcodes * whole if whole is not None else np.rint(bcodes * factor).astype(np.int64)
-        vmax = INPUT_QMAX if info.analog_input else info.pool_kernel ** 2 if info.pool in ("avg", "sum") else 1
+        vmax = INPUT_QMAX if info.analog_input else len(info.sources) * (
+            info.pool_kernel ** 2 if info.pool in ("avg", "sum") else 1)
         layers.append(IntegerLayer(info, codes * ratio, float(scale_of[info.name]), syn_unit, ratio, int(vmax), bias,
                                    exact, 0))
     _check_overflow(model, layers, pops, steps)
@@ -307,7 +308,10 @@ def integer_forward(model: Model, x: torch.Tensor, spec: IntegerSpec, timesteps:
             cur: torch.Tensor | None = None
             for li in pop.layers:
                 lay = spec.layers[li]
-                v = (x_int[:, t] if per_step else x_int) if lay.info.analog_input else spikes[lay.info.source]
+                if lay.info.analog_input:
+                    v = x_int[:, t] if per_step else x_int
+                else:  # a SEW add: the sum of its populations' spikes
+                    v = sum(spikes[p] for p in lay.info.sources)
                 c = _layer_current_torch(lay, v)
                 cur = c if cur is None else cur + c
             assert cur is not None

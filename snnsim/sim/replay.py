@@ -329,9 +329,49 @@ def _count_identity(bits: np.ndarray | None, analog: np.ndarray | None, steps: i
     return out
 
 
-def _count_layer(plan: LayerPlan, bits: np.ndarray | None, analog: np.ndarray | None, steps: int) -> np.ndarray:
-    """Counts [n, T, N_COLS] of one layer from packed bits (or the input rows [n, Tv, S] of
-    :func:`input_rows`: counted once and repeated when Tv = 1, step by step otherwise)."""
+def source_bits(info: LayerInfo, table: dict[str, np.ndarray]) -> np.ndarray | list[np.ndarray]:
+    """The packed spikes a layer reads from ``table`` (population -> [n, T, nbytes]): its
+    source's, or for a sum of populations (a SEW add, ``info.parts``) the list of theirs."""
+    return [table[p] for p in info.parts] if info.parts else table[info.source]
+
+
+def graded_sites(plan: LayerPlan, parts: list[np.ndarray]) -> np.ndarray:
+    """int64 [n, T, S]: the summed spikes of several populations per pooled site (the
+    multiplicity of a SEW add, before any average pooling's division)."""
+    total = None
+    for bits in parts:
+        m = K.site_values(np.ascontiguousarray(bits), plan.c, plan.h, plan.w, plan.pool_mode, plan.k, np.int64)
+        total = m if total is None else total + m
+    assert total is not None
+    return total
+
+
+def _count_graded(plan: LayerPlan, parts: list[np.ndarray], steps: int) -> np.ndarray:
+    """Counts of a layer reading a sum of populations' spikes: every part's spike is an event
+    (events and synaptic ops add up over the parts), while touched neurons, nonzero sites and
+    NeuroBench's effective ops are those of the union (a site reached by two spikes is one
+    nonzero input), and NeuroBench's binary flag is that of the summed values."""
+    out = sum(_count_layer(plan, bits, None, steps) for bits in parts)
+    assert isinstance(out, np.ndarray)
+    union = parts[0].copy()
+    for bits in parts[1:]:
+        union |= bits
+    either = _count_layer(plan, union, None, steps)
+    for col in (K.COL_TOUCHED, K.COL_SITES, K.COL_NB_EFF):
+        out[..., col] = either[..., col]
+    m = graded_sites(plan, parts)
+    one = plan.k * plan.k if plan.pool_mode == 1 else 1  # avg pooling reads m / k^2: binary at m = k^2
+    out[..., K.COL_NB_BINARY] = ((m == 0) | (m == one)).all(axis=2)
+    return out
+
+
+def _count_layer(plan: LayerPlan, bits: np.ndarray | list[np.ndarray] | None, analog: np.ndarray | None,
+                 steps: int) -> np.ndarray:
+    """Counts [n, T, N_COLS] of one layer from packed bits (a list of them for a sum of
+    populations), or from the input rows [n, Tv, S] of :func:`input_rows` (counted once and
+    repeated when Tv = 1, step by step otherwise)."""
+    if isinstance(bits, list):
+        return _count_graded(plan, bits, steps)
     if plan.info.kind == "identity":
         return _count_identity(bits, analog, steps)
     if analog is not None:
@@ -347,10 +387,18 @@ def _count_layer(plan: LayerPlan, bits: np.ndarray | None, analog: np.ndarray | 
                                 plan.stride, plan.padding, plan.n_out, plan.groups, plan.dilation)
 
 
-def layer_values(plan: LayerPlan, bits: np.ndarray | None, analog: np.ndarray | None, mode: str,
+def layer_values(plan: LayerPlan, bits: np.ndarray | list[np.ndarray] | None, analog: np.ndarray | None, mode: str,
             ispec: IntegerSpec | None) -> np.ndarray:
     """Values the synapses read, [n, Tv, S]: float32 (float mode) or int64 (integer mode);
-    ``analog`` is the input rows of :func:`input_rows`."""
+    ``analog`` is the input rows of :func:`input_rows`; ``bits`` a list for a sum of
+    populations (the summed multiplicity, divided once by k^2 under average pooling, as
+    PyTorch's avg_pool2d of the summed spikes)."""
+    if isinstance(bits, list):
+        m = graded_sites(plan, bits)
+        if mode == "integer":
+            return m
+        div = np.float32(plan.k * plan.k) if plan.pool_mode == 1 else np.float32(1.0)
+        return np.ascontiguousarray(m.astype(np.float32) / div)
     if analog is not None:
         x = analog
         if mode == "integer":
@@ -498,7 +546,7 @@ def simulate_chunk(plans: list[LayerPlan], chunk: TraceChunk, steps: int, functi
         for li in pop.layers:
             plan = plans[li]
             is_analog = plan.info.analog_input
-            bits_in = None if is_analog else (own if chained else recorded)[plan.info.source]
+            bits_in = None if is_analog else source_bits(plan.info, own if chained else recorded)
             counts[:, li] = _count_layer(plan, bits_in, analog if is_analog else None, steps)
             if functional:
                 vals[li] = layer_values(plan, bits_in, analog if is_analog else None, functional, ispec)
