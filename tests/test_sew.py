@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
 from sim_testutil import converted_resnet
+
 from snnsim.compression.quantize import quantize_model
 from snnsim.compression.spatial import width_groups
 from snnsim.errors import SnnsimError
