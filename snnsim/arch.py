@@ -88,6 +88,10 @@ class LayerInfo:
     #: a graded source (a SEW add of spikes): ``source`` is the Add node and these are the
     #: populations whose spikes it sums, in operand order; () for a plain source
     parts: tuple[str, ...] = ()
+    #: an unfolded BatchNorm2d between the summed input current and the target population (its
+    #: node name; "" for none): a per-channel multiply-add per neuron per timestep, charged on
+    #: the population's first layer (docs/counting.md)
+    norm: str = ""
 
     @property
     def sources(self) -> tuple[str, ...]:

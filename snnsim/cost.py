@@ -382,6 +382,11 @@ def snn_cost(counts: CountsLike, hw: HardwareConfig, first_layer: FirstLayer = "
                      "layer's datapath")
     mac = np.where(analog[:, None], ops, 0.0)
     ac = np.where(analog[:, None], 0.0, ops)
+    norm = norm_ops(layers, computes)
+    if norm.sum() > 0:  # x * gamma/sigma + (beta - mu*gamma/sigma): one multiply-add per neuron per step
+        mac = mac + norm
+        names = ", ".join(dict.fromkeys(li.norm for li in layers if getattr(li, "norm", "")))
+        notes.append(f"unfolded batch norm ({names}): one multiply-add per neuron per timestep ({norm.sum():.4g} MACs)")
 
     c = hw.compute
     ann = hw.ann
@@ -400,7 +405,7 @@ def snn_cost(counts: CountsLike, hw: HardwareConfig, first_layer: FirstLayer = "
                          f"{mac.sum():.4g} analog-input MACs at {mac_pj} pJ ({ann.source}), with {bname}'s memory, "
                          f"neuron, time and static power")
         elif mac.sum() > 0:
-            notes.append(f"{hw.name} has no MAC datapath: {mac.sum():.4g} analog-input MACs charged at the "
+            notes.append(f"{hw.name} has no MAC datapath: {mac.sum():.4g} MACs charged at the "
                          f"baseline's {mac_pj} pJ ({ann.source})")
     ac_pj = c.ac_pj or 0.0
     runs_on = [bname if off else hw.name for off in offload]
@@ -590,6 +595,15 @@ def population_touched(layers: Sequence[LayerInfo], touched: np.ndarray) -> np.n
     return out
 
 
+def norm_ops(layers: Sequence[LayerInfo], computes: np.ndarray) -> np.ndarray:
+    """[L, T] multiply-adds of unfolded batch norms: one per neuron of a normalised population
+    at every timestep, on the population's first layer (``LayerInfo.norm``; docs/counting.md)."""
+    primary = primary_layers(list(layers))
+    per = np.array([float(li.neurons) if getattr(li, "norm", "") and p else 0.0
+                    for li, p in zip(layers, primary, strict=True)])
+    return np.repeat(per[:, None], computes.shape[1], axis=1)
+
+
 def bias_adds(layers: Sequence[LayerInfo], computes: np.ndarray) -> np.ndarray:
     """[L, T] adds of the layers' biases: one per output neuron at every timestep the layer
     computes (``docs/counting.md``); 0 for a layer without bias."""
@@ -735,6 +749,7 @@ def ann_baseline(layers: Sequence[LayerInfo], hw: HardwareConfig,
     primary = primary_layers(layers)
     macs = np.array([float(layer_connections(li, connections)) for li in layers])
     macs = macs + bias_adds(layers, np.ones((n_layers, 1), dtype=bool))[:, 0]  # a bias add per neuron
+    macs = macs + norm_ops(layers, np.ones((n_layers, 1), dtype=bool))[:, 0]  # an unfolded BN: a multiply-add per neuron
     neurons = np.array([float(li.neurons) if first else 0.0 for li, first in zip(layers, primary, strict=True)])
     in_size = np.array([float(_prod(li.in_shape)) for li in layers])
     acts = np.array([float(li.neurons) if li.spiking and first else 0.0 for li, first in zip(layers, primary, strict=True)])
@@ -969,6 +984,7 @@ __all__ = [
     "CONNECTIONS_CHOICES",
     "DEFAULT_CONNECTIONS",
     "FIRST_LAYER_CHOICES",
+    "norm_ops",
     "INPUT_KINDS",
     "resolve_first_layer",
     "ROW_COLUMNS",

@@ -244,6 +244,7 @@ class LayerMeta(_Strict):
     target: Text
     bias: bool
     parts: Annotated[list[Text], Field(max_length=4096)] = []
+    norm: Annotated[str, Field(max_length=256)] = ""
 
 
 class PopulationMeta(_Strict):
@@ -349,7 +350,7 @@ def layer_meta(info: LayerInfo) -> dict[str, Any]:
         "kernel": info.kernel, "stride": info.stride, "padding": info.padding,
         "pool": info.pool, "pool_kernel": info.pool_kernel, "spiking": info.spiking,
         "analog_input": info.analog_input, "source": info.source, "target": info.target, "bias": info.bias,
-        "parts": list(info.parts),
+        "parts": list(info.parts), "norm": info.norm,
     }
 
 

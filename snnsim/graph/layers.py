@@ -17,11 +17,14 @@ derives both from a graph's one schedule (:func:`snnsim.graph.schedule.lower`):
   where two spikes meet): its ``source`` is the Add and ``parts`` the populations it sums
   (nested Adds flattened); every part's spike is an event of its own (``docs/counting.md``);
 * a population fed by an ``Add`` sums the currents of all its layers (``PopulationInfo.layers``,
-  in the ``Add``'s operand order, so float sums follow the PyTorch model's).
+  in the ``Add``'s operand order, so float sums follow the PyTorch model's);
+* a ``BatchNorm2d`` that cannot be folded into a conv (behind an ``Add``) may sit in front of a
+  population: its layers carry its name (``LayerInfo.norm``), and the summed current is
+  normalised per channel before the neurons integrate it.
 
 Layers are numbered in schedule order (the ``Add`` of an identity layer gives its place), so a
 VGG chain's layers are exactly :meth:`snnsim.arch.ArchSpec.layers`. Anything the simulator cannot
-express yet (a BatchNorm2d that is not folded, a Scale, two pools in a row, a pool on the analog
+express yet (a BatchNorm2d anywhere but in front of a population, a Scale, two pools in a row, a pool on the analog
 input, a synapse that feeds two nodes, a non-square kernel, stride, padding or dilation) is one
 :class:`GraphError` line naming the node.
 """
@@ -36,6 +39,7 @@ from snnsim.graph.nodes import (
     Add,
     Affine,
     AvgPool2d,
+    BatchNorm2d,
     Conv2d,
     Flatten,
     GraphError,
@@ -109,14 +113,14 @@ def _read_path(graph: Graph, name: str) -> tuple[str, str | None, int, bool, tup
         cur = info.inputs[0]
 
 
-def _synapse_layer(graph: Graph, name: str, target: str, spiking: bool) -> LayerInfo:
+def _synapse_layer(graph: Graph, name: str, target: str, spiking: bool, norm: str = "") -> LayerInfo:
     info = graph.info[name]
     node = info.node
     source, pool, k, flatten, parts = _read_path(graph, name)
     common = dict(name=name, in_shape=info.in_shapes[0], out_shape=info.out_shape,
                   source_shape=graph.info[source].out_shape, pool=pool, pool_kernel=k, flatten=flatten,
                   spiking=spiking, analog_input=isinstance(graph.nodes[source], Input), source=source,
-                  target=target, bias=bool(node.bias), parts=parts)  # type: ignore[attr-defined]
+                  target=target, bias=bool(node.bias), parts=parts, norm=norm)  # type: ignore[attr-defined]
     if isinstance(node, Conv2d):
         kernel = _square(name, node, "kernel", node.kernel_size)
         stride = _square(name, node, "stride", node.stride)
@@ -137,6 +141,12 @@ def simulation_view(graph_or_schedule: Graph | Schedule) -> tuple[tuple[LayerInf
     owner: dict[str, str] = {}
     for pop in sched.populations:
         feed = graph.info[pop.name].inputs[0]
+        norm = ""
+        if isinstance(graph.nodes[feed], BatchNorm2d):  # an unfolded BN on the population's input current
+            norm, feed = feed, graph.info[feed].inputs[0]
+            if len(graph.info[feed].outputs) != 1:
+                raise GraphError(f"graph node {feed!r} feeds BatchNorm2d {norm!r} and other nodes; the event simulator "
+                                 "needs what a batch norm normalises to reach only it", _FIX)
         feed_node = graph.nodes[feed]
         operands = list(graph.info[feed].inputs) if isinstance(feed_node, Add) else [feed]
         spiking = not isinstance(pop.node, Integrator)
@@ -146,7 +156,7 @@ def simulation_view(graph_or_schedule: Graph | Schedule) -> tuple[tuple[LayerInf
                 if len(op_info.outputs) != 1:
                     raise GraphError(f"graph node {op!r} ({op_info.kind}) feeds {len(op_info.outputs)} nodes; the event "
                                      "simulator needs each synapse to drive one population", _FIX)
-                found.append((step_of[op], pos, _synapse_layer(graph, op, pop.name, spiking)))
+                found.append((step_of[op], pos, _synapse_layer(graph, op, pop.name, spiking, norm)))
                 owner[op] = pop.name
             elif isinstance(feed_node, Add) and (op_info.kind in SPIKING or isinstance(op_info.node, Input)):
                 if op_info.out_shape != pop.shape:
@@ -156,7 +166,7 @@ def simulation_view(graph_or_schedule: Graph | Schedule) -> tuple[tuple[LayerInf
                 found.append((step_of[feed], pos, LayerInfo(
                     index=0, name=f"{feed}.{op}", kind="identity", in_shape=shape, out_shape=shape,
                     source_shape=shape, spiking=spiking, analog_input=isinstance(op_info.node, Input),
-                    source=op, target=pop.name)))
+                    source=op, target=pop.name, norm=norm)))
             else:
                 what = f"{feed!r} ({feed_node.kind})" if op == feed else f"{op!r} ({op_info.kind}), an operand of {feed!r}"
                 raise GraphError(f"graph {graph.name!r}: population {pop.name!r} is driven by {what}; the event simulator "

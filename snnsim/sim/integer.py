@@ -170,6 +170,10 @@ def integer_spec(model: Model, input_scale: float | None = None, input_absmax: f
         raise SnnsimError("integer simulation needs a quantized model (model.quantization is empty)",
                           "quantize it first with `snnsim quantize --bits K`")
     check_integer_neurons(model)
+    normed = next((i for i in model.layer_infos if i.norm), None)
+    if normed is not None:
+        raise SnnsimError(f"population {normed.target!r} normalises its input with the unfolded BatchNorm2d "
+                          f"{normed.norm!r}; integer replay has no per-channel multiply", "use --functional float for this model")
     scale_of = dict(q["scales"])
     synapse_names = {i.name for i in model.layer_infos if i.kind != "identity"}
     if set(scale_of) != synapse_names:

@@ -33,6 +33,7 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from snnsim.arch import LayerInfo, PopulationInfo, primary_layers
 from snnsim.errors import SnnsimError, TraceError
@@ -488,6 +489,21 @@ def _layer_current(plan: LayerPlan, vals: np.ndarray, steps: int, mode: str = "f
                             plan.w_out, plan.ksize, plan.stride, plan.padding, bias, plan.groups, plan.dilation)
 
 
+def normalised_current(model: Model, norm: str, current: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """A population's summed input current [n, T, N] ((C, H, W) order) through the unfolded
+    BatchNorm2d ``norm`` (inference: running statistics). It is PyTorch's own elementwise batch-norm
+    op (``F.batch_norm``), so the values are those the model's forward pass computes from the
+    same current."""
+    bn = model[norm]
+    n, steps, neurons = current.shape
+    x = torch.from_numpy(np.ascontiguousarray(current, dtype=np.float32).reshape(n * steps, *shape))
+    with torch.no_grad():
+        y = F.batch_norm(x, bn.running_mean.detach().cpu(), bn.running_var.detach().cpu(),
+                         None if bn.weight is None else bn.weight.detach().cpu(),
+                         None if bn.bias is None else bn.bias.detach().cpu(), False, 0.0, bn.eps)
+    return np.ascontiguousarray(y.numpy().reshape(n, steps, neurons))
+
+
 def run_population(pop: PopulationInfo, plans: list[LayerPlan], vals: dict[int, np.ndarray], steps: int,
                     mode: str, model: Model, ispec: IntegerSpec | None, keep_potentials: bool
                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -496,13 +512,19 @@ def run_population(pop: PopulationInfo, plans: list[LayerPlan], vals: dict[int, 
     the sum of every layer's current (and bias) in ``Add`` operand order through
     :func:`kernels.population_steps`."""
     first = plans[pop.primary]
-    if len(pop.layers) == 1 and first.info.kind != "identity" and not first.info.bias:
+    norm = first.info.norm
+    if len(pop.layers) == 1 and first.info.kind != "identity" and not first.info.bias and not norm:
         return run_layer(first, pop.primary, vals[pop.primary], steps, mode, model, ispec, keep_potentials)
     total: np.ndarray | None = None
     for li in pop.layers:
         cur = _layer_current(plans[li], vals[li], steps, mode, None if ispec is None else ispec.layers[li])
         total = cur if total is None else total + cur
     assert total is not None
+    if norm:
+        if mode != "float":
+            raise SnnsimError(f"population {pop.name!r} normalises its input with the unfolded BatchNorm2d {norm!r}; "
+                              "integer replay has no per-channel multiply", "use --functional float for this model")
+        total = normalised_current(model, norm, total, pop.shape)
     if mode == "float":
         leak, theta, v_reset, fire_ge, alpha = _float_neuron(model, pop, "chw")
         return K.population_steps(np.ascontiguousarray(total), pop.spiking, leak, theta, None, keep_potentials,
