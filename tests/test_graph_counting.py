@@ -63,9 +63,10 @@ def graphs(draw: st.DrawFn) -> Graph:
         g.add("stem_bn", BatchNorm2d())
     g.add("stem_lif", LIF())
     for b in range(draw(st.integers(1, 3))):
-        kind = draw(st.sampled_from(["plain", "residual", "pool"]))
+        kind = draw(st.sampled_from(["plain", "residual", "pool", "sew"]))
         if kind == "pool" and side >= 2:
-            cls = draw(st.sampled_from([AvgPool2d, MaxPool2d, SumPool2d]))
+            graded = g.nodes[g.last].kind == "Add"  # a SEW sum: max pooling of it is refused
+            cls = draw(st.sampled_from([AvgPool2d, SumPool2d] if graded else [AvgPool2d, MaxPool2d, SumPool2d]))
             g.add(f"b{b}_pool", cls(kernel_size=2))
             side //= 2
             kind = "plain"  # a pool feeds a synapse
@@ -90,6 +91,16 @@ def graphs(draw: st.DrawFn) -> Graph:
             g.add(f"b{b}_lif", LIF())
             side = (side + 2 * pad - dil * (kk - 1) - 1) // stride + 1
             width = out_w
+            continue
+        if kind == "sew":  # SEW (ADD): conv-LIF-conv-LIF, its spikes added to the block's input spikes
+            if g.nodes[entry].kind not in ("LIF", "Add"):  # a pool in front: the sum needs spikes
+                g.add(f"b{b}_pre", Conv2d(out_channels=width, kernel_size=1))
+                entry = g.add(f"b{b}_pre_lif", LIF())
+            g.add(f"b{b}_s1", Conv2d(out_channels=width, kernel_size=3, padding=1), entry)
+            g.add(f"b{b}_s1_lif", LIF())
+            g.add(f"b{b}_s2", Conv2d(out_channels=width, kernel_size=3, padding=1, bias=draw(st.booleans())))
+            main = g.add(f"b{b}_s2_lif", LIF())
+            g.add(f"b{b}_sum", Add(), main, entry)
             continue
         # residual: conv-BN-LIF-conv-BN + shortcut -> Add -> LIF (same-size convs)
         if g.nodes[entry].kind != "LIF":  # a pool in front: the shortcut needs a population
@@ -147,14 +158,21 @@ def _snn(graph: Graph, seed: int) -> torch.nn.Module:
 
 # ----------------------------------------------------------------------------- the reference
 def _source_path(graph: Graph, synapse: str) -> tuple[str, list[str]]:
-    """Walk back from a synapse through pools / flatten to the population or input it reads:
-    (source, the nodes in between, nearest first)."""
+    """Walk back from a synapse through pools / flatten to the population, input or sum of
+    spikes (a SEW add) it reads: (source, the nodes in between, nearest first)."""
     between = []
     cur = graph.info[synapse].inputs[0]
-    while graph.info[cur].kind not in ("LIF", "IF", "Input"):
+    while graph.info[cur].kind not in ("LIF", "IF", "Input", "Add"):
         between.append(cur)
         cur = graph.info[cur].inputs[0]
     return cur, between
+
+
+def _spike_sum(graph: Graph, spikes: dict[tuple[str, int], torch.Tensor], name: str, t: int) -> torch.Tensor:
+    """A population's spikes at t, or the sum an Add of spikes (SEW, nested) computes."""
+    if graph.info[name].kind == "Add":
+        return sum(_spike_sum(graph, spikes, op, t) for op in graph.info[name].inputs)  # type: ignore[return-value]
+    return spikes[(name, t)]
 
 
 def _multiplicity(graph: Graph, between: list[str], x: torch.Tensor) -> torch.Tensor:
@@ -207,12 +225,13 @@ def reference(snn: torch.nn.Module, x: torch.Tensor, steps: int) -> tuple[dict[s
             for t in range(steps):
                 if source == graph.input:
                     m = (x != 0).to(torch.float64)
-                else:
-                    m = _multiplicity(graph, between, spikes[(source, t)])
+                else:  # a population's spikes, or a SEW add's sum of them (every spike an event)
+                    m = _multiplicity(graph, between, _spike_sum(graph, spikes, source, t))
                 for key, v in _edge_counts(node, weight, m).items():
                     total[key] = total.get(key, 0.0) + (v if key != "dense_ops_inbounds" else v / steps)
             edges[name] = total
-        elif isinstance(node, Add):  # identity operands: one op per spike, on one neuron
+        elif isinstance(node, Add) and any(graph.info[o].kind in ("LIF", "IF", "Integrator")
+                                           for o in graph.info[name].outputs):  # identity operands: one op per spike
             for op in graph.info[name].inputs:
                 if graph.info[op].kind in ("LIF", "IF"):
                     s = sum(float(spikes[(op, t)].sum()) for t in range(steps))
@@ -275,12 +294,14 @@ def test_the_random_graphs_cover_every_case() -> None:
                     seen.add("depthwise" if node.groups == c_in == node.out_channels else "grouped")
             if isinstance(node, Add) and any(graph.info[o].kind == "LIF" for o in graph.info[name].inputs):
                 seen.add("identity")
+            if isinstance(node, Add) and not any(graph.info[o].kind == "LIF" for o in graph.info[name].outputs):
+                seen.add("sew")
         side = graph.info[graph.input].out_shape[1]
         seen.add("odd" if side % 2 else "even")
 
     collect()
     for case in ("Add", "identity", "stride2", "bias", "BatchNorm2d", "AvgPool2d", "MaxPool2d", "SumPool2d", "odd", "even",
-                 "grouped", "depthwise", "dilation2"):
+                 "grouped", "depthwise", "dilation2", "sew"):
         assert case in seen, case
 
 
