@@ -341,6 +341,10 @@ def _schema_problem(exc: ValidationError) -> str:
     return f"field {where}: {msg}, got {short_value(e.get('input'))}"
 
 
+#: ``layers`` fields added after format v3 first shipped, with the value an earlier trace means.
+_LAYER_LATER_FIELDS: dict[str, Any] = {"parts": [], "norm": ""}
+
+
 def layer_meta(info: LayerInfo) -> dict[str, Any]:
     """The ``layers`` entry of one layer (derived from the graph alone)."""
     return {
@@ -464,6 +468,8 @@ def check_meta(meta: Any, where: str) -> tuple[Graph, tuple[LayerInfo, ...], tup
             raise TraceError(f"{pre} field {key}: {len(meta[key])} entries, model.graph has {len(derived)}", _REREC)
         for k, (info, entry) in enumerate(zip(derived, meta[key], strict=True)):
             want = make(info)
+            if key == "layers":  # fields added within format v3 (SEW parts, unfolded BN) default as in LayerMeta
+                entry = {**_LAYER_LATER_FIELDS, **entry}
             for field_name in sorted(set(want) | set(entry)):
                 if entry.get(field_name) != want.get(field_name):
                     raise TraceError(f"{pre} field {key}[{k}].{field_name}: {short_value(entry.get(field_name))} does not "

@@ -218,3 +218,21 @@ def test_nir_round_trip_keeps_the_encoding(tmp_path: Path) -> None:
     assert any("Poisson" in w for w in warnings)
     back = import_nir(tmp_path / "p.nir", timesteps=T)
     assert back.model.encoding == "poisson"
+
+
+def test_a_trace_written_before_the_new_fields_still_loads(tmp_path: Path) -> None:
+    """Format-v3 traces of the previous release lack input.spikes / input.encoder and the layers'
+    parts / norm: they mean a direct input and plain layers, and load as such."""
+    model = spiking_model(MIXED, timesteps=T)
+    record_trace(model, inputs(MIXED, 3, seed=8), tmp_path / "t", progress=False)
+    path = tmp_path / "t" / META_FILE
+    meta = json.loads(path.read_text())
+    for key in ("spikes", "encoder"):
+        del meta["input"][key]
+    for entry in meta["layers"]:
+        del entry["parts"], entry["norm"]
+    meta["meta_sha256"] = meta_digest(meta)
+    path.write_text(json.dumps(meta))
+    trace = load_trace(tmp_path / "t")
+    assert not trace.input_spikes and not trace.input_per_timestep and trace.encoding == "direct"
+    assert replay(trace, model, progress=False).input_kind == "analog"
