@@ -447,7 +447,8 @@ def count_packed_layer(packed: np.ndarray, c: int, h: int, w: int, pool_mode: in
 def count_analog_layer(x: np.ndarray, h: int, w: int, fan: np.ndarray, fan_nz: np.ndarray,
                        is_conv: bool, h_out: int, w_out: int, ksize: int, stride: int,
                        padding: int, n_out: int, groups: int = 1, dilation: int = 1) -> np.ndarray:
-    """Per-sample counts of the analog (direct-input) layer -> int64 [n, 7] (same every step).
+    """Per-sample counts of a layer reading the network input at one timestep -> int64 [n, 7]
+    (an input fed at every timestep is counted once; frames and Poisson spikes step by step).
 
     ``x`` is [n, C*H*W] float32. Zero inputs are skipped (no MAC is needed for them); the
     NeuroBench binary flag is 1 only if every value is in {-1, 0, 1}.
