@@ -356,11 +356,10 @@ def snn_cost(counts: CountsLike, hw: HardwareConfig, first_layer: FirstLayer = "
     spikes = np.asarray(counts.spikes_out, dtype=np.float64) / samples
     computes = np.ones((n_layers, steps), dtype=bool)  # (l, t) where the layer's synapses run
     if getattr(counts, "input_kind", "analog") == "spikes":
-        reads = [i for i, li in enumerate(layers) if getattr(li, "analog_input", False) and li.kind != "identity"]
         if first_layer == "ac_with_input_rate":
             notes.append("first layer: the recorded input spikes x fan-out, as ACs (FLOPs_1 x R_0)")
         else:  # as the analog image would drive it: every connection, a MAC
-            for i in reads:
+            for i in np.flatnonzero(_dense_first(counts, first_layer)):
                 ops[i] = conns[i]
                 events[i] = float(layers[i].source_size)
                 analog[i] = True

@@ -64,8 +64,10 @@ _READ_BLOCK = 1 << 20  # bytes of the zero-writing fallback of preallocation
 
 def _input_batches(model: Model, inputs: Any, samples: int | None, labels: Any,
                    sample_ids: list[Any] | None, batch_size: int, split: str
-                   ) -> tuple[int, Iterator[tuple[torch.Tensor, np.ndarray | None]], list[Any], dict[str, Any]]:
-    """Normalise the accepted input kinds into (N, batch iterator, sample ids, dataset meta)."""
+                   ) -> tuple[int, Iterator[tuple[torch.Tensor, np.ndarray | None]], list[Any], dict[str, Any],
+                              tuple[bool, bool]]:
+    """Normalise the accepted input kinds into (N, batch iterator, sample ids, dataset meta,
+    :func:`_sequence_kind` of the inputs)."""
     ds_meta: dict[str, Any] = {}
     if hasattr(inputs, "train") and hasattr(inputs, "test") and hasattr(inputs, "name"):
         ds_meta = {"name": inputs.name, "split": split,
@@ -74,6 +76,7 @@ def _input_batches(model: Model, inputs: Any, samples: int | None, labels: Any,
         if split not in ("train", "test"):
             raise TraceError(f"split must be 'train' or 'test', got {split!r}")
         inputs = inputs.train if split == "train" else inputs.test
+    kind = _sequence_kind(inputs, tuple(model.input_shape), ds_meta)
     if isinstance(inputs, np.ndarray):
         inputs = torch.from_numpy(np.ascontiguousarray(inputs))
     if isinstance(inputs, torch.Tensor):
@@ -94,7 +97,7 @@ def _input_batches(model: Model, inputs: Any, samples: int | None, labels: Any,
                 b = min(a + batch_size, n)
                 yield x_all[a:b].float(), None if lab_all is None else lab_all[a:b]
 
-        return n, gen_t(), ids, ds_meta
+        return n, gen_t(), ids, ds_meta, kind
     if isinstance(inputs, Dataset) or (hasattr(inputs, "__getitem__") and hasattr(inputs, "__len__")):
         n_avail = len(inputs)
         n = n_avail if samples is None else int(samples)
@@ -110,16 +113,15 @@ def _input_batches(model: Model, inputs: Any, samples: int | None, labels: Any,
                 ys = np.asarray([int(it[1]) for it in items], dtype=np.int64) if has_labels else None
                 yield xs, ys
 
-        return n, gen_d(), ids, ds_meta
+        return n, gen_d(), ids, ds_meta, kind
     raise TraceError(f"cannot record a trace from a {type(inputs).__name__}",
                      "pass a tensor (N, C, H, W), a Dataset of (image, label) or a DatasetBundle")
 
 
 def _sequence_kind(inputs: Any, in_shape: tuple[int, ...], ds_meta: dict[str, Any]) -> tuple[bool, bool]:
-    """``(sequence, ternary)`` of the inputs: whether each sample is [T, *input shape] (one
-    input per timestep), and whether every value of them is -1, 0 or 1 (spikes, stored as int8)."""
-    if hasattr(inputs, "train") and hasattr(inputs, "test"):
-        inputs = inputs.test if ds_meta.get("split", "test") == "test" else inputs.train
+    """``(sequence, ternary)`` of the inputs (a tensor, an array or a Dataset, the split already
+    chosen): whether each sample is [T, *input shape] (one input per timestep), and whether
+    every value of them is -1, 0 or 1 (spikes, stored as int8)."""
     if isinstance(inputs, np.ndarray | torch.Tensor):
         x = torch.as_tensor(inputs)
         seq = x.dim() == len(in_shape) + 2
@@ -227,7 +229,8 @@ def record_trace(model: Model, inputs: Any, out_dir: str | os.PathLike[str], *,
         # Replacing a trace is fine (traces are a cache); replacing a user's folder never is.
         raise TraceError(f"trace output {str(out)!r} is a directory that holds other files, not a trace",
                          "choose a new directory for the trace")
-    n, batches, ids, ds_meta = _input_batches(model, inputs, samples, labels, sample_ids, batch_size, split)
+    n, batches, ids, ds_meta, (sequence, ternary) = _input_batches(model, inputs, samples, labels, sample_ids,
+                                                                   batch_size, split)
     if n < 1:
         raise TraceError("no samples to record", "pass at least one input")
     if n > MAX_SAMPLES:
@@ -243,13 +246,13 @@ def record_trace(model: Model, inputs: Any, out_dir: str | os.PathLike[str], *,
     column = {p.name: k for k, p in enumerate(spiking)}
     in_shape = tuple(model.input_shape)
     n_classes = classes_of(model.graph)
-    sequence, ternary = _sequence_kind(inputs, in_shape, ds_meta)
     poisson = model.encoding == "poisson"
     if poisson and sequence:
         raise TraceError("the model is Poisson-encoded: it draws its own input spikes from one input per sample, but "
                          "the inputs hold one per timestep", "pass inputs of shape [N, C, H, W], or --encoding direct")
     per_step, spikes = sequence or poisson, poisson or (sequence and ternary)
     files = data_files(in_shape, pops, n_classes, n, steps, per_step, spikes)
+    input_shape, input_dtype = input_layout(in_shape, n, steps, per_step, spikes)
     needed = sum(_npy_size(shape, dtype) for _, shape, dtype in files)
     home = next(model.parameters()).device
     dev = torch.device(device) if device is not None and engine == "torch" else home
@@ -345,8 +348,7 @@ def record_trace(model: Model, inputs: Any, out_dir: str | os.PathLike[str], *,
                 "samples": n,
                 "encoding": model.encoding,
                 "engine": engine,
-                "input": {"file": INPUT_FILE, "shape": list(input_layout(in_shape, n, steps, per_step, spikes)[0]),
-                          "dtype": input_layout(in_shape, n, steps, per_step, spikes)[1].name,
+                "input": {"file": INPUT_FILE, "shape": list(input_shape), "dtype": input_dtype.name,
                           "repeated_every_timestep": not per_step, "absmax": absmax, "spikes": spikes,
                           "encoder": {"kind": "poisson", "seed": int(seed)} if poisson else None},
                 "layers": [layer_meta(info) for info in layers],
