@@ -324,7 +324,7 @@ def record_trace(model: Model, inputs: Any, out_dir: str | os.PathLike[str], *,
                             pop_mm[ev.node][sl, ev.t] = np.packbits(bits, axis=1)
                             spikes_mm[sl, column[ev.node]] += bits.sum(axis=1)
 
-                        logits = model.forward_snn(xb.to(dev), steps, observer)
+                        logits = model.forward_snn(xb.to(dev), steps, observer, exact_currents=True)
                     logits_mm[pos:pos + b] = logits.detach().cpu().numpy().astype(np.float32)
                     preds.extend(int(p) for p in logits.argmax(dim=1).cpu())
                     pos += b
@@ -348,6 +348,7 @@ def record_trace(model: Model, inputs: Any, out_dir: str | os.PathLike[str], *,
                 "samples": n,
                 "encoding": model.encoding,
                 "engine": engine,
+                "synaptic_sums": "float32" if plans is not None or runner is not None else "float64",
                 "input": {"file": INPUT_FILE, "shape": list(input_shape), "dtype": input_dtype.name,
                           "repeated_every_timestep": not per_step, "absmax": absmax, "spikes": spikes,
                           "encoder": {"kind": "poisson", "seed": int(seed)} if poisson else None},

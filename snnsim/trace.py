@@ -32,6 +32,10 @@ layers and populations are those of :func:`snnsim.graph.layers.simulation_view`.
                         quantization_bits, provenance}
     timesteps           1..MAX_TIMESTEPS;  samples: 1..MAX_SAMPLES (N)
     encoding "direct"|"poisson" (the model's Input node), engine "torch"|"event", bit_order "big"
+    synaptic_sums       "float64" (the torch engine: every synaptic current rounded to float32
+                        from its float64 sum, docs/counting.md "Float arithmetic") | "float32"
+                        (the event engine, a user's own module, and traces written before the
+                        field existed, which load with this default)
     input               {file, shape [N, *input shape] or [N, T, *input shape], dtype "float32"|"int8",
                         repeated_every_timestep (false: one input per step), absmax, spikes (every
                         value -1, 0 or 1: the first layer accumulates), encoder (null, or {kind
@@ -290,6 +294,7 @@ class TraceMeta(_Strict):
     samples: Count
     encoding: Literal["direct", "poisson"]
     engine: Literal["torch", "event"]
+    synaptic_sums: Literal["float64", "float32"] = "float32"
     input: InputMeta
     layers: Annotated[list[LayerMeta], Field(min_length=1, max_length=4096)]
     populations: Annotated[list[PopulationMeta], Field(min_length=1, max_length=4096)]
@@ -666,6 +671,12 @@ class Trace:
     def encoding(self) -> str:
         """The recorded model's input encoding ('direct' or 'poisson')."""
         return str(self.meta["encoding"])
+
+    @property
+    def synaptic_sums(self) -> str:
+        """'float64' when every synaptic current was rounded from its float64 sum (the torch
+        engine's traces), 'float32' otherwise (see the module docstring)."""
+        return str(self.meta.get("synaptic_sums", "float32"))
 
     @property
     def input_per_timestep(self) -> bool:

@@ -67,6 +67,11 @@ def reuse_problem(tr: Trace, model: Model, dataset: str, split: str, engine: str
         return f"it was recorded from model {tr.fingerprint[:12]}"
     if tr.meta.get("engine") != engine:
         return f"it was recorded by the {tr.meta.get('engine')} engine, not {engine}"
+    from snnsim.interop.torch_import import torch_source  # imported where used, as record_trace does
+
+    # a user's own module (imported with --torch) sums in float32; every other torch trace is exact
+    if engine == "torch" and tr.synaptic_sums != "float64" and torch_source(model) is None:
+        return "its synaptic currents are float32 sums (recorded by an earlier snnsim), not rounded from float64 sums"
     if tr.timesteps != int(model.timesteps):
         return f"it was recorded at T={tr.timesteps}, not T={model.timesteps}"
     encoder = (tr.meta.get("input") or {}).get("encoder")

@@ -13,6 +13,17 @@ import torch
 
 from snnsim.arch import ArchSpec
 
+# The longest test files are collected first, so that with two workers (`pytest -n 2`, README)
+# they start at once instead of running alone at the end.
+_LONGEST_FIRST = ("test_readme.py", "test_interrupts.py")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Move the tests of :data:`_LONGEST_FIRST` to the front (a stable sort: the order within a
+    file is kept)."""
+    rank = {name: i for i, name in enumerate(_LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
+
 
 @pytest.fixture(scope="session", autouse=True)
 def _one_torch_thread() -> None:

@@ -99,10 +99,11 @@ def quantize(model: Model, bits: int) -> Model:
     return q
 
 
-def observed(model: Model, x: torch.Tensor, timesteps: int) -> tuple[torch.Tensor, dict[tuple[int, int], dict]]:
+def observed(model: Model, x: torch.Tensor, timesteps: int, exact_currents: bool = False
+             ) -> tuple[torch.Tensor, dict[tuple[int, int], dict]]:
     """Run a chain model with an observer; return logits and {(layer, t): inputs/potential/spikes}
     (population k of a chain is driven by layer k; ``inputs`` of layer k are the spikes of
-    population k - 1, or the input for layer 0)."""
+    population k - 1, or the input for layer 0). ``exact_currents``: as traces record."""
     seen: dict[tuple[int, int], dict] = {}
 
     def obs(ev) -> None:
@@ -111,7 +112,7 @@ def observed(model: Model, x: torch.Tensor, timesteps: int) -> tuple[torch.Tenso
                                   "current": ev.current.detach().clone()}
 
     with torch.no_grad():
-        logits = model.forward_snn(x, timesteps, obs)
+        logits = model.forward_snn(x, timesteps, obs, exact_currents)
     for (k, t), entry in seen.items():
         entry["inputs"] = x if k == 0 else seen[(k - 1, t)]["spikes"]
     return logits, seen

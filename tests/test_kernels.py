@@ -509,6 +509,11 @@ def test_layer_currents_equal_torch_with_the_bias_after_the_events(case: str, tv
         per_neuron = np.repeat(bias, info.neurons // info.out_features)  # (C, H, W): bias[c] over H*W
         np.testing.assert_array_equal(got, no_bias + per_neuron[None, None, :])
         assert not np.array_equal(got, no_bias)
+    # float64 sums (the replay's, replay.FLOAT_SUMS): the float32 rounding of the dense float64
+    # reference, bit for bit, although the two sum in different orders
+    got64 = kernel_currents(plan, vals.astype(np.float64), steps, bias=plan.bias)
+    assert got64.dtype == np.float32
+    np.testing.assert_array_equal(got64, ref.astype(np.float32))
     # integers: exact (int64 values, weights and bias)
     wi = rng.integers(-7, 8, info.weight_shape()).astype(np.int64)
     bi = rng.integers(-50, 51, info.out_features).astype(np.int64) if has_bias else None
@@ -623,13 +628,16 @@ def test_general_path_equals_the_fused_layer_on_a_bias_free_layer(spiking: bool,
     vals = site_vals(info, rng, 3, 4) * np.float32(4)  # multiplicities 0..4: currents reach the threshold
     wt = plan.transposed(weight)
     theta, leak = np.float32(1.5), np.float32(0.95)
-    fused = K.functional_layer(vals, 4, wt, True, plan.cp, plan.hp, plan.wp, plan.c_out, plan.h_out, plan.w_out,
-                               plan.ksize, plan.stride, plan.padding, spiking, leak, theta, None, True, False,
-                               plan.groups, plan.dilation)
-    general = K.population_steps(kernel_currents(plan, vals, 4), spiking, leak, theta, None, True)
-    for a, b in zip(fused, general, strict=True):
-        np.testing.assert_array_equal(a, b)
-    if spiking:
-        assert 0 < K.popcount_packed(fused[0]).sum() < fused[1].size
-    else:
-        assert np.abs(fused[3]).max() > 0
+    for sums in (np.float32, np.float64):  # the event engine's float32 sums, the replay's float64 ones
+        v = vals.astype(sums)
+        fused = K.functional_layer(v, 4, wt, True, plan.cp, plan.hp, plan.wp, plan.c_out, plan.h_out, plan.w_out,
+                                   plan.ksize, plan.stride, plan.padding, spiking, leak, theta, None, True, False,
+                                   plan.groups, plan.dilation)
+        general = K.population_steps(kernel_currents(plan, v, 4), spiking, leak, theta, None, True)
+        for a, b in zip(fused, general, strict=True):
+            np.testing.assert_array_equal(a, b)
+        assert fused[1].dtype == np.float32 and fused[3].dtype == np.float32  # the neurons run in float32
+        if spiking:
+            assert 0 < K.popcount_packed(fused[0]).sum() < fused[1].size
+        else:
+            assert np.abs(fused[3]).max() > 0

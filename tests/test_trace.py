@@ -57,7 +57,7 @@ def one_line(exc: pytest.ExceptionInfo) -> str:
 
 def test_trace_holds_exactly_the_models_events(recorded) -> None:
     model, x, labels, trace = recorded
-    logits, seen = observed(model, x, 3)
+    logits, seen = observed(model, x, 3, exact_currents=True)  # what a trace records
     assert trace.samples == 11 and trace.timesteps == 3 and len(trace.layers) == model.num_layers
     assert trace.layers == model.layer_infos and trace.populations == model.populations
     assert trace.graph.to_dict() == model.graph.to_dict() and trace.spec == MIXED

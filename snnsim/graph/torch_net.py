@@ -22,7 +22,16 @@ the integrator the identity) or as the SNN of :mod:`snnsim.models` generalised t
   its value over T (the mean current); a graph whose output is not an Integrator's returns
   the mean of its output over T;
 * dropout (training only, populations with ``dropout > 0``): one mask per sample, drawn at the
-  first timestep right after the population fires, held for every timestep.
+  first timestep right after the population fires, held for every timestep;
+* ``exact_currents`` (what a trace records): every conv and affine output is the float32
+  rounding of its sum computed in float64 (inputs, weights and bias widened exactly, so each
+  product is exact and only the sum rounds, at 2^-53), instead of float32 sums in the order of
+  the convolution algorithm. Those orders change with the batch size, the CPU and the library
+  (oneDNN sums a batch of 64 differently from a batch of 1, bias included), and a neuron within
+  one float32 rounding of its threshold fires in one order and not in another. Rounded from
+  float64, the currents are the same on every machine and batch size, and the simulator's float
+  replay computes the same numbers event by event (``docs/counting.md``, "Float arithmetic").
+  Everything else (pools, adds, batch norm, the neurons) stays float32.
 
 On a VGG graph (:func:`snnsim.graph.vgg_graph`) it is bit-identical to
 snnsim's earlier VGG-chain ``SpikingNet`` (kept in the tests as the oracle), forward and backward,
@@ -398,9 +407,24 @@ class GraphNet(nn.ModuleDict):
         self.schedule = lower(self.graph)
         self._view = None
 
-    def _op(self, name: str, node: Node, args: list[torch.Tensor]) -> torch.Tensor:
-        """A node that is not a population, the same in the ANN and at every SNN timestep."""
+    def _synapse_exact(self, name: str, h: torch.Tensor) -> torch.Tensor:
+        """A conv's or affine's output as the float32 rounding of its float64 sum (see the
+        module docstring, ``exact_currents``)."""
+        m = self[name]
+        w = m.weight.double()
+        b = None if m.bias is None else m.bias.double()
+        if isinstance(m, nn.Conv2d):
+            y = F.conv2d(h.double(), w, b, m.stride, m.padding, m.dilation, m.groups)
+        else:
+            y = F.linear(h.double(), w, b)
+        return y.float()
+
+    def _op(self, name: str, node: Node, args: list[torch.Tensor], exact: bool = False) -> torch.Tensor:
+        """A node that is not a population, the same in the ANN and at every SNN timestep
+        (``exact``: synapses as :meth:`_synapse_exact`)."""
         h = args[0]
+        if exact and isinstance(node, Conv2d | Affine):
+            return self._synapse_exact(name, h)
         if isinstance(node, Conv2d | Affine | BatchNorm2d):
             return self[name](h)
         if isinstance(node, AvgPool2d):
@@ -454,8 +478,9 @@ class GraphNet(nn.ModuleDict):
         return values[sched.output_source]
 
     def forward_snn(self, x: torch.Tensor, timesteps: int | None = None,
-                    observer: Observer | None = None) -> torch.Tensor:
-        """SNN pass over ``timesteps`` (default ``self.timesteps``); see the module docstring.
+                    observer: Observer | None = None, exact_currents: bool = False) -> torch.Tensor:
+        """SNN pass over ``timesteps`` (default ``self.timesteps``); see the module docstring
+        (``exact_currents``: synaptic currents rounded from float64 sums, as traces record).
 
         ``x`` is [B, *input shape] (encoded by the Input node at every step: as is, or as
         signed Poisson spikes drawn from torch's global generator), or a sequence [B, T', *input
@@ -520,7 +545,7 @@ class GraphNet(nn.ModuleDict):
                     if observer is not None:
                         observer(PopulationEvent(name, node.kind, pop_index[name], t, cur, h, None))
                 else:
-                    h = self._op(name, node, args)
+                    h = self._op(name, node, args, exact_currents)
                 values[name] = h
                 for gone in sched.release[k]:
                     del values[gone]

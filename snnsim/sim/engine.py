@@ -14,14 +14,16 @@ and a CubaLIF's synaptic current ``i <- alpha*i + I`` in front of the LIF step:
 :func:`snnsim.sim.kernels.lif_step`), on the fused one-layer path and on the summed-currents
 path (a residual or biased population) alike; grouped and dilated convs scatter into their
 group's channels through their dilated taps. The synaptic currents are
-float32 sums in event order, while PyTorch sums in its convolution algorithm's order, so a
-neuron whose potential lies within float32 rounding of its threshold can fire in one and not
-in the other. This is the same kind of difference PyTorch has with itself: the same model run
-with batch size 1 instead of 64 changes 0.09 % of VGG16's spikes (its convolution picks
-another algorithm). On the trained digits SNN the two engines give identical traces; on the
-benchmark VGG16 the flips are measured in ``benchmarks/perf_results.md``. Use the default
-``torch`` engine where a trace must equal a PyTorch run bit for bit (counts equal to
-NeuroBench's on the same inputs); use ``event`` for speed on large models and many samples.
+float32 sums in event order (:data:`SUMS`, for speed), while the ``torch`` recorder rounds
+each current from its float64 sum (``docs/counting.md``, "Float arithmetic"), so a neuron
+whose potential lies within float32 rounding of its threshold can fire in one and not in the
+other. This is the same kind of difference PyTorch's float32 convolutions have with
+themselves: the same model run with batch size 1 instead of 64 changes 0.09 % of VGG16's
+spikes (its convolution picks another algorithm). On the trained digits SNN the two engines
+give identical traces; on the benchmark VGG16 the flips are measured in
+``benchmarks/perf_results.md``. Use the default ``torch`` engine where a trace must be the
+model's exactly (the float replay then finds 0 mismatches); use ``event`` for speed on large
+models and many samples.
 """
 
 from __future__ import annotations
@@ -44,6 +46,9 @@ ENGINES = ("torch", "event")
 # Samples run through all layers together: 16 was 10 % faster than 64 on VGG16 (1 thread) and as
 # fast with 2 threads (benchmarks/perf_results.md); at least one sample per thread is used.
 SUB_BATCH = 16
+# The dtype the engine sums synaptic currents in: float32 (float64 sums, as the replay's, would
+# halve the scatter's vector width; see replay.FLOAT_SUMS).
+SUMS = np.float32
 
 
 def event_forward(model: Model, x: np.ndarray, steps: int, plans: list[LayerPlan] | None = None,
@@ -78,7 +83,7 @@ def event_forward(model: Model, x: np.ndarray, steps: int, plans: list[LayerPlan
             for li in pop.layers:
                 info = plans[li].info
                 vals[li] = layer_values(plans[li], None if info.analog_input else source_bits(info, own),
-                                        analog[a:b] if info.analog_input else None, "float", None)
+                                        analog[a:b] if info.analog_input else None, "float", None, SUMS)
             bits, _, _, acc = run_population(pop, plans, vals, steps, "float", model, None, False)
             if pop.spiking:
                 spikes[pop.name][a:b] = bits

@@ -28,7 +28,10 @@ tests compare it with. Conventions shared by all kernels:
   scatter loop is contiguous; everything returned is in (C, H, W) order. Conv weights are
   laid out (C_in, k, k, C_out / groups): input channel ``c``'s tap (ky, kx) holds the weights
   to its group's output channels, contiguous.
-* One kernel serves float32 and int64 arrays: numba compiles it once per argument type. An
+* One kernel serves float and int64 arrays: numba compiles it once per argument type. Float
+  site values come as float32 (float32 sums) or as float32 values held in float64 (float64
+  sums, each step's current rounded to float32 once: the functional replay's, see
+  :func:`functional_layer`); neuron state is float32 for both. An
   optional argument passed as ``None`` (``frac_bits`` of a float layer, ``divisor``, ``b``,
   ``v_reset`` of a soft reset) removes its branch at compile time.
 * Neurons (:func:`lif_step`): ``leak`` and ``theta`` are one value for the whole population or
@@ -643,6 +646,21 @@ def _at_overload(x, j) -> Callable[..., object]:  # no parameter hints: numba ma
     return lambda x, j: x
 
 
+def membrane_zeros(shape: int | tuple[int, ...], vals: np.ndarray) -> np.ndarray:
+    """Zeros for the neuron state that runs on site values ``vals``: float32 for float sites
+    (float32 sums, or float64 sums rounded to float32 once per step), int64 for integer sites.
+    The pure Python form, for ``NUMBA_DISABLE_JIT``; jitted code uses the overload below."""
+    return np.zeros(shape, dtype=np.float32 if vals.dtype.kind == "f" else np.int64)
+
+
+@overload(membrane_zeros, inline="always")
+def _membrane_zeros_overload(shape, vals) -> Callable[..., object]:
+    """Resolved at compile time from ``vals``' dtype."""
+    if isinstance(vals.dtype, types.Float):
+        return lambda shape, vals: np.zeros(shape, dtype=np.float32)
+    return lambda shape, vals: np.zeros(shape, dtype=np.int64)
+
+
 @njit(cache=True)
 def lif_step(u: np.ndarray, cur: np.ndarray, leak, theta, frac_bits, spikes: np.ndarray,
              v_reset=None, fire_ge: bool = False, syn=None, alpha=None) -> int:
@@ -750,8 +768,12 @@ def functional_layer(vals: np.ndarray, steps: int, wt: np.ndarray, is_conv: bool
     """Run one layer of neurons over all timesteps, event by event, in ``vals``' dtype.
 
     ``vals`` [n, Tv, S] are the values the synapses read at each pooled site (Tv = 1 for the
-    analog input, repeated every step): float32 with float32 ``leak``/``theta`` and
-    ``frac_bits=None``, or int64 with the integer LIF parameters (see :func:`lif_step`).
+    analog input, repeated every step): float (float32 ``leak``/``theta`` and
+    ``frac_bits=None``), or int64 with the integer LIF parameters (see :func:`lif_step`). The
+    currents are summed in ``vals``' dtype: float32 values held as float64 with float32
+    weights make every product exact and each step's current the float32 rounding of a float64
+    sum (what a trace records); float32 sums in event order otherwise. The neurons run in
+    float32 either way (:func:`membrane_zeros`).
     ``all_steps``: scatter every timestep's events in one pass before the neuron updates (each
     weight slice read once per sample, for layers whose weights do not fit in cache) instead of
     one timestep at a time (a single current buffer, for layers with small weights and large
@@ -765,25 +787,23 @@ def functional_layer(vals: np.ndarray, steps: int, wt: np.ndarray, is_conv: bool
     """
     n = vals.shape[0]
     tv = vals.shape[1]
-    dtype = vals.dtype
     n_neurons = c_out * h_out * w_out
     n_in = c_in * h_in * w_in
     nbytes = (n_neurons + 7) // 8
     out_bits = np.zeros((n, steps, nbytes), dtype=np.uint8)
-    pot = np.zeros((n, steps if keep_potentials else 0, n_neurons if keep_potentials else 0),
-                   dtype=dtype)
+    pot = membrane_zeros((n, steps if keep_potentials else 0, n_neurons if keep_potentials else 0), vals)
     changed = np.zeros((n, steps), dtype=np.int64)
-    acc = np.zeros((n, 0 if spiking else n_neurons), dtype=dtype)
+    acc = membrane_zeros((n, 0 if spiking else n_neurons), vals)
     # a constant input (Tv = 1, the analog layer) is scattered once and its current reused at
     # every step (bit-identical: the same adds in the same order)
     rows = tv if all_steps else 1
     for i in prange(n):
-        u = np.zeros(n_neurons, dtype=dtype)
-        cur = np.zeros(n_neurons, dtype=dtype)
+        u = membrane_zeros(n_neurons, vals)
+        cur = membrane_zeros(n_neurons, vals)
         spk = np.zeros(n_neurons, dtype=np.bool_)
-        syn = np.zeros(n_neurons if alpha is not None else 0, dtype=dtype)  # CubaLIF only
-        total = np.zeros(n_neurons, dtype=dtype)
-        buf = np.zeros((rows, n_neurons), dtype=dtype)
+        syn = membrane_zeros(n_neurons if alpha is not None else 0, vals)  # CubaLIF only
+        total = membrane_zeros(n_neurons, vals)
+        buf = np.zeros((rows, n_neurons), dtype=vals.dtype)  # the sums, in the sites' dtype
         for t in range(steps):
             src = t if tv > 1 else 0  # the input row of step t
             if t == 0 or (tv > 1 and not all_steps):  # its current is not in buf yet
@@ -794,7 +814,9 @@ def functional_layer(vals: np.ndarray, steps: int, wt: np.ndarray, is_conv: bool
                                  w_out, k, stride, padding, groups, dilation)
                 else:
                     scatter_linear(vals[i, lo:lo + rows], wt, buf, n_in, c_out)
-            cur[:] = buf[src if all_steps else 0]
+            row = buf[src if all_steps else 0]
+            for j in range(n_neurons):  # float64 sums are rounded to float32 here, once
+                cur[j] = row[j]
             if spiking:
                 changed[i, t] = lif_step(u, cur, leak, theta, frac_bits, spk, v_reset, fire_ge, syn, alpha)
                 pack_hwc(spk, is_conv, c_out, h_out, w_out, out_bits[i, t])
@@ -814,7 +836,8 @@ def layer_currents(vals: np.ndarray, steps: int, wt: np.ndarray, is_conv: bool, 
                    w_in: int, c_out: int, h_out: int, w_out: int, k: int, stride: int, padding: int,
                    bias=None, groups: int = 1, dilation: int = 1) -> np.ndarray:
     """One layer's synaptic current at every timestep, event by event: ``[n, T, N]`` in (C, H, W)
-    order, in ``vals``' dtype (see :func:`functional_layer` for ``vals``).
+    order, float32 for float ``vals`` (summed in their dtype, float64 sums rounded once), int64
+    for integer ones (see :func:`functional_layer` for ``vals``).
 
     The current of a step is the scatter of its events (:func:`scatter_conv` /
     :func:`scatter_linear`) plus ``bias`` (per output channel / feature; ``None``: no bias), added
@@ -826,7 +849,7 @@ def layer_currents(vals: np.ndarray, steps: int, wt: np.ndarray, is_conv: bool, 
     tv = vals.shape[1]
     n_neurons = c_out * h_out * w_out
     n_in = c_in * h_in * w_in
-    out = np.zeros((n, steps, n_neurons), dtype=vals.dtype)
+    out = membrane_zeros((n, steps, n_neurons), vals)
     for i in prange(n):
         buf = np.zeros((1, n_neurons), dtype=vals.dtype)
         for t in range(steps):

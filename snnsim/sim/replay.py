@@ -52,6 +52,11 @@ _CHUNK_BUDGET = 128 << 20  # bytes of working memory a chunk may use
 # their weights are read once per sample instead of once per timestep (VGG16's fc layers: 4-20 %
 # faster; no difference for layers whose weights stay in cache; benchmarks/perf_results.md).
 ALL_STEPS_WEIGHT_BYTES = 8 << 20
+# The functional float replay sums each step's synaptic current in float64 (float32 site values
+# and weights, so every product is exact) and rounds it to float32 once: the currents of
+# ``GraphNet.forward_snn(exact_currents=True)``, which records traces, whatever order either
+# side sums in. The event engine passes float32 (docs/counting.md, "Float arithmetic").
+FLOAT_SUMS = np.float64
 
 
 # ---------------------------------------------------------------------------- results
@@ -70,6 +75,7 @@ class FunctionalResult:
     max_logit_error: float  # max |logits - recorded logits| (float mode; integer: vs float logits)
     membrane_updates: np.ndarray  # [L, T] int64: NeuroBench rule (all at t=0, then changed)
     integer: dict[str, Any] | None = None  # IntegerSpec.describe() in integer mode
+    note: str = ""  # said after the summary (why float mismatches are expected)
 
     @property
     def samples(self) -> int:
@@ -86,7 +92,7 @@ class FunctionalResult:
         tot = int(self.recorded_spikes.sum())
         return (f"functional {self.mode} ({self.drive}): accuracy {acc}, predictions equal to the recorded model "
                 f"{self.agree_recorded}/{self.samples}, spike mismatches {mism} of {tot} recorded spikes, "
-                f"max |logit error| {self.max_logit_error:.3g}")
+                f"max |logit error| {self.max_logit_error:.3g}") + (f" ({self.note})" if self.note else "")
 
 
 @dataclass
@@ -389,30 +395,35 @@ def _count_layer(plan: LayerPlan, bits: np.ndarray | list[np.ndarray] | None, an
 
 
 def layer_values(plan: LayerPlan, bits: np.ndarray | list[np.ndarray] | None, analog: np.ndarray | None, mode: str,
-            ispec: IntegerSpec | None) -> np.ndarray:
-    """Values the synapses read, [n, Tv, S]: float32 (float mode) or int64 (integer mode);
-    ``analog`` is the input rows of :func:`input_rows`; ``bits`` a list for a sum of
-    populations (the summed multiplicity, divided once by k^2 under average pooling, as
-    PyTorch's avg_pool2d of the summed spikes)."""
+                 ispec: IntegerSpec | None, sums: type | None = None) -> np.ndarray:
+    """Values the synapses read, [n, Tv, S]: the float32 values (float mode) held in ``sums``,
+    the dtype the float kernels accumulate the synaptic currents in (float64: each step's
+    current is rounded to float32 once, :data:`FLOAT_SUMS`; float32: float32 sums, the event
+    engine's), or int64 (integer mode). ``analog`` is the input rows of :func:`input_rows`;
+    ``bits`` a list for a sum of populations (the summed multiplicity, divided once by k^2
+    under average pooling, as PyTorch's avg_pool2d of the summed spikes). ``sums`` None:
+    :data:`FLOAT_SUMS`."""
+    sums = FLOAT_SUMS if sums is None else sums
     if isinstance(bits, list):
         m = graded_sites(plan, bits)
         if mode == "integer":
             return m
         div = np.float32(plan.k * plan.k) if plan.pool_mode == 1 else np.float32(1.0)
-        return np.ascontiguousarray(m.astype(np.float32) / div)
+        return np.ascontiguousarray((m.astype(np.float32) / div).astype(sums, copy=False))
     if analog is not None:
         x = analog
         if mode == "integer":
             assert ispec is not None
             return ispec.quantize_input_np(x)
-        return np.ascontiguousarray(x)
+        return np.ascontiguousarray(x.astype(sums, copy=False))
     assert bits is not None
     packed = np.ascontiguousarray(bits)
     if mode == "integer":
         return K.site_values(packed, plan.c, plan.h, plan.w, plan.pool_mode, plan.k, np.int64)
     # avg_pool2d: sum / k^2 in float32, as torch (one float32 division; / 1 elsewhere is exact)
     div = np.float32(plan.k * plan.k) if plan.pool_mode == 1 else np.float32(1.0)
-    return K.site_values(packed, plan.c, plan.h, plan.w, plan.pool_mode, plan.k, np.float32, div)
+    vals = K.site_values(packed, plan.c, plan.h, plan.w, plan.pool_mode, plan.k, np.float32, div)
+    return vals.astype(sums, copy=False)
 
 
 def _float_neuron(model: Model, pop: PopulationInfo, layout: str) -> tuple[Any, ...]:
@@ -737,9 +748,18 @@ def replay(trace: Trace | str | os.PathLike[str], model: Model, counting: str = 
             max_logit_error=float(np.abs(np.asarray(logits, dtype=np.float64) - np.asarray(rec_logits, dtype=np.float64)).max()),
             membrane_updates=_membrane_updates(changed, infos, primary, n_total),
             integer=ispec.describe() if ispec is not None else None,
+            note=_float_note(mode, trace, int(mism.sum())),
         )
         counts.correct = correct
     return counts
+
+
+def _float_note(mode: str, trace: Trace, mismatches: int) -> str:
+    """Why a float replay's mismatches are expected: the trace summed its currents in float32."""
+    if mode != "float" or not mismatches or trace.synaptic_sums == "float64":
+        return ""
+    return ("the trace's currents are float32 sums in another order, so near-threshold neurons can flip; "
+            "a trace recorded with the torch engine rounds them from float64 sums, as this replay does")
 
 
 def state_variables(layers: list[LayerInfo], populations: tuple[PopulationInfo, ...]) -> np.ndarray:
