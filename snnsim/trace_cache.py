@@ -67,7 +67,7 @@ def reuse_problem(tr: Trace, model: Model, dataset: str, split: str, engine: str
         return f"it was recorded from model {tr.fingerprint[:12]}"
     if tr.meta.get("engine") != engine:
         return f"it was recorded by the {tr.meta.get('engine')} engine, not {engine}"
-    from snnsim.interop.torch_import import torch_source  # imported where used, as record_trace does
+    from snnsim.interop.torch_import import torch_source
 
     # a user's own module (imported with --torch) sums in float32; every other torch trace is exact
     if engine == "torch" and tr.synaptic_sums != "float64" and torch_source(model) is None:
