@@ -10,10 +10,12 @@ its pooled site's synapses: ACs) and max pooling as an OR.
 
 ``functional='float'`` (or ``True``) also *runs* the network event by event: every input event
 scatters its weight column into the output potentials, then leak, threshold and reset (soft or hard), in
-float32 exactly like the PyTorch model; a population driven by several layers (a residual add)
+the model's float32 arithmetic, with each step's synaptic current summed in float64 and rounded once
+(:data:`FLOAT_SUMS`), as the trace recorder computes it; a population driven by several layers (a residual add)
 integrates the sum of their currents (and biases). By default each layer is driven by the
 *recorded* spikes of its source population and each population's spikes are compared with its
-recorded spikes (mismatches are near-threshold float-rounding flips); the output integrator's
+recorded spikes (0 mismatches on a trace of the torch engine; on a trace whose currents were float32 sums,
+near-threshold rounding flips, and the result says so); the output integrator's
 accumulations give the predictions and the accuracy. Population figures (spikes, neurons,
 membrane updates, mismatches) sit on the row of the population's first layer; the other layers
 driving it carry their synaptic counts only (``docs/counting.md``). ``functional='integer'`` runs the quantized model in exact
