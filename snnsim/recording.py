@@ -195,7 +195,7 @@ def record_trace(model: Model, inputs: Any, out_dir: str | os.PathLike[str], *,
                  timesteps: int | None = None, sample_ids: list[Any] | None = None,
                  split: str = "test", dataset: str | None = None,
                  device: str | torch.device | None = None, progress: bool = True,
-                 engine: str = "torch", seed: int = 0) -> Trace:
+                 engine: str = "torch", seed: int = 0, exact_currents: bool = True) -> Trace:
     """Run ``model`` (as an SNN) on ``inputs`` and write its spike trace to ``out_dir``.
 
     ``inputs``: a tensor/array (N, *input shape) of normalised images (``labels`` optional), a
@@ -211,6 +211,11 @@ def record_trace(model: Model, inputs: Any, out_dir: str | os.PathLike[str], *,
     simulator's event-driven kernels on the CPU, see :mod:`snnsim.sim.engine`). With 'torch', a
     model imported from the user's PyTorch module (``snnsim import --torch``) is run as that
     module itself, its spikes read by forward hooks (:class:`snnsim.interop.torch_import.SourceRunner`).
+    ``exact_currents`` (torch engine): every synaptic current rounded to float32 from its float64
+    sum, the same at any batch size (docs/counting.md, "Float arithmetic"); False records
+    PyTorch's float32 convolutions at this ``batch_size`` instead, e.g. to count the very spikes
+    another tool's float32 forward pass produces (NeuroBench parity,
+    ``benchmarks/bench_vs_neurobench.py``).
     """
     if model.kind != "snn":
         raise TraceError("the model is an ANN; only SNNs have spikes to trace", "convert it first (`snnsim train` produces an SNN)")
@@ -324,7 +329,7 @@ def record_trace(model: Model, inputs: Any, out_dir: str | os.PathLike[str], *,
                             pop_mm[ev.node][sl, ev.t] = np.packbits(bits, axis=1)
                             spikes_mm[sl, column[ev.node]] += bits.sum(axis=1)
 
-                        logits = model.forward_snn(xb.to(dev), steps, observer, exact_currents=True)
+                        logits = model.forward_snn(xb.to(dev), steps, observer, exact_currents=exact_currents)
                     logits_mm[pos:pos + b] = logits.detach().cpu().numpy().astype(np.float32)
                     preds.extend(int(p) for p in logits.argmax(dim=1).cpu())
                     pos += b
@@ -348,7 +353,7 @@ def record_trace(model: Model, inputs: Any, out_dir: str | os.PathLike[str], *,
                 "samples": n,
                 "encoding": model.encoding,
                 "engine": engine,
-                "synaptic_sums": "float32" if plans is not None or runner is not None else "float64",
+                "synaptic_sums": "float64" if plans is None and runner is None and exact_currents else "float32",
                 "input": {"file": INPUT_FILE, "shape": list(input_shape), "dtype": input_dtype.name,
                           "repeated_every_timestep": not per_step, "absmax": absmax, "spikes": spikes,
                           "encoder": {"kind": "poisson", "seed": int(seed)} if poisson else None},

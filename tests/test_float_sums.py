@@ -52,20 +52,20 @@ def test_exact_synapses_are_the_float32_rounding_of_an_independent_float64_sum()
     model = converted_resnet(x)
     seen = 0
     for name, node in model.graph.nodes.items():
-        m = model[name] if name in model else None
+        if not isinstance(node, Conv2d | Affine):
+            continue
+        m = model[name]
         if isinstance(node, Conv2d):
             inp = torch.randn(6, m.in_channels, 8, 8)
             got = model._synapse_exact(name, inp)
             ref = _conv64_numpy(inp.numpy(), m.weight.detach().numpy(), None if m.bias is None else m.bias.detach().numpy(),
                                 m.stride[0], m.padding[0], m.dilation[0], m.groups)
-        elif isinstance(node, Affine):
+        else:
             inp = torch.randn(6, m.in_features)
             got = model._synapse_exact(name, inp)
             ref = inp.numpy().astype(np.float64) @ m.weight.detach().numpy().astype(np.float64).T
             if m.bias is not None:
                 ref = ref + m.bias.detach().numpy().astype(np.float64)
-        else:
-            continue
         assert got.dtype == torch.float32
         np.testing.assert_array_equal(got.detach().numpy(), ref.astype(np.float32))
         seen += 1
@@ -91,6 +91,11 @@ def test_the_trace_is_the_same_at_every_batch_size_and_the_float_replay_finds_no
     # the event engine sums in float32 and says so; the replay of its trace explains any flip
     ev = record_trace(model, x, tmp_path / "e", engine="event", progress=False)
     assert ev.synaptic_sums == "float32"
+    # PyTorch's own float32 convolutions, on request (another tool's spikes): the plain forward pass's logits
+    f32 = record_trace(model, x, tmp_path / "f", exact_currents=False, progress=False)
+    assert f32.synaptic_sums == "float32"
+    with torch.no_grad():
+        np.testing.assert_array_equal(np.asarray(f32.logits()), model.forward_snn(x, 4).numpy())
 
 
 def _set_meta(path: Path, **fields: object) -> None:
