@@ -118,6 +118,15 @@ def _input_batches(model: Model, inputs: Any, samples: int | None, labels: Any,
                      "pass a tensor (N, C, H, W), a Dataset of (image, label) or a DatasetBundle")
 
 
+def synaptic_sums(model: Model, engine: str, exact_currents: bool = True) -> str:
+    """The ``synaptic_sums`` of a trace ``record_trace`` writes: 'float64' for the torch engine
+    with exact currents, unless the model is run as the user's own PyTorch module (``snnsim
+    import --torch``), which sums in float32; 'float32' otherwise (the event engine)."""
+    from snnsim.interop.torch_import import torch_source
+
+    return "float64" if engine == "torch" and exact_currents and torch_source(model) is None else "float32"
+
+
 def _sequence_kind(inputs: Any, in_shape: tuple[int, ...], ds_meta: dict[str, Any]) -> tuple[bool, bool]:
     """``(sequence, ternary)`` of the inputs (a tensor, an array or a Dataset, the split already
     chosen): whether each sample is [T, *input shape] (one input per timestep), and whether
@@ -353,7 +362,7 @@ def record_trace(model: Model, inputs: Any, out_dir: str | os.PathLike[str], *,
                 "samples": n,
                 "encoding": model.encoding,
                 "engine": engine,
-                "synaptic_sums": "float64" if plans is None and runner is None and exact_currents else "float32",
+                "synaptic_sums": synaptic_sums(model, engine, exact_currents),
                 "input": {"file": INPUT_FILE, "shape": list(input_shape), "dtype": input_dtype.name,
                           "repeated_every_timestep": not per_step, "absmax": absmax, "spikes": spikes,
                           "encoder": {"kind": "poisson", "seed": int(seed)} if poisson else None},

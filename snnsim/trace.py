@@ -676,7 +676,7 @@ class Trace:
     def synaptic_sums(self) -> str:
         """'float64' when every synaptic current was rounded from its float64 sum (the torch
         engine's traces), 'float32' otherwise (see the module docstring)."""
-        return str(self.meta.get("synaptic_sums", "float32"))
+        return str(self.meta.get("synaptic_sums", TraceMeta.model_fields["synaptic_sums"].default))
 
     @property
     def input_per_timestep(self) -> bool:

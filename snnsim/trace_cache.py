@@ -31,7 +31,7 @@ from typing import Any
 
 from snnsim.errors import SnnsimError, TraceError
 from snnsim.models import Model
-from snnsim.recording import jsonable, record_trace
+from snnsim.recording import jsonable, record_trace, synaptic_sums
 from snnsim.trace import Trace, check_trace_matches, load_trace, model_fingerprint
 
 #: Test samples a trace records when the request names no count (all of a smaller test set).
@@ -67,11 +67,9 @@ def reuse_problem(tr: Trace, model: Model, dataset: str, split: str, engine: str
         return f"it was recorded from model {tr.fingerprint[:12]}"
     if tr.meta.get("engine") != engine:
         return f"it was recorded by the {tr.meta.get('engine')} engine, not {engine}"
-    from snnsim.interop.torch_import import torch_source
-
-    # a user's own module (imported with --torch) sums in float32; every other torch trace is exact
-    if engine == "torch" and tr.synaptic_sums != "float64" and torch_source(model) is None:
-        return "its synaptic currents are float32 sums (recorded by an earlier snnsim), not rounded from float64 sums"
+    if tr.synaptic_sums != synaptic_sums(model, engine):
+        return (f"its synaptic currents are {tr.synaptic_sums} sums (recorded by an earlier snnsim), not "
+                f"{synaptic_sums(model, engine)} ones")
     if tr.timesteps != int(model.timesteps):
         return f"it was recorded at T={tr.timesteps}, not T={model.timesteps}"
     encoder = (tr.meta.get("input") or {}).get("encoder")
